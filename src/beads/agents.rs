@@ -1,0 +1,330 @@
+//! Agent identities. An agent (the mayor, a crew member, a polecat) keeps its row for life:
+//! sessions, pids and states come and go, the name and the hook stay. Hooking puts a bead on an
+//! agent's hook; both sides change in one transaction, so a bead is never on two hooks.
+
+use super::events::{ev, NewEvent};
+use super::issues::{check_id, must_load};
+use super::model::status;
+use super::{check_actor, Agent, Store, Tx};
+use crate::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+pub mod role {
+    pub const MAYOR: &str = "mayor";
+    pub const CREW: &str = "crew";
+    pub const POLECAT: &str = "polecat";
+    pub const ALL: &[&str] = &[MAYOR, CREW, POLECAT];
+}
+
+pub mod agent_state {
+    pub const IDLE: &str = "idle";
+    pub const WORKING: &str = "working";
+    pub const WAITING: &str = "waiting";
+    pub const STALLED: &str = "stalled";
+    pub const DEAD: &str = "dead";
+    pub const ZOMBIE: &str = "zombie";
+    pub const STOPPED: &str = "stopped";
+    pub const ALL: &[&str] = &[IDLE, WORKING, WAITING, STALLED, DEAD, ZOMBIE, STOPPED];
+}
+
+const AGENT_COLS: &str = "name, role, rig, runtime, state, hooked_bead, session, pid, \
+     last_activity, restarts, created_at, updated_at";
+
+fn agent_from_row(r: &Row) -> rusqlite::Result<Agent> {
+    Ok(Agent {
+        name: r.get(0)?,
+        role: r.get(1)?,
+        rig: r.get(2)?,
+        runtime: r.get(3)?,
+        state: r.get(4)?,
+        hooked_bead: r.get(5)?,
+        session: r.get(6)?,
+        pid: r.get(7)?,
+        last_activity: r.get(8)?,
+        restarts: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
+fn load_agent(conn: &Connection, name: &str) -> Result<Option<Agent>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE name = ?1"))?
+        .query_row([name], agent_from_row)
+        .optional()?)
+}
+
+fn must_agent(conn: &Connection, name: &str) -> Result<Agent> {
+    load_agent(conn, name)?.ok_or_else(|| Error::NotFound {
+        kind: "agent",
+        id: name.to_string(),
+    })
+}
+
+/// Agent names: what a polecat, crew member or the mayor is called.
+pub fn check_agent_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad(format!(
+            "'{name}' is not a valid agent name (lowercase letters, digits, - and _; at most 40)"
+        )))
+    }
+}
+
+impl Tx<'_> {
+    fn set_agent_hook(&self, name: &str, bead: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE agents SET hooked_bead = ?2, updated_at = ?3 WHERE name = ?1",
+            params![name, bead, self.now],
+        )?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Creates the agent's identity row, or returns the existing one (updating its runtime
+    /// when a new one is given).
+    pub fn agent_register(&self, name: &str, role: &str, rig: &str, runtime: &str, actor: &str) -> Result<Agent> {
+        check_agent_name(name)?;
+        if !role::ALL.contains(&role) {
+            return Err(Error::bad(format!(
+                "unknown role '{role}' (expected one of: {})",
+                role::ALL.join(", ")
+            )));
+        }
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            match load_agent(tx.conn, name)? {
+                Some(existing) => {
+                    if existing.role != role || existing.rig != rig {
+                        return Err(Error::Conflict(format!(
+                            "agent {name} already exists as {} in rig '{}'",
+                            existing.role, existing.rig
+                        )));
+                    }
+                    if !runtime.is_empty() && existing.runtime != runtime {
+                        tx.conn.execute(
+                            "UPDATE agents SET runtime = ?2, updated_at = ?3 WHERE name = ?1",
+                            params![name, runtime, tx.now],
+                        )?;
+                    }
+                }
+                None => {
+                    tx.conn.execute(
+                        "INSERT INTO agents(name, role, rig, runtime, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        params![name, role, rig, runtime, tx.now],
+                    )?;
+                    tx.event(NewEvent {
+                        subject: name,
+                        kind: ev::AGENT_REGISTERED,
+                        actor,
+                        new: Some(role),
+                        detail: (!rig.is_empty()).then_some(rig),
+                        ..Default::default()
+                    })?;
+                }
+            }
+            Ok(())
+        })?;
+        self.agent(name)
+    }
+
+    pub fn agent(&self, name: &str) -> Result<Agent> {
+        must_agent(self.conn(), name)
+    }
+
+    /// Every agent, by role (mayor, crew, polecats) then name.
+    pub fn agents(&self) -> Result<Vec<Agent>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {AGENT_COLS} FROM agents
+             ORDER BY CASE role WHEN 'mayor' THEN 0 WHEN 'crew' THEN 1 ELSE 2 END, rig, name"
+        ))?;
+        let v = stmt
+            .query_map([], agent_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// Records a state change (with an event when the state actually changed).
+    pub fn agent_set_state(&self, name: &str, state: &str, reason: &str, actor: &str) -> Result<()> {
+        if !agent_state::ALL.contains(&state) {
+            return Err(Error::bad(format!(
+                "unknown agent state '{state}' (expected one of: {})",
+                agent_state::ALL.join(", ")
+            )));
+        }
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            let a = must_agent(tx.conn, name)?;
+            if a.state != state {
+                tx.conn.execute(
+                    "UPDATE agents SET state = ?2, updated_at = ?3 WHERE name = ?1",
+                    params![name, state, tx.now],
+                )?;
+                tx.event(NewEvent {
+                    subject: name,
+                    kind: ev::AGENT_STATE,
+                    actor,
+                    old: Some(&a.state),
+                    new: Some(state),
+                    detail: (!reason.is_empty()).then_some(reason),
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records the agent's current session and process (None when it has none).
+    pub fn agent_set_session(&self, name: &str, session: Option<&str>, pid: Option<i64>) -> Result<()> {
+        self.write(|tx| {
+            must_agent(tx.conn, name)?;
+            tx.conn.execute(
+                "UPDATE agents SET session = ?2, pid = ?3, last_activity = ?4, updated_at = ?4
+                 WHERE name = ?1",
+                params![name, session, pid, tx.now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Counts a restart of the agent's session; returns the new count.
+    pub fn agent_restarted(&self, name: &str, reason: &str, actor: &str) -> Result<i64> {
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            must_agent(tx.conn, name)?;
+            let n: i64 = tx.conn.query_row(
+                "UPDATE agents SET restarts = restarts + 1, updated_at = ?2 WHERE name = ?1
+                 RETURNING restarts",
+                params![name, tx.now],
+                |r| r.get(0),
+            )?;
+            tx.simple_event(name, ev::RESTARTED, actor, (!reason.is_empty()).then_some(reason))?;
+            Ok(n)
+        })
+    }
+
+    /// Puts `bead` on `agent`'s hook: the bead becomes `hooked` and assigned to the agent, in
+    /// one transaction. Refuses a bead held by someone else and an agent already hooked to
+    /// another bead.
+    pub fn hook(&self, agent: &str, bead: &str, actor: &str) -> Result<()> {
+        check_id(bead)?;
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            let a = must_agent(tx.conn, agent)?;
+            let b = must_load(tx.conn, bead)?;
+            match a.hooked_bead.as_deref() {
+                Some(h) if h == bead => return Ok(()),
+                Some(h) => {
+                    return Err(Error::Conflict(format!(
+                        "{agent} already has {h} on its hook"
+                    )))
+                }
+                None => {}
+            }
+            if !b.assignee.is_empty() && b.assignee != agent {
+                return Err(Error::AlreadyClaimed {
+                    id: bead.to_string(),
+                    by: b.assignee,
+                });
+            }
+            if b.status == status::CLOSED {
+                return Err(Error::Conflict(format!("{bead} is closed")));
+            }
+            tx.conn.execute(
+                "UPDATE beads SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
+                params![bead, agent, tx.now],
+            )?;
+            tx.set_status(bead, &b.status, status::HOOKED, "", actor)?;
+            tx.set_agent_hook(agent, Some(bead))?;
+            tx.event(NewEvent {
+                subject: bead,
+                kind: ev::HOOKED,
+                actor,
+                new: Some(agent),
+                ..Default::default()
+            })
+        })
+    }
+
+    /// Takes whatever is on `agent`'s hook off it; the bead keeps its status and assignee
+    /// unless `release` is set, which gives it back to the ready queue (open, unassigned).
+    pub fn unhook(&self, agent: &str, release: bool, actor: &str) -> Result<Option<String>> {
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            let a = must_agent(tx.conn, agent)?;
+            let Some(bead) = a.hooked_bead else {
+                return Ok(None);
+            };
+            tx.set_agent_hook(agent, None)?;
+            if let Some(b) = super::issues::load_bead(tx.conn, &bead)? {
+                if release && b.status != status::CLOSED {
+                    tx.conn.execute(
+                        "UPDATE beads SET assignee = '', updated_at = ?2 WHERE id = ?1",
+                        params![bead, tx.now],
+                    )?;
+                    tx.set_status(&bead, &b.status, status::OPEN, "released from hook", actor)?;
+                }
+            }
+            tx.event(NewEvent {
+                subject: &bead,
+                kind: ev::UNHOOKED,
+                actor,
+                old: Some(agent),
+                ..Default::default()
+            })?;
+            Ok(Some(bead))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{store, task};
+    use super::*;
+
+    #[test]
+    fn identities_persist_and_hooks_are_exclusive() {
+        let s = store();
+        let nux = s.agent_register("nux", "polecat", "demo", "sim", "deacon").unwrap();
+        assert_eq!(nux.state, "idle");
+        s.agent_register("slit", "polecat", "demo", "sim", "deacon").unwrap();
+        // Registering again keeps the row.
+        s.agent_register("nux", "polecat", "demo", "claude", "deacon").unwrap();
+        assert_eq!(s.agent("nux").unwrap().runtime, "claude");
+        assert!(s.agent_register("nux", "crew", "demo", "", "x").is_err());
+        assert!(s.agent_register("Bad Name", "polecat", "demo", "", "x").is_err());
+
+        let b = s.create(&task("work"), "x").unwrap().id;
+        s.hook("nux", &b, "overseer").unwrap();
+        let bead = s.get(&b).unwrap();
+        assert_eq!((bead.status.as_str(), bead.assignee.as_str()), ("hooked", "nux"));
+        assert_eq!(s.agent("nux").unwrap().hooked_bead.as_deref(), Some(b.as_str()));
+        let err = s.hook("slit", &b, "overseer").unwrap_err();
+        assert!(matches!(err, Error::AlreadyClaimed { .. }), "{err}");
+        // The hooked agent can claim its own bead.
+        s.claim(&b, "nux").unwrap();
+
+        s.agent_set_state("nux", "working", "output", "witness").unwrap();
+        s.agent_set_state("nux", "working", "output", "witness").unwrap();
+        assert!(s.agent_set_state("nux", "sleepy", "", "witness").is_err());
+        assert_eq!(s.agent_restarted("nux", "crashed", "witness").unwrap(), 1);
+        s.agent_set_session("nux", Some("s1"), Some(42)).unwrap();
+        assert_eq!(s.agent("nux").unwrap().pid, Some(42));
+
+        assert_eq!(s.unhook("nux", true, "witness").unwrap(), Some(b.clone()));
+        let bead = s.get(&b).unwrap();
+        assert_eq!((bead.status.as_str(), bead.assignee.as_str()), ("open", ""));
+        assert_eq!(s.unhook("nux", true, "witness").unwrap(), None);
+        let kinds: Vec<_> = s.events_for("nux").unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec!["agent_registered", "agent_state", "restarted"]);
+        assert_eq!(s.agents().unwrap().len(), 2);
+    }
+}

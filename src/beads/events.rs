@@ -1,0 +1,126 @@
+//! The audit trail: every change appends an event inside the same transaction.
+
+use super::{Event, Store, Tx};
+use crate::Result;
+use rusqlite::{params, Connection, Row};
+
+/// Event kinds this program writes.
+pub mod ev {
+    pub const CREATED: &str = "created";
+    pub const UPDATED: &str = "updated";
+    pub const STATUS_CHANGED: &str = "status_changed";
+    pub const CLAIMED: &str = "claimed";
+    pub const ASSIGNED: &str = "assigned";
+    pub const CLOSED: &str = "closed";
+    pub const REOPENED: &str = "reopened";
+    pub const LABELED: &str = "labeled";
+    pub const UNLABELED: &str = "unlabeled";
+    pub const DEP_ADDED: &str = "dep_added";
+    pub const DEP_REMOVED: &str = "dep_removed";
+    pub const COMMENTED: &str = "commented";
+    pub const IMPORTED: &str = "imported";
+    pub const READ: &str = "read";
+    pub const AGENT_REGISTERED: &str = "agent_registered";
+    pub const AGENT_STATE: &str = "agent_state";
+    pub const HOOKED: &str = "hooked";
+    pub const UNHOOKED: &str = "unhooked";
+    pub const RESTARTED: &str = "restarted";
+    pub const SUBMITTED: &str = "submitted";
+    pub const MERGED: &str = "merged";
+    pub const REJECTED: &str = "rejected";
+    pub const MR_STATE: &str = "mr_state";
+}
+
+/// What one event says, before it is written.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct NewEvent<'a> {
+    pub subject: &'a str,
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub old: Option<&'a str>,
+    pub new: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+impl Tx<'_> {
+    pub(crate) fn event(&self, e: NewEvent) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events(subject, kind, actor, old_value, new_value, detail, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                e.subject, e.kind, e.actor, e.old, e.new, e.detail, self.now
+            ])?;
+        Ok(())
+    }
+
+    /// Shorthand for an event with only a subject, a kind and an actor (and maybe a detail).
+    pub(crate) fn simple_event(
+        &self,
+        subject: &str,
+        kind: &str,
+        actor: &str,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        self.event(NewEvent {
+            subject,
+            kind,
+            actor,
+            detail,
+            ..Default::default()
+        })
+    }
+}
+
+fn event_from_row(r: &Row) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        subject: r.get(1)?,
+        kind: r.get(2)?,
+        actor: r.get(3)?,
+        old_value: r.get(4)?,
+        new_value: r.get(5)?,
+        detail: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+const EVENT_COLS: &str = "id, subject, kind, actor, old_value, new_value, detail, created_at";
+
+fn query_events(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(p, event_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+impl Store {
+    /// The newest `limit` events, oldest first.
+    pub fn recent_events(&self, limit: usize) -> Result<Vec<Event>> {
+        let mut v = query_events(
+            self.conn(),
+            &format!("SELECT {EVENT_COLS} FROM events ORDER BY id DESC LIMIT ?1"),
+            [limit as i64],
+        )?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Events with an id greater than `after`, oldest first (for `feed --follow`).
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
+        query_events(
+            self.conn(),
+            &format!("SELECT {EVENT_COLS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            [after, limit as i64],
+        )
+    }
+
+    /// Every event about one subject (a bead id, an agent name, `mr-<n>`), oldest first.
+    pub fn events_for(&self, subject: &str) -> Result<Vec<Event>> {
+        query_events(
+            self.conn(),
+            &format!("SELECT {EVENT_COLS} FROM events WHERE subject = ?1 ORDER BY id"),
+            [subject],
+        )
+    }
+}

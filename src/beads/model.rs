@@ -1,0 +1,292 @@
+//! The plain data the store hands out: beads, dependencies, comments, events, agents, merge
+//! requests. Statuses and types are strings so values written by other Beads versions survive
+//! a round trip; the constants below are the ones this program writes and understands.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub mod status {
+    pub const OPEN: &str = "open";
+    pub const IN_PROGRESS: &str = "in_progress";
+    pub const BLOCKED: &str = "blocked";
+    pub const DEFERRED: &str = "deferred";
+    pub const HOOKED: &str = "hooked";
+    pub const CLOSED: &str = "closed";
+    /// The statuses a user may set.
+    pub const ALL: &[&str] = &[OPEN, IN_PROGRESS, BLOCKED, DEFERRED, HOOKED, CLOSED];
+    /// A blocker in one of these statuses still holds its dependents back.
+    pub const ACTIVE: &[&str] = &[OPEN, IN_PROGRESS, BLOCKED, DEFERRED, HOOKED];
+
+    pub fn is_active(s: &str) -> bool {
+        ACTIVE.contains(&s)
+    }
+}
+
+pub mod kind {
+    pub const TASK: &str = "task";
+    pub const BUG: &str = "bug";
+    pub const FEATURE: &str = "feature";
+    pub const EPIC: &str = "epic";
+    pub const CHORE: &str = "chore";
+    pub const MESSAGE: &str = "message";
+    pub const MERGE_REQUEST: &str = "merge-request";
+    pub const MOLECULE: &str = "molecule";
+    pub const CONVOY: &str = "convoy";
+    pub const AGENT: &str = "agent";
+    /// The types a user may give.
+    pub const ALL: &[&str] = &[
+        TASK,
+        BUG,
+        FEATURE,
+        EPIC,
+        CHORE,
+        MESSAGE,
+        MERGE_REQUEST,
+        MOLECULE,
+        CONVOY,
+        AGENT,
+    ];
+    /// Only these can be ready work; every other type (known or foreign) never is.
+    pub const WORK: &[&str] = &[TASK, BUG, FEATURE, EPIC, CHORE];
+}
+
+pub mod dep {
+    pub const BLOCKS: &str = "blocks";
+    pub const PARENT_CHILD: &str = "parent-child";
+    pub const RELATED: &str = "related";
+    pub const DISCOVERED_FROM: &str = "discovered-from";
+    pub const TRACKS: &str = "tracks";
+    pub const DUPLICATES: &str = "duplicates";
+    pub const SUPERSEDES: &str = "supersedes";
+    pub const REPLIES_TO: &str = "replies-to";
+    /// The types a user may give.
+    pub const ALL: &[&str] = &[
+        BLOCKS,
+        PARENT_CHILD,
+        RELATED,
+        DISCOVERED_FROM,
+        TRACKS,
+        DUPLICATES,
+        SUPERSEDES,
+        REPLIES_TO,
+    ];
+
+    /// Types that hold the dependent back from being ready.
+    pub fn is_blocking(t: &str) -> bool {
+        t == BLOCKS || t == PARENT_CHILD
+    }
+}
+
+/// One bead (issue). `labels` are always loaded; `dependencies` and `comments` only where the
+/// caller asked for the full record (show, export).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bead {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub design: String,
+    pub acceptance_criteria: String,
+    pub notes: String,
+    pub status: String,
+    pub priority: i64,
+    pub issue_type: String,
+    pub assignee: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub updated_at: String,
+    pub closed_at: Option<String>,
+    pub close_reason: String,
+    pub defer_until: Option<String>,
+    pub ephemeral: bool,
+    pub metadata: Option<Value>,
+    /// Fields from an imported record that this program does not know; written back on export.
+    pub extra: Map<String, Value>,
+    pub labels: Vec<String>,
+    pub dependencies: Vec<Dependency>,
+    pub comments: Vec<Comment>,
+    /// Derived: a blocking dependency currently holds this bead back.
+    pub blocked: bool,
+}
+
+impl Bead {
+    /// A string value from the bead's metadata object, if it has one.
+    pub fn meta_str(&self, key: &str) -> Option<&str> {
+        self.metadata.as_ref()?.get(key)?.as_str()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dependency {
+    pub issue_id: String,
+    pub depends_on_id: String,
+    #[serde(rename = "type")]
+    pub dep_type: String,
+    pub created_at: String,
+    pub created_by: String,
+    #[serde(skip)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comment {
+    pub id: i64,
+    pub issue_id: String,
+    pub author: String,
+    pub text: String,
+    pub created_at: String,
+    #[serde(skip)]
+    pub extra: Map<String, Value>,
+}
+
+/// What `create` takes. Only `title` is required.
+#[derive(Debug, Clone, Default)]
+pub struct NewBead {
+    pub title: String,
+    pub description: String,
+    pub design: String,
+    pub acceptance_criteria: String,
+    pub notes: String,
+    /// Defaults to `task`.
+    pub issue_type: Option<String>,
+    /// Defaults to 2.
+    pub priority: Option<i64>,
+    pub assignee: String,
+    pub labels: Vec<String>,
+    /// Creates `<parent>.<n>` with a parent-child dependency.
+    pub parent: Option<String>,
+    /// RFC 3339 instant before which the bead is not ready.
+    pub defer_until: Option<String>,
+    /// A wisp: stored, never exported.
+    pub ephemeral: bool,
+    pub metadata: Option<Value>,
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct BeadUpdate {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub design: Option<String>,
+    pub acceptance_criteria: Option<String>,
+    pub notes: Option<String>,
+    pub status: Option<String>,
+    pub priority: Option<i64>,
+    pub issue_type: Option<String>,
+    pub assignee: Option<String>,
+    /// `Some(None)` clears the deferral.
+    pub defer_until: Option<Option<String>>,
+    pub add_labels: Vec<String>,
+    pub remove_labels: Vec<String>,
+    /// Keys merged into the metadata object (a JSON null value removes the key).
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl BeadUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.design.is_none()
+            && self.acceptance_criteria.is_none()
+            && self.notes.is_none()
+            && self.status.is_none()
+            && self.priority.is_none()
+            && self.issue_type.is_none()
+            && self.assignee.is_none()
+            && self.defer_until.is_none()
+            && self.add_labels.is_empty()
+            && self.remove_labels.is_empty()
+            && self.metadata.is_none()
+    }
+}
+
+/// Filters for `list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub issue_type: Option<String>,
+    pub assignee: Option<String>,
+    pub label: Option<String>,
+    /// Include wisps (ephemeral beads). Messages are listed only when asked for by type.
+    pub include_ephemeral: bool,
+    pub limit: Option<usize>,
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    /// What the event is about: a bead id, an agent name, or `mr-<n>`.
+    pub subject: String,
+    pub kind: String,
+    pub actor: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub detail: Option<String>,
+    pub created_at: String,
+}
+
+/// A persistent agent identity. Sessions come and go; this row stays.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Agent {
+    pub name: String,
+    pub role: String,
+    pub rig: String,
+    pub runtime: String,
+    pub state: String,
+    pub hooked_bead: Option<String>,
+    pub session: Option<String>,
+    pub pid: Option<i64>,
+    pub last_activity: Option<String>,
+    pub restarts: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A merge request in a rig's queue.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergeRequest {
+    pub id: i64,
+    pub rig: String,
+    pub branch: String,
+    pub bead_id: Option<String>,
+    pub submitter: String,
+    pub state: String,
+    pub attempts: i64,
+    pub reason: String,
+    pub test_log_tail: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub mod mr_state {
+    pub const QUEUED: &str = "queued";
+    pub const TESTING: &str = "testing";
+    pub const MERGED: &str = "merged";
+    pub const REJECTED: &str = "rejected";
+    pub const CONFLICT: &str = "conflict";
+    pub const ALL: &[&str] = &[QUEUED, TESTING, MERGED, REJECTED, CONFLICT];
+}
+
+/// A convoy with its progress.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Convoy {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub closed: usize,
+    pub total: usize,
+    pub auto_dispatch: Option<String>,
+    pub tracked: Vec<String>,
+}
+
+/// A mail message (stored as a bead of type `message`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mail {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub read: bool,
+    pub created_at: String,
+}

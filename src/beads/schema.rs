@@ -1,0 +1,161 @@
+//! The store's schema, applied as numbered migrations tracked in `PRAGMA user_version`.
+
+use crate::{Error, Result};
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Append only: a released
+/// migration is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole first schema.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE beads (
+        id                  TEXT PRIMARY KEY,
+        title               TEXT NOT NULL,
+        description         TEXT NOT NULL DEFAULT '',
+        design              TEXT NOT NULL DEFAULT '',
+        acceptance_criteria TEXT NOT NULL DEFAULT '',
+        notes               TEXT NOT NULL DEFAULT '',
+        status              TEXT NOT NULL DEFAULT 'open',
+        priority            INTEGER NOT NULL DEFAULT 2,
+        issue_type          TEXT NOT NULL DEFAULT 'task',
+        assignee            TEXT NOT NULL DEFAULT '',
+        created_at          TEXT NOT NULL,
+        created_ns          INTEGER NOT NULL,
+        created_by          TEXT NOT NULL DEFAULT '',
+        updated_at          TEXT NOT NULL,
+        closed_at           TEXT,
+        close_reason        TEXT NOT NULL DEFAULT '',
+        defer_until         TEXT,
+        defer_ns            INTEGER,
+        ephemeral           INTEGER NOT NULL DEFAULT 0,
+        metadata            TEXT,
+        extra               TEXT,
+        -- derived: 1 while a blocking dependency holds this bead back (maintained on write)
+        blocked             INTEGER NOT NULL DEFAULT 0,
+        child_counter       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX beads_ready ON beads(priority, created_ns, id) WHERE status = 'open' AND blocked = 0;
+    CREATE INDEX beads_status ON beads(status, issue_type);
+    CREATE INDEX beads_inbox ON beads(issue_type, assignee, status);
+
+    CREATE TABLE prefix_counts (
+        prefix TEXT PRIMARY KEY,
+        n      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE labels (
+        issue_id TEXT NOT NULL,
+        label    TEXT NOT NULL,
+        PRIMARY KEY (issue_id, label)
+    ) WITHOUT ROWID;
+    CREATE INDEX labels_label ON labels(label);
+
+    CREATE TABLE deps (
+        issue_id      TEXT NOT NULL,
+        depends_on_id TEXT NOT NULL,
+        type          TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        created_by    TEXT NOT NULL DEFAULT '',
+        extra         TEXT,
+        PRIMARY KEY (issue_id, depends_on_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deps_reverse ON deps(depends_on_id, type);
+
+    CREATE TABLE comments (
+        rowid_      INTEGER PRIMARY KEY,
+        comment_id  INTEGER NOT NULL,
+        issue_id    TEXT NOT NULL,
+        author      TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        extra       TEXT
+    );
+    CREATE INDEX comments_issue ON comments(issue_id, comment_id);
+    CREATE INDEX comments_id ON comments(comment_id);
+
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        subject     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        old_value   TEXT,
+        new_value   TEXT,
+        detail      TEXT,
+        created_at  TEXT NOT NULL
+    );
+    CREATE INDEX events_subject ON events(subject, id);
+
+    CREATE TABLE agents (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL,
+        rig           TEXT NOT NULL DEFAULT '',
+        runtime       TEXT NOT NULL DEFAULT '',
+        state         TEXT NOT NULL DEFAULT 'idle',
+        hooked_bead   TEXT,
+        session       TEXT,
+        pid           INTEGER,
+        last_activity TEXT,
+        restarts      INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE merge_requests (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        rig           TEXT NOT NULL,
+        branch        TEXT NOT NULL,
+        bead_id       TEXT,
+        submitter     TEXT NOT NULL,
+        state         TEXT NOT NULL DEFAULT 'queued',
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        reason        TEXT NOT NULL DEFAULT '',
+        test_log_tail TEXT NOT NULL DEFAULT '',
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE INDEX merge_requests_queue ON merge_requests(rig, state, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to `SCHEMA_VERSION`, each step in its own immediate transaction, so
+/// two processes opening a fresh store at once do not both apply a step.
+pub fn migrate(conn: &Connection) -> Result<()> {
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let step = (|| -> Result<bool> {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > SCHEMA_VERSION {
+                return Err(Error::Conflict(format!(
+                    "the store has schema version {version}, newer than this build understands \
+                     ({SCHEMA_VERSION}); upgrade gastown-tui"
+                )));
+            }
+            if version == SCHEMA_VERSION {
+                return Ok(false);
+            }
+            conn.execute_batch(MIGRATIONS[version as usize])?;
+            conn.pragma_update(None, "user_version", version + 1)?;
+            Ok(true)
+        })();
+        match step {
+            Ok(more) => {
+                conn.execute_batch("COMMIT")?;
+                if !more {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+}
