@@ -1,4 +1,12 @@
+//! gastown-tui: a terminal cockpit that runs and coordinates many coding agents.
+//!
+//! The library holds everything; the binary (`src/main.rs`) only parses the command line and
+//! calls in here. See `ARCHITECTURE.md` in the steering repository for the module map.
+
 pub mod beads;
+pub mod cli;
 pub mod clock;
 pub mod error;
+pub mod town;
+
 pub use error::{Error, Result};

@@ -68,7 +68,10 @@ pub fn check_agent_name(name: &str) -> Result<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -91,7 +94,14 @@ impl Tx<'_> {
 impl Store {
     /// Creates the agent's identity row, or returns the existing one (updating its runtime
     /// when a new one is given).
-    pub fn agent_register(&self, name: &str, role: &str, rig: &str, runtime: &str, actor: &str) -> Result<Agent> {
+    pub fn agent_register(
+        &self,
+        name: &str,
+        role: &str,
+        rig: &str,
+        runtime: &str,
+        actor: &str,
+    ) -> Result<Agent> {
         check_agent_name(name)?;
         if !role::ALL.contains(&role) {
             return Err(Error::bad(format!(
@@ -154,7 +164,13 @@ impl Store {
     }
 
     /// Records a state change (with an event when the state actually changed).
-    pub fn agent_set_state(&self, name: &str, state: &str, reason: &str, actor: &str) -> Result<()> {
+    pub fn agent_set_state(
+        &self,
+        name: &str,
+        state: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<()> {
         if !agent_state::ALL.contains(&state) {
             return Err(Error::bad(format!(
                 "unknown agent state '{state}' (expected one of: {})",
@@ -183,7 +199,12 @@ impl Store {
     }
 
     /// Records the agent's current session and process (None when it has none).
-    pub fn agent_set_session(&self, name: &str, session: Option<&str>, pid: Option<i64>) -> Result<()> {
+    pub fn agent_set_session(
+        &self,
+        name: &str,
+        session: Option<&str>,
+        pid: Option<i64>,
+    ) -> Result<()> {
         self.write(|tx| {
             must_agent(tx.conn, name)?;
             tx.conn.execute(
@@ -206,7 +227,12 @@ impl Store {
                 params![name, tx.now],
                 |r| r.get(0),
             )?;
-            tx.simple_event(name, ev::RESTARTED, actor, (!reason.is_empty()).then_some(reason))?;
+            tx.simple_event(
+                name,
+                ev::RESTARTED,
+                actor,
+                (!reason.is_empty()).then_some(reason),
+            )?;
             Ok(n)
         })
     }
@@ -293,27 +319,41 @@ mod tests {
     #[test]
     fn identities_persist_and_hooks_are_exclusive() {
         let s = store();
-        let nux = s.agent_register("nux", "polecat", "demo", "sim", "deacon").unwrap();
+        let nux = s
+            .agent_register("nux", "polecat", "demo", "sim", "deacon")
+            .unwrap();
         assert_eq!(nux.state, "idle");
-        s.agent_register("slit", "polecat", "demo", "sim", "deacon").unwrap();
+        s.agent_register("slit", "polecat", "demo", "sim", "deacon")
+            .unwrap();
         // Registering again keeps the row.
-        s.agent_register("nux", "polecat", "demo", "claude", "deacon").unwrap();
+        s.agent_register("nux", "polecat", "demo", "claude", "deacon")
+            .unwrap();
         assert_eq!(s.agent("nux").unwrap().runtime, "claude");
         assert!(s.agent_register("nux", "crew", "demo", "", "x").is_err());
-        assert!(s.agent_register("Bad Name", "polecat", "demo", "", "x").is_err());
+        assert!(s
+            .agent_register("Bad Name", "polecat", "demo", "", "x")
+            .is_err());
 
         let b = s.create(&task("work"), "x").unwrap().id;
         s.hook("nux", &b, "overseer").unwrap();
         let bead = s.get(&b).unwrap();
-        assert_eq!((bead.status.as_str(), bead.assignee.as_str()), ("hooked", "nux"));
-        assert_eq!(s.agent("nux").unwrap().hooked_bead.as_deref(), Some(b.as_str()));
+        assert_eq!(
+            (bead.status.as_str(), bead.assignee.as_str()),
+            ("hooked", "nux")
+        );
+        assert_eq!(
+            s.agent("nux").unwrap().hooked_bead.as_deref(),
+            Some(b.as_str())
+        );
         let err = s.hook("slit", &b, "overseer").unwrap_err();
         assert!(matches!(err, Error::AlreadyClaimed { .. }), "{err}");
         // The hooked agent can claim its own bead.
         s.claim(&b, "nux").unwrap();
 
-        s.agent_set_state("nux", "working", "output", "witness").unwrap();
-        s.agent_set_state("nux", "working", "output", "witness").unwrap();
+        s.agent_set_state("nux", "working", "output", "witness")
+            .unwrap();
+        s.agent_set_state("nux", "working", "output", "witness")
+            .unwrap();
         assert!(s.agent_set_state("nux", "sleepy", "", "witness").is_err());
         assert_eq!(s.agent_restarted("nux", "crashed", "witness").unwrap(), 1);
         s.agent_set_session("nux", Some("s1"), Some(42)).unwrap();
@@ -323,7 +363,12 @@ mod tests {
         let bead = s.get(&b).unwrap();
         assert_eq!((bead.status.as_str(), bead.assignee.as_str()), ("open", ""));
         assert_eq!(s.unhook("nux", true, "witness").unwrap(), None);
-        let kinds: Vec<_> = s.events_for("nux").unwrap().into_iter().map(|e| e.kind).collect();
+        let kinds: Vec<_> = s
+            .events_for("nux")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(kinds, vec!["agent_registered", "agent_state", "restarted"]);
         assert_eq!(s.agents().unwrap().len(), 2);
     }

@@ -14,7 +14,10 @@ pub const AUTO_DISPATCH: &str = "auto_dispatch";
 fn load_convoy(conn: &Connection, id: &str) -> Result<Convoy> {
     let b = must_load(conn, id)?;
     if b.issue_type != kind::CONVOY {
-        return Err(Error::bad(format!("{id} is a {}, not a convoy", b.issue_type)));
+        return Err(Error::bad(format!(
+            "{id} is a {}, not a convoy",
+            b.issue_type
+        )));
     }
     let mut stmt = conn.prepare_cached(
         "SELECT d.depends_on_id, IFNULL(b.status, '') FROM deps d
@@ -22,7 +25,9 @@ fn load_convoy(conn: &Connection, id: &str) -> Result<Convoy> {
          WHERE d.issue_id = ?1 AND d.type = 'tracks' ORDER BY d.depends_on_id",
     )?;
     let tracked = stmt
-        .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Convoy {
         id: b.id.clone(),
@@ -41,20 +46,29 @@ impl Tx<'_> {
     fn convoy_check(&self, convoy: &str, actor: &str) -> Result<()> {
         let c = load_convoy(self.conn, convoy)?;
         if c.total > 0 && c.closed == c.total && c.status != status::CLOSED {
-            self.set_status(convoy, &c.status, status::CLOSED, "all tracked beads closed", actor)?;
+            self.set_status(
+                convoy,
+                &c.status,
+                status::CLOSED,
+                "all tracked beads closed",
+                actor,
+            )?;
         } else if c.closed < c.total && c.status == status::CLOSED {
-            self.set_status(convoy, &c.status, status::OPEN, "a tracked bead is open again", actor)?;
+            self.set_status(
+                convoy,
+                &c.status,
+                status::OPEN,
+                "a tracked bead is open again",
+                actor,
+            )?;
         }
         Ok(())
     }
 
     /// Called when `id` closes or reopens: every convoy tracking it re-evaluates.
     pub(crate) fn convoys_follow(&self, id: &str, actor: &str) -> Result<()> {
-        let convoys = self.dep_neighbours(
-            id,
-            super::deps::DepSide::Dependents,
-            Some(dep::TRACKS),
-        )?;
+        let convoys =
+            self.dep_neighbours(id, super::deps::DepSide::Dependents, Some(dep::TRACKS))?;
         for c in convoys {
             self.convoy_check(&c, actor)?;
         }
@@ -138,7 +152,9 @@ mod tests {
         let s = store();
         let a = s.create(&task("a"), "x").unwrap().id;
         let b = s.create(&task("b"), "x").unwrap().id;
-        let c = s.convoy_create("Auth", &[a.clone(), b.clone()], Some("demo"), "mayor").unwrap();
+        let c = s
+            .convoy_create("Auth", &[a.clone(), b.clone()], Some("demo"), "mayor")
+            .unwrap();
         assert_eq!((c.closed, c.total), (0, 2));
         assert_eq!(c.auto_dispatch.as_deref(), Some("demo"));
         assert_eq!(c.status, "open");
@@ -146,13 +162,19 @@ mod tests {
         assert_eq!(s.convoy(&c.id).unwrap().closed, 1);
         s.close(&b, "", "nux").unwrap();
         let done = s.convoy(&c.id).unwrap();
-        assert_eq!((done.closed, done.total, done.status.as_str()), (2, 2, "closed"));
+        assert_eq!(
+            (done.closed, done.total, done.status.as_str()),
+            (2, 2, "closed")
+        );
         let ev = s.events_for(&c.id).unwrap();
         let last = ev.last().unwrap();
         assert_eq!(last.kind, "closed");
         assert_eq!(last.detail.as_deref(), Some("all tracked beads closed"));
         // Reopening a tracked bead reopens the convoy; adding an open bead keeps it open.
-        let reopen = BeadUpdate { status: Some("open".into()), ..Default::default() };
+        let reopen = BeadUpdate {
+            status: Some("open".into()),
+            ..Default::default()
+        };
         s.update(&b, &reopen, "x").unwrap();
         assert_eq!(s.convoy(&c.id).unwrap().status, "open");
         let d = s.create(&task("d"), "x").unwrap().id;
@@ -161,9 +183,17 @@ mod tests {
         assert_eq!(s.convoys().unwrap().len(), 1);
         // Convoys never show up as ready work.
         assert!(s.ready(None).unwrap().iter().all(|r| r.id != c.id));
-        assert!(s.convoy(&a).unwrap_err().to_string().contains("not a convoy"));
+        assert!(s
+            .convoy(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("not a convoy"));
         assert!(s.convoy_add(&c.id, &["gt-missing".into()], "x").is_err());
-        assert_eq!(s.convoy(&c.id).unwrap().total, 3, "a failed add changes nothing");
+        assert_eq!(
+            s.convoy(&c.id).unwrap().total,
+            3,
+            "a failed add changes nothing"
+        );
     }
 
     #[test]

@@ -257,7 +257,13 @@ pub(crate) fn find_cycle(conn: &Connection) -> Result<Option<String>> {
 
 impl Store {
     /// `issue` waits for (or links to) `depends_on`. Returns false when the edge was there.
-    pub fn add_dep(&self, issue: &str, depends_on: &str, dep_type: &str, actor: &str) -> Result<bool> {
+    pub fn add_dep(
+        &self,
+        issue: &str,
+        depends_on: &str,
+        dep_type: &str,
+        actor: &str,
+    ) -> Result<bool> {
         check_id(issue)?;
         check_id(depends_on)?;
         self.write(|tx| tx.add_dep(issue, depends_on, dep_type, actor))
@@ -296,7 +302,11 @@ mod tests {
         // Re-adding the same edge is a no-op.
         assert!(!s.add_dep(&a, &b, "blocks", "x").unwrap());
         assert!(s.add_dep(&a, "gt-nope", "blocks", "x").is_err());
-        assert!(s.add_dep(&a, &c, "waits", "x").unwrap_err().to_string().contains("unknown dependency type"));
+        assert!(s
+            .add_dep(&a, &c, "waits", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown dependency type"));
         assert_eq!(find_cycle(s.conn()).unwrap(), None);
     }
 
@@ -350,9 +360,15 @@ mod tests {
         ));
         // The full recomputation agrees with the incremental one.
         s.add_dep(&child, &blocker, "blocks", "x").unwrap();
-        let before: Vec<bool> = [&epic, &child, &grandchild].iter().map(|i| blocked(i)).collect();
+        let before: Vec<bool> = [&epic, &child, &grandchild]
+            .iter()
+            .map(|i| blocked(i))
+            .collect();
         recompute_all_blocked(s.conn()).unwrap();
-        let after: Vec<bool> = [&epic, &child, &grandchild].iter().map(|i| blocked(i)).collect();
+        let after: Vec<bool> = [&epic, &child, &grandchild]
+            .iter()
+            .map(|i| blocked(i))
+            .collect();
         assert_eq!(before, vec![false, true, true]);
         assert_eq!(before, after);
     }

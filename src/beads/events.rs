@@ -124,3 +124,48 @@ impl Store {
         )
     }
 }
+
+impl Event {
+    /// One human sentence for the feed: "nux claimed gt-a3f", "refinery rejected mr-3: ...".
+    pub fn summary(&self) -> String {
+        let (a, s) = (&self.actor, &self.subject);
+        let old = self.old_value.as_deref().unwrap_or("");
+        let new = self.new_value.as_deref().unwrap_or("");
+        let detail = self.detail.as_deref().unwrap_or("");
+        let with_detail = |base: String| {
+            if detail.is_empty() {
+                base
+            } else {
+                format!("{base}: {detail}")
+            }
+        };
+        match self.kind.as_str() {
+            ev::CREATED if new == "message" => format!("{a} sent mail {s} \"{detail}\""),
+            ev::CREATED => format!("{a} created {new} {s} \"{detail}\""),
+            ev::UPDATED => format!("{a} updated {s} ({detail})"),
+            ev::STATUS_CHANGED => with_detail(format!("{a} moved {s} from {old} to {new}")),
+            ev::CLAIMED => format!("{a} claimed {s}"),
+            ev::ASSIGNED if new.is_empty() => format!("{a} unassigned {s}"),
+            ev::ASSIGNED => format!("{a} assigned {s} to {new}"),
+            ev::CLOSED => with_detail(format!("{a} closed {s}")),
+            ev::REOPENED => with_detail(format!("{a} reopened {s}")),
+            ev::LABELED => format!("{a} labeled {s} {detail}"),
+            ev::UNLABELED => format!("{a} removed label {detail} from {s}"),
+            ev::DEP_ADDED => format!("{a} linked {s} -> {new} ({detail})"),
+            ev::DEP_REMOVED => format!("{a} unlinked {s} -> {old} ({detail})"),
+            ev::COMMENTED => format!("{a} commented on {s}: {detail}"),
+            ev::IMPORTED => format!("{a} imported {s} from {detail}"),
+            ev::READ => format!("{a} read mail {s}"),
+            ev::AGENT_REGISTERED => format!("{a} registered {new} {s}"),
+            ev::AGENT_STATE => with_detail(format!("{s} is {new} (was {old})")),
+            ev::HOOKED => format!("{a} hooked {s} to {new}"),
+            ev::UNHOOKED => format!("{a} took {s} off {old}'s hook"),
+            ev::RESTARTED => with_detail(format!("{a} restarted {s}")),
+            ev::SUBMITTED => format!("{a} submitted {new} as {s}"),
+            ev::MERGED => format!("{a} merged {s}"),
+            ev::REJECTED => with_detail(format!("{a} rejected {s} ({new})")),
+            ev::MR_STATE => format!("{s} is {new}"),
+            other => with_detail(format!("{a} {other} {s}")),
+        }
+    }
+}

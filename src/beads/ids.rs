@@ -130,15 +130,39 @@ mod tests {
 
     #[test]
     fn hash_ids_have_the_asked_length_and_change_with_the_nonce() {
-        let a = hash_id("gt", "Fix it", "desc", "nux", 1_700_000_000_000_000_000, 0, 4);
-        let b = hash_id("gt", "Fix it", "desc", "nux", 1_700_000_000_000_000_000, 1, 4);
+        let a = hash_id(
+            "gt",
+            "Fix it",
+            "desc",
+            "nux",
+            1_700_000_000_000_000_000,
+            0,
+            4,
+        );
+        let b = hash_id(
+            "gt",
+            "Fix it",
+            "desc",
+            "nux",
+            1_700_000_000_000_000_000,
+            1,
+            4,
+        );
         assert_eq!(a.len(), "gt-".len() + 4);
         assert!(a.starts_with("gt-"));
         assert_ne!(a, b);
         // Deterministic for the same inputs.
         assert_eq!(
             a,
-            hash_id("gt", "Fix it", "desc", "nux", 1_700_000_000_000_000_000, 0, 4)
+            hash_id(
+                "gt",
+                "Fix it",
+                "desc",
+                "nux",
+                1_700_000_000_000_000_000,
+                0,
+                4
+            )
         );
         let long = hash_id("my-proj", "t", "", "", 5, 0, 8);
         assert!(long.starts_with("my-proj-") && long.len() == "my-proj-".len() + 8);

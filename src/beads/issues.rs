@@ -79,7 +79,8 @@ pub(crate) fn must_load(conn: &Connection, id: &str) -> Result<Bead> {
 }
 
 pub(crate) fn load_labels(conn: &Connection, id: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT label FROM labels WHERE issue_id = ?1 ORDER BY label")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT label FROM labels WHERE issue_id = ?1 ORDER BY label")?;
     let rows = stmt.query_map([id], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
 }
@@ -402,7 +403,11 @@ impl Tx<'_> {
             ("title", &upd.title, &old.title),
             ("description", &upd.description, &old.description),
             ("design", &upd.design, &old.design),
-            ("acceptance_criteria", &upd.acceptance_criteria, &old.acceptance_criteria),
+            (
+                "acceptance_criteria",
+                &upd.acceptance_criteria,
+                &old.acceptance_criteria,
+            ),
             ("notes", &upd.notes, &old.notes),
         ];
         if let Some(t) = &upd.title {
@@ -423,16 +428,20 @@ impl Tx<'_> {
         for (col, new, oldv) in text_fields {
             if let Some(v) = new {
                 if v != oldv {
-                    self.conn
-                        .execute(&format!("UPDATE beads SET {col} = ?2 WHERE id = ?1"), [id, v])?;
+                    self.conn.execute(
+                        &format!("UPDATE beads SET {col} = ?2 WHERE id = ?1"),
+                        [id, v],
+                    )?;
                     changed.push(col);
                 }
             }
         }
         if let Some(p) = upd.priority {
             if p != old.priority {
-                self.conn
-                    .execute("UPDATE beads SET priority = ?2 WHERE id = ?1", params![id, p])?;
+                self.conn.execute(
+                    "UPDATE beads SET priority = ?2 WHERE id = ?1",
+                    params![id, p],
+                )?;
                 changed.push("priority");
             }
         }
@@ -479,15 +488,19 @@ impl Tx<'_> {
         }
         for l in &upd.add_labels {
             if !old.labels.contains(l) {
-                self.conn
-                    .execute("INSERT OR IGNORE INTO labels(issue_id, label) VALUES (?1, ?2)", [id, l])?;
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO labels(issue_id, label) VALUES (?1, ?2)",
+                    [id, l],
+                )?;
                 self.simple_event(id, ev::LABELED, actor, Some(l))?;
             }
         }
         for l in &upd.remove_labels {
             if old.labels.contains(l) {
-                self.conn
-                    .execute("DELETE FROM labels WHERE issue_id = ?1 AND label = ?2", [id, l])?;
+                self.conn.execute(
+                    "DELETE FROM labels WHERE issue_id = ?1 AND label = ?2",
+                    [id, l],
+                )?;
                 self.simple_event(id, ev::UNLABELED, actor, Some(l))?;
             }
         }
@@ -807,24 +820,50 @@ mod tests {
         let s = store();
         let mut nb = task("x");
         nb.priority = Some(7);
-        assert!(s.create(&nb, "a").unwrap_err().to_string().contains("priority 7"));
+        assert!(s
+            .create(&nb, "a")
+            .unwrap_err()
+            .to_string()
+            .contains("priority 7"));
         let mut nb = task("x");
         nb.issue_type = Some("story".into());
-        assert!(s.create(&nb, "a").unwrap_err().to_string().contains("unknown type 'story'"));
-        assert!(s.create(&task("  "), "a").unwrap_err().to_string().contains("title is empty"));
+        assert!(s
+            .create(&nb, "a")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown type 'story'"));
+        assert!(s
+            .create(&task("  "), "a")
+            .unwrap_err()
+            .to_string()
+            .contains("title is empty"));
         assert!(s.create(&task(&"x".repeat(501)), "a").is_err());
         let mut nb = task("x");
         nb.defer_until = Some("tomorrow".into());
-        assert!(s.create(&nb, "a").unwrap_err().to_string().contains("defer until"));
+        assert!(s
+            .create(&nb, "a")
+            .unwrap_err()
+            .to_string()
+            .contains("defer until"));
         assert_eq!(s.count().unwrap(), 0, "nothing half-written");
         let b = s.create(&task("ok"), "a").unwrap();
         let upd = BeadUpdate {
             status: Some("done".into()),
             ..Default::default()
         };
-        assert!(s.update(&b.id, &upd, "a").unwrap_err().to_string().contains("unknown status 'done'"));
-        assert!(matches!(s.get("gt-nope").unwrap_err(), Error::NotFound { .. }));
-        assert!(matches!(s.get("not an id").unwrap_err(), Error::BadInput(_)));
+        assert!(s
+            .update(&b.id, &upd, "a")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown status 'done'"));
+        assert!(matches!(
+            s.get("gt-nope").unwrap_err(),
+            Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            s.get("not an id").unwrap_err(),
+            Error::BadInput(_)
+        ));
     }
 
     #[test]
@@ -856,7 +895,12 @@ mod tests {
         let b = s.update(&b.id, &reopen, "overseer").unwrap();
         assert_eq!(b.closed_at, None);
         assert_eq!(b.close_reason, "");
-        let kinds: Vec<String> = s.events_for(&b.id).unwrap().into_iter().map(|e| e.kind).collect();
+        let kinds: Vec<String> = s
+            .events_for(&b.id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(
             kinds,
             vec!["created", "labeled", "updated", "assigned", "closed", "reopened"]
@@ -872,7 +916,10 @@ mod tests {
         assert_eq!(c.status, "in_progress");
         s.claim(&b.id, "nux").unwrap();
         let err = s.claim(&b.id, "slit").unwrap_err();
-        assert_eq!(err.to_string(), format!("{} is already claimed by nux", b.id));
+        assert_eq!(
+            err.to_string(),
+            format!("{} is already claimed by nux", b.id)
+        );
         assert_eq!(err.exit_code(), 1);
         let claims = s
             .events_for(&b.id)

@@ -9,7 +9,9 @@
 use super::deps::{find_cycle, recompute_all_blocked};
 use super::events::{ev, NewEvent};
 use super::issues::{bead_from_row, comment_from_row, dep_from_row, BEAD_COLS};
-use super::{check_actor, ids, meta_get, meta_i64, meta_set, parse_instant, Bead, Comment, Dependency, Store};
+use super::{
+    check_actor, ids, meta_get, meta_i64, meta_set, parse_instant, Bead, Comment, Dependency, Store,
+};
 use crate::{Error, Result};
 use rusqlite::params;
 use serde_json::{Map, Value};
@@ -67,7 +69,12 @@ impl<'a> Fields<'a> {
     fn required(&mut self, k: &str) -> Result<String> {
         match self.string(k)? {
             Some(s) if !s.trim().is_empty() => Ok(s),
-            _ => Err(bad(self.source, self.line, &self.key(k), "missing or empty")),
+            _ => Err(bad(
+                self.source,
+                self.line,
+                &self.key(k),
+                "missing or empty",
+            )),
         }
     }
 
@@ -76,8 +83,14 @@ impl<'a> Fields<'a> {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
             Some(s) => {
-                let ns = parse_instant(&s, "time")
-                    .map_err(|_| bad(self.source, self.line, &self.key(k), format!("{s:?} is not an RFC 3339 time")))?;
+                let ns = parse_instant(&s, "time").map_err(|_| {
+                    bad(
+                        self.source,
+                        self.line,
+                        &self.key(k),
+                        format!("{s:?} is not an RFC 3339 time"),
+                    )
+                })?;
                 Ok(Some((s, ns)))
             }
         }
@@ -117,7 +130,12 @@ impl<'a> Fields<'a> {
                 line: self.line,
                 prefix,
             }),
-            other => Err(bad(self.source, self.line, k, format!("expected an object, got {other}"))),
+            other => Err(bad(
+                self.source,
+                self.line,
+                k,
+                format!("expected an object, got {other}"),
+            )),
         }
     }
 }
@@ -143,23 +161,44 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
     };
     let id = f.required("id")?;
     if !ids::is_valid(&id) {
-        return Err(bad(source, lineno, "id", format!("'{id}' is not a bead id (<prefix>-<hash>[.n])")));
+        return Err(bad(
+            source,
+            lineno,
+            "id",
+            format!("'{id}' is not a bead id (<prefix>-<hash>[.n])"),
+        ));
     }
     let title = f.required("title")?;
     let description = f.text("description")?;
     let design = f.text("design")?;
     let acceptance_criteria = f.text("acceptance_criteria")?;
     let notes = f.text("notes")?;
-    let status = f.string("status")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "open".into());
+    let status = f
+        .string("status")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "open".into());
     let priority = f.int("priority")?.unwrap_or(2);
     if !(0..=4).contains(&priority) {
-        return Err(bad(source, lineno, "priority", format!("{priority} is out of range 0-4")));
+        return Err(bad(
+            source,
+            lineno,
+            "priority",
+            format!("{priority} is out of range 0-4"),
+        ));
     }
-    let issue_type = f.string("issue_type")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "task".into());
+    let issue_type = f
+        .string("issue_type")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "task".into());
     let assignee = f.text("assignee")?;
-    let (created_at, created_ns) = f.instant("created_at")?.unwrap_or_else(|| (now.to_string(), now_ns));
+    let (created_at, created_ns) = f
+        .instant("created_at")?
+        .unwrap_or_else(|| (now.to_string(), now_ns));
     let created_by = f.text("created_by")?;
-    let updated_at = f.instant("updated_at")?.map(|(s, _)| s).unwrap_or_else(|| created_at.clone());
+    let updated_at = f
+        .instant("updated_at")?
+        .map(|(s, _)| s)
+        .unwrap_or_else(|| created_at.clone());
     let closed_at = f.instant("closed_at")?.map(|(s, _)| s);
     let close_reason = f.text("close_reason")?;
     let defer = f.instant("defer_until")?;
@@ -175,7 +214,14 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
     for (i, l) in f.array("labels")?.into_iter().enumerate() {
         match l {
             Value::String(s) if !s.trim().is_empty() => labels.push(s),
-            other => return Err(bad(source, lineno, &format!("labels[{i}]"), format!("expected a label string, got {other}"))),
+            other => {
+                return Err(bad(
+                    source,
+                    lineno,
+                    &format!("labels[{i}]"),
+                    format!("expected a label string, got {other}"),
+                ))
+            }
         }
     }
     labels.sort();
@@ -186,14 +232,30 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
         let mut d = f.object(d, &key, "dependencies[].")?;
         let issue_id = d.string("issue_id")?.unwrap_or_else(|| id.clone());
         if issue_id != id {
-            return Err(bad(source, lineno, &format!("{key}.issue_id"), format!("'{issue_id}' is not this record's id '{id}'")));
+            return Err(bad(
+                source,
+                lineno,
+                &format!("{key}.issue_id"),
+                format!("'{issue_id}' is not this record's id '{id}'"),
+            ));
         }
         let depends_on_id = d.required("depends_on_id")?;
         if depends_on_id == id {
-            return Err(bad(source, lineno, &format!("{key}.depends_on_id"), "a bead cannot depend on itself"));
+            return Err(bad(
+                source,
+                lineno,
+                &format!("{key}.depends_on_id"),
+                "a bead cannot depend on itself",
+            ));
         }
-        let dep_type = d.string("type")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "blocks".into());
-        let created_at = d.instant("created_at")?.map(|(s, _)| s).unwrap_or_else(|| created_at.clone());
+        let dep_type = d
+            .string("type")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "blocks".into());
+        let created_at = d
+            .instant("created_at")?
+            .map(|(s, _)| s)
+            .unwrap_or_else(|| created_at.clone());
         let created_by = d.text("created_by")?;
         dependencies.push(Dependency {
             issue_id,
@@ -212,7 +274,10 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
         c.map.remove("issue_id");
         let author = c.text("author")?;
         let text = c.text("text")?;
-        let created_at = c.instant("created_at")?.map(|(s, _)| s).unwrap_or_else(|| created_at.clone());
+        let created_at = c
+            .instant("created_at")?
+            .map(|(s, _)| s)
+            .unwrap_or_else(|| created_at.clone());
         comments.push(Comment {
             id: cid,
             issue_id: id.clone(),
@@ -333,7 +398,12 @@ fn json_text(m: &Map<String, Value>) -> Option<String> {
 
 impl Store {
     /// Imports a Beads JSONL stream, all or nothing. `source` names it in error messages.
-    pub fn import_jsonl(&self, reader: impl BufRead, source: &str, actor: &str) -> Result<ImportReport> {
+    pub fn import_jsonl(
+        &self,
+        reader: impl BufRead,
+        source: &str,
+        actor: &str,
+    ) -> Result<ImportReport> {
         let actor = check_actor(actor)?.to_string();
         let (now, now_ns) = (self.now_string(), self.now_ns());
         let mut records = Vec::new();
@@ -346,7 +416,12 @@ impl Store {
             }
             let rec = parse_record(&line, lineno, source, &now, now_ns)?;
             if let Some(first) = first_line.insert(rec.bead.id.clone(), lineno) {
-                return Err(bad(source, lineno, "id", format!("duplicate id '{}' (first on line {first})", rec.bead.id)));
+                return Err(bad(
+                    source,
+                    lineno,
+                    "id",
+                    format!("duplicate id '{}' (first on line {first})", rec.bead.id),
+                ));
             }
             records.push((lineno, rec));
         }
@@ -400,10 +475,7 @@ impl Store {
                 } else {
                     created += 1;
                 }
-                let metadata = match &b.metadata {
-                    Some(v) => Some(v.to_string()),
-                    None => None,
-                };
+                let metadata = b.metadata.as_ref().map(|v| v.to_string());
                 upsert.execute(params![
                     b.id,
                     b.title,
@@ -505,8 +577,10 @@ impl Store {
         let n = self.read(|c| {
             let mut labels: HashMap<String, Vec<String>> = HashMap::new();
             {
-                let mut st = c.prepare("SELECT issue_id, label FROM labels ORDER BY issue_id, label")?;
-                let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                let mut st =
+                    c.prepare("SELECT issue_id, label FROM labels ORDER BY issue_id, label")?;
+                let rows =
+                    st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
                 for row in rows {
                     let (id, l) = row?;
                     labels.entry(id).or_default().push(l);
@@ -534,7 +608,9 @@ impl Store {
                     comments.entry(cm.issue_id.clone()).or_default().push(cm);
                 }
             }
-            let mut st = c.prepare(&format!("SELECT {BEAD_COLS} FROM beads WHERE ephemeral = 0 ORDER BY id"))?;
+            let mut st = c.prepare(&format!(
+                "SELECT {BEAD_COLS} FROM beads WHERE ephemeral = 0 ORDER BY id"
+            ))?;
             let mut n = 0;
             for b in st.query_map([], bead_from_row)? {
                 let mut b = b?;
@@ -542,7 +618,9 @@ impl Store {
                 b.dependencies = deps.remove(&b.id).unwrap_or_default();
                 b.comments = comments.remove(&b.id).unwrap_or_default();
                 let line = Value::Object(bead_to_json(&b)).to_string();
-                w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(|e| Error::io("write", "export", e))?;
+                w.write_all(line.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+                    .map_err(|e| Error::io("write", "export", e))?;
                 n += 1;
             }
             Ok(n)
@@ -565,8 +643,11 @@ impl Store {
         let mut out = std::io::BufWriter::new(tmp.as_file());
         let n = self.export_jsonl(&mut out)?;
         drop(out);
-        tmp.as_file().sync_all().map_err(|e| Error::io("sync", tmp.path(), e))?;
-        tmp.persist(path).map_err(|e| Error::io("rename into", path, e.error))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io("sync", tmp.path(), e))?;
+        tmp.persist(path)
+            .map_err(|e| Error::io("rename into", path, e.error))?;
         Ok(n)
     }
 
@@ -599,15 +680,22 @@ impl Store {
     /// Takes the flusher slot if there is unflushed work and no live flusher holds it (a slot
     /// older than `stale_after` is taken over). True means: the caller must start a flusher.
     pub fn claim_flush_slot(&self, stale_after: Duration) -> Result<bool> {
+        // A cheap read first, so commands that changed nothing never take the write lock.
+        let slot_fresh = |c: &rusqlite::Connection, now_ns: i64| -> Result<bool> {
+            Ok(meta_get(c, "flush_slot_ns")?
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|t| now_ns.saturating_sub(t) < stale_after.as_nanos() as i64))
+        };
+        if !self.export_dirty()? || slot_fresh(self.conn(), self.now_ns())? {
+            return Ok(false);
+        }
         self.write_bookkeeping(|tx| {
             let c = tx.conn;
             if meta_i64(c, "export_version")? == meta_i64(c, "flushed_version")? {
                 return Ok(false);
             }
-            if let Some(t) = meta_get(c, "flush_slot_ns")?.and_then(|v| v.parse::<i64>().ok()) {
-                if tx.now_ns.saturating_sub(t) < stale_after.as_nanos() as i64 {
-                    return Ok(false);
-                }
+            if slot_fresh(c, tx.now_ns)? {
+                return Ok(false);
             }
             meta_set(c, "flush_slot_ns", &tx.now_ns.to_string())?;
             Ok(true)
@@ -647,14 +735,24 @@ mod tests {
     }
 
     fn parse_lines(text: &str) -> Vec<Value> {
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     #[test]
     fn import_then_export_gives_the_same_records() {
         let s = store();
         let r = import(&s, SAMPLE).unwrap();
-        assert_eq!(r, ImportReport { lines: 5, created: 5, updated: 0 });
+        assert_eq!(
+            r,
+            ImportReport {
+                lines: 5,
+                created: 5,
+                updated: 0
+            }
+        );
         let mut out = Vec::new();
         assert_eq!(s.export_jsonl(&mut out).unwrap(), 5);
         let out = String::from_utf8(out).unwrap();
@@ -675,7 +773,13 @@ mod tests {
         assert_eq!(String::from_utf8(again).unwrap(), out);
         // New children of an imported parent do not reuse imported numbers.
         let child = s
-            .create(&NewBead { parent: Some("bd-a1b".into()), ..task("next") }, "x")
+            .create(
+                &NewBead {
+                    parent: Some("bd-a1b".into()),
+                    ..task("next")
+                },
+                "x",
+            )
             .unwrap();
         assert_eq!(child.id, "bd-a1b.2");
     }
@@ -704,7 +808,10 @@ mod tests {
         for (text, want) in cases {
             let err = import(&s, text).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{want}");
-            assert!(err.to_string().contains(want), "{err} should contain {want}");
+            assert!(
+                err.to_string().contains(want),
+                "{err} should contain {want}"
+            );
             assert_eq!(s.count().unwrap(), 1, "nothing half-imported for {want}");
         }
     }
@@ -712,7 +819,15 @@ mod tests {
     #[test]
     fn wisps_are_stored_but_never_exported() {
         let s = store();
-        let w = s.create(&NewBead { ephemeral: true, ..task("wisp") }, "x").unwrap();
+        let w = s
+            .create(
+                &NewBead {
+                    ephemeral: true,
+                    ..task("wisp")
+                },
+                "x",
+            )
+            .unwrap();
         let kept = s.create(&task("kept"), "x").unwrap();
         assert!(s.get(&w.id).unwrap().ephemeral);
         let mut out = Vec::new();
@@ -729,7 +844,10 @@ mod tests {
         s.create(&task("one"), "x").unwrap();
         assert!(s.export_dirty().unwrap());
         assert!(s.claim_flush_slot(Duration::from_secs(60)).unwrap());
-        assert!(!s.claim_flush_slot(Duration::from_secs(60)).unwrap(), "one flusher at a time");
+        assert!(
+            !s.claim_flush_slot(Duration::from_secs(60)).unwrap(),
+            "one flusher at a time"
+        );
         assert!(s.flush_jsonl(&path).unwrap());
         assert!(!s.export_dirty().unwrap());
         assert!(!s.release_flush_slot().unwrap());

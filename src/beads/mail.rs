@@ -14,8 +14,7 @@ use crate::{Error, Result};
 pub fn check_address(addr: &str) -> Result<()> {
     let ok_part = |p: &str| {
         !p.is_empty()
-            && p
-                .chars()
+            && p.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
     };
     let parts: Vec<&str> = addr.split('/').collect();
@@ -83,7 +82,10 @@ impl Store {
             let reader = check_actor(reader)?;
             let b = must_load(tx.conn, id)?;
             if b.issue_type != kind::MESSAGE {
-                return Err(Error::bad(format!("{id} is a {}, not a message", b.issue_type)));
+                return Err(Error::bad(format!(
+                    "{id} is a {}, not a message",
+                    b.issue_type
+                )));
             }
             if b.status != status::CLOSED {
                 tx.conn.execute(
@@ -102,12 +104,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::store;
-    use super::*;
 
     #[test]
     fn send_inbox_read() {
         let s = store();
-        let m = s.mail_send("demo/nux", "overseer", "Stuck", "tests hang").unwrap();
+        let m = s
+            .mail_send("demo/nux", "overseer", "Stuck", "tests hang")
+            .unwrap();
         s.mail_send("mayor", "demo/nux", "Hi", "").unwrap();
         let inbox = s.inbox("overseer", false).unwrap();
         assert_eq!(inbox.len(), 1);
@@ -119,7 +122,12 @@ mod tests {
         assert_eq!(read.body, "tests hang");
         assert!(s.inbox("overseer", false).unwrap().is_empty());
         assert_eq!(s.inbox("overseer", true).unwrap().len(), 1);
-        let kinds: Vec<_> = s.events_for(&m.id).unwrap().into_iter().map(|e| e.kind).collect();
+        let kinds: Vec<_> = s
+            .events_for(&m.id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(kinds, vec!["created", "read"]);
         // Messages are not work and are not in a plain listing.
         assert!(s.ready(None).unwrap().is_empty());

@@ -19,7 +19,14 @@ mod mq;
 mod ready;
 mod schema;
 
+pub use agents::{agent_state, check_agent_name, role};
+pub use convoy::AUTO_DISPATCH;
+pub use events::ev;
+pub use issues::Closed;
+pub use jsonl::{bead_to_json, ImportReport};
+pub use mail::check_address;
 pub use model::*;
+pub use ready::DEFAULT_LIMIT;
 pub use schema::SCHEMA_VERSION;
 
 use crate::clock::Clock;

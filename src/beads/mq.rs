@@ -29,13 +29,15 @@ fn mr_from_row(r: &Row) -> rusqlite::Result<MergeRequest> {
 }
 
 fn load_mr(conn: &Connection, id: i64) -> Result<MergeRequest> {
-    conn.prepare_cached(&format!("SELECT {MR_COLS} FROM merge_requests WHERE id = ?1"))?
-        .query_row([id], mr_from_row)
-        .optional()?
-        .ok_or_else(|| Error::NotFound {
-            kind: "merge request",
-            id: id.to_string(),
-        })
+    conn.prepare_cached(&format!(
+        "SELECT {MR_COLS} FROM merge_requests WHERE id = ?1"
+    ))?
+    .query_row([id], mr_from_row)
+    .optional()?
+    .ok_or_else(|| Error::NotFound {
+        kind: "merge request",
+        id: id.to_string(),
+    })
 }
 
 /// The last `max` bytes of `log`, cut at a character boundary.
@@ -52,7 +54,13 @@ pub fn tail(log: &str, max: usize) -> &str {
 
 impl Store {
     /// Queues `branch` of `rig` for merging.
-    pub fn mr_submit(&self, rig: &str, branch: &str, bead: Option<&str>, submitter: &str) -> Result<MergeRequest> {
+    pub fn mr_submit(
+        &self,
+        rig: &str,
+        branch: &str,
+        bead: Option<&str>,
+        submitter: &str,
+    ) -> Result<MergeRequest> {
         if rig.trim().is_empty() || branch.trim().is_empty() {
             return Err(Error::bad("a merge request needs a rig and a branch"));
         }
@@ -95,7 +103,14 @@ impl Store {
 
     /// Moves a request to a new state, keeping the tail of the test log and the reason.
     /// Entering `testing` counts an attempt.
-    pub fn mr_set_state(&self, id: i64, state: &str, reason: &str, log: &str, actor: &str) -> Result<MergeRequest> {
+    pub fn mr_set_state(
+        &self,
+        id: i64,
+        state: &str,
+        reason: &str,
+        log: &str,
+        actor: &str,
+    ) -> Result<MergeRequest> {
         if !mr_state::ALL.contains(&state) {
             return Err(Error::bad(format!(
                 "unknown merge-request state '{state}' (expected one of: {})",
@@ -109,7 +124,14 @@ impl Store {
             tx.conn.execute(
                 "UPDATE merge_requests SET state = ?2, reason = ?3, test_log_tail = ?4,
                     attempts = ?5, updated_at = ?6 WHERE id = ?1",
-                params![id, state, reason, tail(log, LOG_TAIL_BYTES), attempts, tx.now],
+                params![
+                    id,
+                    state,
+                    reason,
+                    tail(log, LOG_TAIL_BYTES),
+                    attempts,
+                    tx.now
+                ],
             )?;
             let kind = match state {
                 mr_state::MERGED => ev::MERGED,
@@ -138,22 +160,38 @@ mod tests {
     #[test]
     fn queue_and_states() {
         let s = store();
-        let a = s.mr_submit("demo", "polecat/nux/gt-abc", Some("gt-abc"), "nux").unwrap();
-        let b = s.mr_submit("demo", "polecat/slit/gt-def", None, "slit").unwrap();
+        let a = s
+            .mr_submit("demo", "polecat/nux/gt-abc", Some("gt-abc"), "nux")
+            .unwrap();
+        let b = s
+            .mr_submit("demo", "polecat/slit/gt-def", None, "slit")
+            .unwrap();
         s.mr_submit("other", "x", None, "toast").unwrap();
         assert_eq!(a.state, "queued");
-        let q: Vec<i64> = s.merge_requests(Some("demo")).unwrap().iter().map(|m| m.id).collect();
+        let q: Vec<i64> = s
+            .merge_requests(Some("demo"))
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(q, vec![a.id, b.id]);
         assert_eq!(s.merge_requests(None).unwrap().len(), 3);
         let t = s.mr_set_state(a.id, "testing", "", "", "refinery").unwrap();
         assert_eq!(t.attempts, 1);
         let long = "x".repeat(LOG_TAIL_BYTES + 100) + "FAILED";
-        let r = s.mr_set_state(a.id, "rejected", "tests failed", &long, "refinery").unwrap();
+        let r = s
+            .mr_set_state(a.id, "rejected", "tests failed", &long, "refinery")
+            .unwrap();
         assert_eq!(r.test_log_tail.len(), LOG_TAIL_BYTES);
         assert!(r.test_log_tail.ends_with("FAILED"));
         assert!(s.mr_set_state(a.id, "exploded", "", "", "x").is_err());
         assert!(matches!(s.mr(999).unwrap_err(), Error::NotFound { .. }));
-        let kinds: Vec<_> = s.events_for(&format!("mr-{}", a.id)).unwrap().into_iter().map(|e| e.kind).collect();
+        let kinds: Vec<_> = s
+            .events_for(&format!("mr-{}", a.id))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
         assert_eq!(kinds, vec!["submitted", "mr_state", "rejected"]);
         assert_eq!(tail("héllo", 4), "llo");
     }

@@ -52,11 +52,32 @@ mod tests {
     #[test]
     fn sorted_by_priority_then_age() {
         let s = store();
-        let low = s.create(&NewBead { priority: Some(3), ..task("low") }, "x").unwrap().id;
+        let low = s
+            .create(
+                &NewBead {
+                    priority: Some(3),
+                    ..task("low")
+                },
+                "x",
+            )
+            .unwrap()
+            .id;
         let old = s.create(&task("old"), "x").unwrap().id;
         let new = s.create(&task("new"), "x").unwrap().id;
-        let crit = s.create(&NewBead { priority: Some(0), ..task("crit") }, "x").unwrap().id;
-        assert_eq!(ids(s.ready(None).unwrap()), vec![crit.clone(), old, new, low]);
+        let crit = s
+            .create(
+                &NewBead {
+                    priority: Some(0),
+                    ..task("crit")
+                },
+                "x",
+            )
+            .unwrap()
+            .id;
+        assert_eq!(
+            ids(s.ready(None).unwrap()),
+            vec![crit.clone(), old, new, low]
+        );
         assert_eq!(ids(s.ready(Some(1)).unwrap()), vec![crit]);
     }
 
@@ -72,7 +93,11 @@ mod tests {
         s.add_dep(&c, &a, "related", "x").unwrap();
         assert_eq!(ids(s.ready(None).unwrap()), vec![a.clone(), c.clone()]);
         s.claim(&a, "nux").unwrap();
-        assert_eq!(ids(s.ready(None).unwrap()), vec![c.clone()], "in_progress blocks, and is not ready");
+        assert_eq!(
+            ids(s.ready(None).unwrap()),
+            vec![c.clone()],
+            "in_progress blocks, and is not ready"
+        );
         s.close(&a, "done", "nux").unwrap();
         assert_eq!(ids(s.ready(None).unwrap()), vec![b, c]);
     }
@@ -82,14 +107,29 @@ mod tests {
         let s = store();
         let gate = s.create(&task("gate"), "x").unwrap().id;
         let epic = s
-            .create(&NewBead { issue_type: Some("epic".into()), ..task("epic") }, "x")
+            .create(
+                &NewBead {
+                    issue_type: Some("epic".into()),
+                    ..task("epic")
+                },
+                "x",
+            )
             .unwrap()
             .id;
         let child = s
-            .create(&NewBead { parent: Some(epic.clone()), ..task("child") }, "x")
+            .create(
+                &NewBead {
+                    parent: Some(epic.clone()),
+                    ..task("child")
+                },
+                "x",
+            )
             .unwrap()
             .id;
-        assert_eq!(ids(s.ready(None).unwrap()), vec![gate.clone(), epic.clone(), child.clone()]);
+        assert_eq!(
+            ids(s.ready(None).unwrap()),
+            vec![gate.clone(), epic.clone(), child.clone()]
+        );
         s.add_dep(&epic, &gate, "blocks", "x").unwrap();
         assert_eq!(ids(s.ready(None).unwrap()), vec![gate.clone()]);
         s.close(&gate, "", "x").unwrap();
@@ -114,9 +154,15 @@ mod tests {
         let now = s.create(&task("now"), "x").unwrap().id;
         assert_eq!(ids(s.ready(None).unwrap()), vec![now.clone()]);
         clock.set(chrono::Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 1).unwrap());
-        assert_eq!(ids(s.ready(None).unwrap()), vec![later.clone(), now.clone()]);
+        assert_eq!(
+            ids(s.ready(None).unwrap()),
+            vec![later.clone(), now.clone()]
+        );
         // Status `deferred` is never ready, and clearing a deferral works.
-        let upd = BeadUpdate { status: Some("deferred".into()), ..Default::default() };
+        let upd = BeadUpdate {
+            status: Some("deferred".into()),
+            ..Default::default()
+        };
         s.update(&now, &upd, "x").unwrap();
         assert_eq!(ids(s.ready(None).unwrap()), vec![later]);
     }
@@ -126,10 +172,27 @@ mod tests {
         let s = store();
         let mut expected = Vec::new();
         for t in ["task", "bug", "feature", "epic", "chore"] {
-            expected.push(s.create(&NewBead { issue_type: Some(t.into()), ..task(t) }, "x").unwrap().id);
+            expected.push(
+                s.create(
+                    &NewBead {
+                        issue_type: Some(t.into()),
+                        ..task(t)
+                    },
+                    "x",
+                )
+                .unwrap()
+                .id,
+            );
         }
         for t in ["message", "merge-request", "molecule", "agent", "convoy"] {
-            s.create(&NewBead { issue_type: Some(t.into()), ..task(t) }, "x").unwrap();
+            s.create(
+                &NewBead {
+                    issue_type: Some(t.into()),
+                    ..task(t)
+                },
+                "x",
+            )
+            .unwrap();
         }
         assert_eq!(ids(s.ready(None).unwrap()), expected);
         // Foreign statuses and types (from other Beads versions) are never ready.

@@ -1,0 +1,69 @@
+//! `feed [--follow]`: the audit trail as a readable stream.
+
+use super::output::{json, line};
+use super::Ctx;
+use crate::beads::Event;
+use crate::Result;
+use clap::Args;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct FeedArgs {
+    /// Keep printing new events as they happen (until interrupted).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// How many recent events to show first.
+    #[arg(long, default_value_t = 30)]
+    pub limit: usize,
+    /// One JSON object per event (with --follow: one per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How often `--follow` looks for new events.
+const POLL: Duration = Duration::from_millis(200);
+
+fn print(e: &Event, as_json: bool) -> Result<()> {
+    if as_json {
+        return line(&serde_json::to_string(e)?);
+    }
+    let when = chrono::DateTime::parse_from_rfc3339(&e.created_at)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| e.created_at.clone());
+    line(&format!("{when}  {}", e.summary()))
+}
+
+pub fn run(ctx: &Ctx, a: FeedArgs) -> Result<()> {
+    let s = &ctx.store;
+    let recent = s.recent_events(a.limit)?;
+    if a.json && !a.follow {
+        return json(&recent);
+    }
+    let mut last = recent.last().map(|e| e.id).unwrap_or(0);
+    for e in &recent {
+        print(e, a.json)?;
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    if last == 0 {
+        last = s.recent_events(1)?.last().map(|e| e.id).unwrap_or(0);
+    }
+    let mut version = s.data_version()?;
+    loop {
+        std::thread::sleep(POLL);
+        let v = s.data_version()?;
+        if v == version {
+            continue;
+        }
+        version = v;
+        for e in s.events_after(last, 1000)? {
+            last = e.id;
+            print(&e, a.json)?;
+        }
+    }
+}

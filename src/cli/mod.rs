@@ -1,0 +1,150 @@
+//! The command line: clap definitions and dispatch. Each command group has its own file and
+//! stays thin: parse, call the library, print (human or `--json`).
+
+mod bead;
+mod convoy;
+mod feed;
+mod flush;
+mod init;
+mod mail;
+mod output;
+
+use crate::beads::Store;
+use crate::town::Town;
+use crate::{clock, Error, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// gastown-tui: run and coordinate many coding agents from one terminal cockpit.
+#[derive(Debug, Parser)]
+#[command(name = "gastown-tui", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The town directory (else $GT_TOWN, else the nearest parent with a town.toml, else ~/gt).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub town: Option<PathBuf>,
+
+    /// Act as this agent or person (else $GT_AGENT, else $BD_ACTOR, else "overseer").
+    #[arg(long = "as", global = true, value_name = "NAME")]
+    pub actor: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a town (idempotent; refuses a non-empty directory that is not a town).
+    Init(init::InitArgs),
+    /// Create a throwaway demo town with sample work and show it.
+    Demo(init::DemoArgs),
+    /// Beads: the units of work (create, show, list, ready, update, claim, close, deps, import, export).
+    #[command(subcommand)]
+    Bead(Box<bead::BeadCmd>),
+    /// Convoys: bundles of beads tracked as one delivery.
+    #[command(subcommand)]
+    Convoy(convoy::ConvoyCmd),
+    /// Mail between agents and the overseer.
+    #[command(subcommand)]
+    Mail(mail::MailCmd),
+    /// The town's event feed.
+    Feed(feed::FeedArgs),
+    /// Internal: the debounced writer of .beads/issues.jsonl (started automatically).
+    #[command(name = "__flush", hide = true)]
+    Flush(flush::FlushArgs),
+}
+
+/// What every command that works on a town gets.
+pub struct Ctx {
+    pub town: Town,
+    pub store: Store,
+    pub actor: String,
+}
+
+impl Ctx {
+    fn open(cli_town: Option<&std::path::Path>, actor: Option<&str>) -> Result<Ctx> {
+        let town = Town::discover(cli_town)?;
+        init_logging(&town.logs_dir());
+        let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
+        Ok(Ctx {
+            town,
+            store,
+            actor: resolve_actor(actor),
+        })
+    }
+}
+
+/// `--as`, else `$GT_AGENT`, else `$BD_ACTOR`, else `overseer`.
+pub fn resolve_actor(flag: Option<&str>) -> String {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    flag.map(str::to_string)
+        .or_else(|| env("GT_AGENT"))
+        .or_else(|| env("BD_ACTOR"))
+        .unwrap_or_else(|| "overseer".to_string())
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let town = cli.town.as_deref();
+    let actor = cli.actor.as_deref();
+    match cli.command {
+        Command::Init(a) => init::init(a, town),
+        Command::Demo(a) => init::demo(a),
+        Command::Flush(a) => flush::run(town, a),
+        Command::Bead(c) => with_store(town, actor, |ctx| bead::run(ctx, *c)),
+        Command::Convoy(c) => with_store(town, actor, |ctx| convoy::run(ctx, c)),
+        Command::Mail(c) => with_store(town, actor, |ctx| mail::run(ctx, c)),
+        Command::Feed(a) => with_store(town, actor, |ctx| feed::run(ctx, a)),
+    }
+}
+
+/// Opens the town and its store, runs `f`, then makes sure a debounced JSONL flush is on its
+/// way if the command changed anything.
+fn with_store(
+    town: Option<&std::path::Path>,
+    actor: Option<&str>,
+    f: impl FnOnce(&Ctx) -> Result<()>,
+) -> Result<()> {
+    let ctx = Ctx::open(town, actor)?;
+    let result = f(&ctx);
+    if let Err(e) = flush::schedule(&ctx) {
+        tracing::warn!("could not schedule the JSONL flush: {e}");
+    }
+    result
+}
+
+/// Parses a priority given as `0`..`4` or `P0`..`P4`.
+pub(crate) fn parse_priority(s: &str) -> Result<i64> {
+    let digits = s.strip_prefix(['P', 'p']).unwrap_or(s);
+    match digits.parse::<i64>() {
+        Ok(p) if (0..=4).contains(&p) => Ok(p),
+        _ => Err(Error::bad(format!(
+            "--priority: '{s}' is not a priority (0 = critical ... 4 = backlog, or P0..P4)"
+        ))),
+    }
+}
+
+/// Sends this process's `tracing` output to `<town>/logs/gastown-tui.log` (owner-only), never
+/// to the terminal. `GT_LOG` sets the filter (default `info`). Failing to open the log is not
+/// fatal: the command still runs, unlogged.
+fn init_logging(logs_dir: &std::path::Path) {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let path = logs_dir.join("gastown-tui.log");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let Ok(file) = opts.open(&path) else { return };
+        let filter = tracing_subscriber::EnvFilter::try_from_env("GT_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
+}

@@ -1,0 +1,123 @@
+//! Printing: `--json` and the human tables.
+
+use crate::beads::{bead_to_json, Bead};
+use crate::{Error, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Write;
+
+/// Prints `v` as indented JSON on stdout.
+pub fn json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(v)?;
+    line(&text)
+}
+
+/// Prints one line on stdout; a closed pipe (`| head`) ends quietly instead of panicking.
+pub fn line(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Error::io("write", "stdout", e)),
+    }
+}
+
+/// A bead as JSON: the Beads record plus the derived `blocked` flag and wisp marker.
+pub fn bead_value(b: &Bead) -> Value {
+    let mut m = bead_to_json(b);
+    m.insert("blocked".into(), b.blocked.into());
+    if b.ephemeral {
+        m.insert("ephemeral".into(), true.into());
+    }
+    Value::Object(m)
+}
+
+pub fn beads_value(beads: &[Bead]) -> Value {
+    Value::Array(beads.iter().map(bead_value).collect())
+}
+
+/// `2026-01-31T09:05:00.123Z` -> `2026-01-31 09:05`.
+pub fn short_time(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(d) => d
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+pub fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let mut s = String::new();
+            for (i, c) in r.iter().enumerate() {
+                if i + 1 == r.len() {
+                    s.push_str(c);
+                } else {
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(widths[i] - c.chars().count() + 2));
+                }
+            }
+            s.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// The bead listing used by `list` and `ready`.
+pub fn bead_rows(beads: &[Bead]) -> Vec<String> {
+    let mut rows = vec![vec![
+        "ID".to_string(),
+        "PRI".into(),
+        "TYPE".into(),
+        "STATUS".into(),
+        "ASSIGNEE".into(),
+        "TITLE".into(),
+    ]];
+    for b in beads {
+        let status = if b.blocked && b.status == "open" {
+            "blocked*".to_string()
+        } else {
+            b.status.clone()
+        };
+        let mut title = b.title.clone();
+        if !b.labels.is_empty() {
+            title.push_str(&format!("  [{}]", b.labels.join(", ")));
+        }
+        rows.push(vec![
+            b.id.clone(),
+            format!("P{}", b.priority),
+            b.issue_type.clone(),
+            status,
+            if b.assignee.is_empty() {
+                "-".into()
+            } else {
+                b.assignee.clone()
+            },
+            title,
+        ]);
+    }
+    table(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_on_the_widest_cell() {
+        let rows = vec![
+            vec!["ID".to_string(), "TITLE".to_string()],
+            vec!["gt-abcdef".to_string(), "x".to_string()],
+        ];
+        assert_eq!(table(&rows), vec!["ID         TITLE", "gt-abcdef  x"]);
+    }
+}
