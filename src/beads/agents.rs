@@ -27,6 +27,14 @@ pub mod agent_state {
     pub const ALL: &[&str] = &[IDLE, WORKING, WAITING, STALLED, DEAD, ZOMBIE, STOPPED];
 }
 
+/// The polecat name pool (`assets/names.txt`): persistent names handed out in order.
+pub fn name_pool() -> impl Iterator<Item = &'static str> {
+    include_str!("../../assets/names.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
 const AGENT_COLS: &str = "name, role, rig, runtime, state, hooked_bead, session, pid, \
      last_activity, restarts, created_at, updated_at";
 
@@ -315,6 +323,18 @@ impl Store {
 mod tests {
     use super::super::testutil::{store, task};
     use super::*;
+
+    #[test]
+    fn the_name_pool_has_fifty_valid_unique_names() {
+        let names: Vec<&str> = name_pool().collect();
+        assert_eq!(names.len(), 50);
+        assert_eq!(names[..3], ["furiosa", "nux", "slit"]);
+        let unique: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        for n in names {
+            check_agent_name(n).unwrap();
+        }
+    }
 
     #[test]
     fn identities_persist_and_hooks_are_exclusive() {
