@@ -76,7 +76,10 @@ fn a_broken_town_toml_names_file_line_and_key() {
     );
     std::fs::write(&cfg, format!("max_polecat = 3\n{good}")).unwrap();
     let err = t.fails(&["bead", "ready"], 2);
-    assert!(err.contains("town.toml:1: unknown key 'max_polecat'"), "{err}");
+    assert!(
+        err.contains("town.toml:1: unknown key 'max_polecat'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -106,7 +109,10 @@ fn bead_lifecycle_through_the_cli() {
         .args(["bead", "dep", "add", &docs, &bug])
         .assert()
         .success();
-    assert_eq!(TestTown::ids(&t.json(&["bead", "ready"])), vec![bug.clone()]);
+    assert_eq!(
+        TestTown::ids(&t.json(&["bead", "ready"])),
+        vec![bug.clone()]
+    );
     let err = t.fails(&["bead", "dep", "add", &bug, &docs], 2);
     assert!(err.contains("cycle"), "{err}");
 
@@ -114,7 +120,10 @@ fn bead_lifecycle_through_the_cli() {
     assert_eq!(claimed["assignee"], "nux");
     assert_eq!(claimed["status"], "in_progress");
     let err = t.fails(&["bead", "claim", &bug, "--as", "slit"], 1);
-    assert!(err.contains(&format!("{bug} is already claimed by nux")), "{err}");
+    assert!(
+        err.contains(&format!("{bug} is already claimed by nux")),
+        "{err}"
+    );
 
     t.gt()
         .env("GT_AGENT", "nux")
@@ -122,7 +131,10 @@ fn bead_lifecycle_through_the_cli() {
         .assert()
         .success()
         .stdout(contains(format!("Closed {bug}")));
-    assert_eq!(TestTown::ids(&t.json(&["bead", "ready"])), vec![docs.clone()]);
+    assert_eq!(
+        TestTown::ids(&t.json(&["bead", "ready"])),
+        vec![docs.clone()]
+    );
     let closed = t.json(&["bead", "show", &bug]);
     assert_eq!(closed["status"], "closed");
     assert_eq!(closed["close_reason"], "fixed");
@@ -146,7 +158,10 @@ fn bead_lifecycle_through_the_cli() {
         .success();
     let ready = TestTown::ids(&t.json(&["bead", "ready"]));
     assert_eq!(ready, vec![docs.clone(), later.clone()]);
-    assert_eq!(TestTown::ids(&t.json(&["bead", "ready", "--limit", "1"])).len(), 1);
+    assert_eq!(
+        TestTown::ids(&t.json(&["bead", "ready", "--limit", "1"])).len(),
+        1
+    );
 
     let child = t.create("Child", &["--parent", &docs]);
     assert_eq!(child, format!("{docs}.1"));
@@ -212,30 +227,63 @@ fn every_bad_input_gets_a_message_and_exit_2_and_changes_nothing() {
         (&["bead", "show", "gt-zzzz"], "bead 'gt-zzzz' not found"),
         (&["bead", "show", "not-an id"], "is not a bead id"),
         (&["bead", "create", "x", "-p", "7"], "--priority: '7'"),
-        (&["bead", "create", "x", "-t", "story"], "unknown type 'story'"),
+        (
+            &["bead", "create", "x", "-t", "story"],
+            "unknown type 'story'",
+        ),
         (&["bead", "create", " "], "the title is empty"),
-        (&["bead", "create", "x", "--defer-until", "soon"], "--defer-until: 'soon'"),
-        (&["bead", "create", "x", "--parent", "gt-nope"], "parent bead 'gt-nope' not found"),
-        (&["bead", "list", "--status", "done"], "unknown status 'done'"),
+        (
+            &["bead", "create", "x", "--defer-until", "soon"],
+            "--defer-until: 'soon'",
+        ),
+        (
+            &["bead", "create", "x", "--parent", "gt-nope"],
+            "parent bead 'gt-nope' not found",
+        ),
+        (
+            &["bead", "list", "--status", "done"],
+            "unknown status 'done'",
+        ),
         (&["bead", "update", &id], "nothing to update"),
-        (&["bead", "update", &id, "--status", "finished"], "unknown status 'finished'"),
+        (
+            &["bead", "update", &id, "--status", "finished"],
+            "unknown status 'finished'",
+        ),
         (&["bead", "dep", "add", &id, &id], "cannot depend on itself"),
-        (&["bead", "dep", "add", &id, "gt-nope"], "'gt-nope' not found"),
-        (&["bead", "dep", "add", &id, "gt-a", "--type", "likes"], "unknown dependency type 'likes'"),
+        (
+            &["bead", "dep", "add", &id, "gt-nope"],
+            "'gt-nope' not found",
+        ),
+        (
+            &["bead", "dep", "add", &id, "gt-a", "--type", "likes"],
+            "unknown dependency type 'likes'",
+        ),
         (&["bead", "dep", "rm", &id, "gt-nope"], "not found"),
-        (&["bead", "import", "/no/such/file.jsonl"], "open /no/such/file.jsonl"),
+        (
+            &["bead", "import", "/no/such/file.jsonl"],
+            "open /no/such/file.jsonl",
+        ),
         (&["mail", "send", "a/b/c", "hi"], "is not a mail address"),
         (&["mail", "read", &id], "not a message"),
-        (&["convoy", "create", "C", "--auto-dispatch", "norig"], "no rig 'norig'"),
+        (
+            &["convoy", "create", "C", "--auto-dispatch", "norig"],
+            "no rig 'norig'",
+        ),
         (&["convoy", "show", &id], "not a convoy"),
         (&["bead", "frobnicate"], "unrecognized subcommand"),
-        (&["bead", "ready", "--limit", "many"], "invalid value 'many'"),
+        (
+            &["bead", "ready", "--limit", "many"],
+            "invalid value 'many'",
+        ),
     ];
     let count_before = t.json(&["bead", "list"]).as_array().unwrap().len();
     for (args, want) in cases {
         let code = if want.starts_with("open ") { 1 } else { 2 };
         let err = t.fails(args, code);
-        assert!(err.contains(want), "{args:?}: {err:?} should contain {want:?}");
+        assert!(
+            err.contains(want),
+            "{args:?}: {err:?} should contain {want:?}"
+        );
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
     assert_eq!(
@@ -262,10 +310,19 @@ fn import_export_round_trip_and_all_or_nothing() {
     assert_eq!(report["created"], 3);
     let out = t.gt().args(["bead", "export"]).assert().success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    let got: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let mut want: Vec<Value> = SAMPLE.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut want: Vec<Value> = SAMPLE
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     want.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    assert_eq!(got, want, "import then export gives the same records, sorted by id");
+    assert_eq!(
+        got, want,
+        "import then export gives the same records, sorted by id"
+    );
     assert_eq!(
         TestTown::ids(&t.json(&["bead", "ready"])),
         vec!["bd-a1b".to_string(), "bd-a1b.1".to_string()]
@@ -288,7 +345,10 @@ fn import_export_round_trip_and_all_or_nothing() {
     );
     std::fs::write(&file, bad).unwrap();
     let err = t.fails(&["bead", "import", file.to_str().unwrap()], 2);
-    assert!(err.contains("issues.jsonl:2: priority: expected an integer"), "{err}");
+    assert!(
+        err.contains("issues.jsonl:2: priority: expected an integer"),
+        "{err}"
+    );
     t.fails(&["bead", "show", "bd-new1"], 2);
 }
 
@@ -316,7 +376,10 @@ fn the_store_flushes_issues_jsonl_by_itself() {
         if text.contains("\"close_reason\":\"flushed\"") {
             break;
         }
-        assert!(Instant::now() < deadline, "the close never reached issues.jsonl");
+        assert!(
+            Instant::now() < deadline,
+            "the close never reached issues.jsonl"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -328,7 +391,10 @@ fn convoys_track_progress_and_close_themselves() {
     let b = t.create("b", &[]);
     let c = t.json(&["convoy", "create", "Auth", &a]);
     let cid = c["id"].as_str().unwrap().to_string();
-    assert_eq!((c["closed"].as_u64(), c["total"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (c["closed"].as_u64(), c["total"].as_u64()),
+        (Some(0), Some(1))
+    );
     let c = t.json(&["convoy", "add", &cid, &b]);
     assert_eq!(c["total"], 2);
     t.gt().args(["bead", "close", &a]).assert().success();
@@ -347,7 +413,13 @@ fn convoys_track_progress_and_close_themselves() {
 fn mail_goes_from_agent_to_overseer() {
     let t = TestTown::new();
     let m = t.json(&[
-        "mail", "send", "overseer", "Stuck on tests", "they hang", "--as", "demo/nux",
+        "mail",
+        "send",
+        "overseer",
+        "Stuck on tests",
+        "they hang",
+        "--as",
+        "demo/nux",
     ]);
     let id = m["id"].as_str().unwrap().to_string();
     let inbox = t.json(&["mail", "inbox"]);
@@ -359,7 +431,13 @@ fn mail_goes_from_agent_to_overseer() {
         .success()
         .stdout(contains("they hang"));
     assert_eq!(t.json(&["mail", "inbox"]).as_array().unwrap().len(), 0);
-    assert_eq!(t.json(&["mail", "inbox", "--all"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.json(&["mail", "inbox", "--all"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // The agent's own inbox is chosen by its identity.
     t.gt()
         .env("GT_AGENT", "demo/nux")
@@ -390,8 +468,14 @@ fn demo_seeds_a_town_with_ready_work_and_a_convoy() {
         .map(|b| b["title"].as_str().unwrap())
         .collect();
     assert_eq!(titles[0], "Fix off-by-one in list numbering", "P0 first");
-    assert!(!titles.contains(&"Rename the list command to ls"), "blocked");
-    assert!(!titles.contains(&"Tag the release"), "blocked by the changelog");
+    assert!(
+        !titles.contains(&"Rename the list command to ls"),
+        "blocked"
+    );
+    assert!(
+        !titles.contains(&"Tag the release"),
+        "blocked by the changelog"
+    );
     // Running it again on the same directory is refused rather than doubling the work.
     t.cmd()
         .args(["demo", "--dir", dir.to_str().unwrap()])

@@ -128,6 +128,11 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Brings the database up to `SCHEMA_VERSION`, each step in its own immediate transaction, so
 /// two processes opening a fresh store at once do not both apply a step.
 pub fn migrate(conn: &Connection) -> Result<()> {
+    // The common case, an up-to-date store, takes no write lock.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
     loop {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let step = (|| -> Result<bool> {
@@ -156,6 +161,42 @@ pub fn migrate(conn: &Connection) -> Result<()> {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(e);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::beads::Store;
+    use crate::clock;
+
+    #[test]
+    fn a_new_store_is_at_the_current_version_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("beads.db");
+        let s = Store::open(&path, "gt", clock::system()).unwrap();
+        let v: i64 = s
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = s
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        s.conn()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(s);
+        let err = Store::open(&path, "gt", clock::system()).unwrap_err();
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "the store is readable by its owner only");
         }
     }
 }
