@@ -90,6 +90,44 @@ pub fn check_agent_name(name: &str) -> Result<()> {
 }
 
 impl Tx<'_> {
+    pub(crate) fn hook_bead(&self, agent: &str, bead: &str, actor: &str) -> Result<()> {
+        let tx = self;
+        let actor = check_actor(actor)?;
+        let a = must_agent(tx.conn, agent)?;
+        let b = must_load(tx.conn, bead)?;
+        match a.hooked_bead.as_deref() {
+            Some(h) if h == bead => return Ok(()),
+            Some(h) => {
+                return Err(Error::Conflict(format!(
+                    "{agent} already has {h} on its hook"
+                )))
+            }
+            None => {}
+        }
+        if !b.assignee.is_empty() && b.assignee != agent {
+            return Err(Error::AlreadyClaimed {
+                id: bead.to_string(),
+                by: b.assignee,
+            });
+        }
+        if b.status == status::CLOSED {
+            return Err(Error::Conflict(format!("{bead} is closed")));
+        }
+        tx.conn.execute(
+            "UPDATE beads SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
+            params![bead, agent, tx.now],
+        )?;
+        tx.set_status(bead, &b.status, status::HOOKED, "", actor)?;
+        tx.set_agent_hook(agent, Some(bead))?;
+        tx.event(NewEvent {
+            subject: bead,
+            kind: ev::HOOKED,
+            actor,
+            new: Some(agent),
+            ..Default::default()
+        })
+    }
+
     fn set_agent_hook(&self, name: &str, bead: Option<&str>) -> Result<()> {
         self.conn.execute(
             "UPDATE agents SET hooked_bead = ?2, updated_at = ?3 WHERE name = ?1",
@@ -250,42 +288,7 @@ impl Store {
     /// another bead.
     pub fn hook(&self, agent: &str, bead: &str, actor: &str) -> Result<()> {
         check_id(bead)?;
-        self.write(|tx| {
-            let actor = check_actor(actor)?;
-            let a = must_agent(tx.conn, agent)?;
-            let b = must_load(tx.conn, bead)?;
-            match a.hooked_bead.as_deref() {
-                Some(h) if h == bead => return Ok(()),
-                Some(h) => {
-                    return Err(Error::Conflict(format!(
-                        "{agent} already has {h} on its hook"
-                    )))
-                }
-                None => {}
-            }
-            if !b.assignee.is_empty() && b.assignee != agent {
-                return Err(Error::AlreadyClaimed {
-                    id: bead.to_string(),
-                    by: b.assignee,
-                });
-            }
-            if b.status == status::CLOSED {
-                return Err(Error::Conflict(format!("{bead} is closed")));
-            }
-            tx.conn.execute(
-                "UPDATE beads SET assignee = ?2, updated_at = ?3 WHERE id = ?1",
-                params![bead, agent, tx.now],
-            )?;
-            tx.set_status(bead, &b.status, status::HOOKED, "", actor)?;
-            tx.set_agent_hook(agent, Some(bead))?;
-            tx.event(NewEvent {
-                subject: bead,
-                kind: ev::HOOKED,
-                actor,
-                new: Some(agent),
-                ..Default::default()
-            })
-        })
+        self.write(|tx| tx.hook_bead(agent, bead, actor))
     }
 
     /// Takes whatever is on `agent`'s hook off it; the bead keeps its status and assignee
@@ -319,10 +322,321 @@ impl Store {
     }
 }
 
+/// What `sling` did: which polecat got the bead.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Slung {
+    pub bead: String,
+    pub agent: String,
+    pub rig: String,
+    /// True when the polecat was created for this sling (a new name from the pool).
+    pub new_agent: bool,
+}
+
+/// How an agent's work ended, as `done --status` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoneStatus {
+    /// The branch goes to the merge queue; the bead closes when it merges.
+    Completed,
+    /// The bead is set aside (status deferred) and released.
+    Deferred,
+    /// The bead goes back to the ready queue (open, unassigned).
+    Failed,
+}
+
+impl std::str::FromStr for DoneStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "completed" => Ok(DoneStatus::Completed),
+            "deferred" => Ok(DoneStatus::Deferred),
+            "failed" => Ok(DoneStatus::Failed),
+            _ => Err(Error::bad(format!(
+                "--status: '{s}' is not one of completed, deferred, failed"
+            ))),
+        }
+    }
+}
+
+/// What `done` did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DoneOutcome {
+    pub bead: String,
+    pub merge_request: Option<i64>,
+}
+
+/// A polecat name for a new agent: the first pool name not taken, else `<pool name>-<n>`.
+fn fresh_polecat_name(conn: &Connection) -> Result<String> {
+    let taken = |n: &str| -> Result<bool> {
+        Ok(conn
+            .prepare_cached("SELECT 1 FROM agents WHERE name = ?1")?
+            .exists([n])?)
+    };
+    for round in 1.. {
+        for base in name_pool() {
+            let name = if round == 1 {
+                base.to_string()
+            } else {
+                format!("{base}-{round}")
+            };
+            if !taken(&name)? {
+                return Ok(name);
+            }
+        }
+    }
+    unreachable!("the loop over rounds never ends without a free name")
+}
+
+impl Store {
+    /// Slings `bead` to `rig`: a free polecat of the rig (no hook, nothing waiting in the merge
+    /// queue) takes it, or a new polecat is named from the pool. The bead is hooked to it in
+    /// the same transaction; the engine then starts the polecat's session.
+    pub fn sling(&self, bead: &str, rig: &str, runtime: &str, actor: &str) -> Result<Slung> {
+        check_id(bead)?;
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            let b = must_load(tx.conn, bead)?;
+            if !super::model::kind::WORK.contains(&b.issue_type.as_str()) {
+                return Err(Error::bad(format!(
+                    "{bead} is a {}; only work (task, bug, feature, epic, chore) can be slung",
+                    b.issue_type
+                )));
+            }
+            if b.status == status::HOOKED {
+                return Err(Error::Conflict(format!(
+                    "{bead} is already on {}'s hook",
+                    b.assignee
+                )));
+            }
+            if !b.assignee.is_empty() {
+                return Err(Error::AlreadyClaimed {
+                    id: bead.to_string(),
+                    by: b.assignee,
+                });
+            }
+            if b.status != status::OPEN {
+                return Err(Error::Conflict(format!(
+                    "{bead} is {}; only open beads can be slung",
+                    b.status
+                )));
+            }
+            if b.blocked {
+                return Err(Error::Conflict(format!(
+                    "{bead} is blocked by an open dependency (see: gastown-tui bead show {bead})"
+                )));
+            }
+            let free: Option<String> = tx
+                .conn
+                .query_row(
+                    "SELECT name FROM agents a WHERE role = 'polecat' AND rig = ?1
+                       AND hooked_bead IS NULL
+                       AND NOT EXISTS(SELECT 1 FROM merge_requests m WHERE m.submitter = a.name
+                                      AND m.state IN ('queued', 'testing'))
+                     ORDER BY created_at, name LIMIT 1",
+                    [rig],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let new_agent = free.is_none();
+            let name = match free {
+                Some(n) => n,
+                None => {
+                    let n = fresh_polecat_name(tx.conn)?;
+                    tx.conn.execute(
+                        "INSERT INTO agents(name, role, rig, runtime, created_at, updated_at)
+                         VALUES (?1, 'polecat', ?2, ?3, ?4, ?4)",
+                        params![n, rig, runtime, tx.now],
+                    )?;
+                    tx.event(NewEvent {
+                        subject: &n,
+                        kind: ev::AGENT_REGISTERED,
+                        actor,
+                        new: Some(role::POLECAT),
+                        detail: Some(rig),
+                        ..Default::default()
+                    })?;
+                    n
+                }
+            };
+            if !runtime.is_empty() {
+                tx.conn.execute(
+                    "UPDATE agents SET runtime = ?2 WHERE name = ?1",
+                    params![name, runtime],
+                )?;
+            }
+            tx.hook_bead(&name, bead, actor)?;
+            Ok(Slung {
+                bead: bead.to_string(),
+                agent: name,
+                rig: rig.to_string(),
+                new_agent,
+            })
+        })
+    }
+
+    /// An agent finished with its hook. Completed work on `branch` goes to its rig's merge
+    /// queue (the bead stays in progress until it merges); deferred and failed work is
+    /// released. The hook is empty afterwards.
+    pub fn done(
+        &self,
+        agent: &str,
+        how: DoneStatus,
+        branch: &str,
+        actor: &str,
+    ) -> Result<DoneOutcome> {
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            let a = must_agent(tx.conn, agent)?;
+            let Some(bead) = a.hooked_bead.clone() else {
+                return Err(Error::Conflict(format!("{agent} has nothing on its hook")));
+            };
+            let b = must_load(tx.conn, &bead)?;
+            let mut merge_request = None;
+            match how {
+                DoneStatus::Completed => {
+                    if branch.trim().is_empty() {
+                        return Err(Error::bad("done: no branch to submit"));
+                    }
+                    merge_request = Some(tx.submit_mr(&a.rig, branch, Some(&bead), agent)?);
+                    tx.set_status(
+                        &bead,
+                        &b.status,
+                        status::IN_PROGRESS,
+                        "submitted for merge",
+                        actor,
+                    )?;
+                }
+                DoneStatus::Deferred | DoneStatus::Failed => {
+                    tx.conn.execute(
+                        "UPDATE beads SET assignee = '', updated_at = ?2 WHERE id = ?1",
+                        params![bead, tx.now],
+                    )?;
+                    let (to, why) = if how == DoneStatus::Deferred {
+                        (status::DEFERRED, "deferred by its agent")
+                    } else {
+                        (status::OPEN, "its agent gave up; back in the ready queue")
+                    };
+                    tx.set_status(&bead, &b.status, to, why, actor)?;
+                }
+            }
+            tx.set_agent_hook(agent, None)?;
+            tx.event(NewEvent {
+                subject: &bead,
+                kind: ev::UNHOOKED,
+                actor,
+                old: Some(agent),
+                ..Default::default()
+            })?;
+            Ok(DoneOutcome {
+                bead,
+                merge_request,
+            })
+        })
+    }
+
+    /// A state report from the agent itself (`agent-event`, e.g. from Claude Code hooks):
+    /// recorded as the agent's state and its last activity.
+    pub fn agent_report(&self, agent: &str, state: &str) -> Result<()> {
+        self.agent_set_state(agent, state, "reported by the agent", agent)?;
+        self.write(|tx| {
+            tx.conn.execute(
+                "UPDATE agents SET last_activity = ?2 WHERE name = ?1",
+                params![agent, tx.now],
+            )?;
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{store, task};
     use super::*;
+
+    #[test]
+    fn sling_names_polecats_and_done_hands_work_on() {
+        let s = store();
+        let a = s.create(&task("a"), "x").unwrap().id;
+        let b = s.create(&task("b"), "x").unwrap().id;
+        let c = s.create(&task("c"), "x").unwrap().id;
+        let slung = s.sling(&a, "demo", "sim", "overseer").unwrap();
+        assert_eq!((slung.agent.as_str(), slung.new_agent), ("furiosa", true));
+        let bead = s.get(&a).unwrap();
+        assert_eq!(
+            (bead.status.as_str(), bead.assignee.as_str()),
+            ("hooked", "furiosa")
+        );
+        assert!(s
+            .sling(&a, "demo", "sim", "overseer")
+            .unwrap_err()
+            .to_string()
+            .contains("already on furiosa's hook"));
+        assert_eq!(s.sling(&b, "demo", "sim", "overseer").unwrap().agent, "nux");
+        // furiosa submits; while its request waits it is not free.
+        let out = s
+            .done(
+                "furiosa",
+                DoneStatus::Completed,
+                "polecat/furiosa/x",
+                "furiosa",
+            )
+            .unwrap();
+        let mr = s.mr(out.merge_request.unwrap()).unwrap();
+        assert_eq!(
+            (mr.rig.as_str(), mr.bead_id.as_deref()),
+            ("demo", Some(a.as_str()))
+        );
+        assert_eq!(s.get(&a).unwrap().status, "in_progress");
+        assert_eq!(s.agent("furiosa").unwrap().hooked_bead, None);
+        assert!(s
+            .done("furiosa", DoneStatus::Completed, "b", "furiosa")
+            .unwrap_err()
+            .to_string()
+            .contains("nothing on its hook"));
+        let third = s.sling(&c, "demo", "", "overseer").unwrap();
+        assert_eq!(third.agent, "slit");
+        // nux gives up: its bead is ready again, and nux is free for the next sling.
+        s.done("nux", DoneStatus::Failed, "", "nux").unwrap();
+        let bead = s.get(&b).unwrap();
+        assert_eq!((bead.status.as_str(), bead.assignee.as_str()), ("open", ""));
+        assert!(s.ready(None).unwrap().iter().any(|r| r.id == b));
+        let again = s.sling(&b, "demo", "", "overseer").unwrap();
+        assert_eq!((again.agent.as_str(), again.new_agent), ("nux", false));
+        // Once furiosa's request merged, furiosa is free again.
+        s.mr_set_state(mr.id, "merged", "", "", "refinery").unwrap();
+        let d = s.create(&task("d"), "x").unwrap().id;
+        assert_eq!(
+            s.sling(&d, "demo", "", "overseer").unwrap().agent,
+            "furiosa"
+        );
+        // Polecats of another rig are separate.
+        let e = s.create(&task("e"), "x").unwrap().id;
+        assert_eq!(
+            s.sling(&e, "other", "", "overseer").unwrap().agent,
+            "rictus"
+        );
+        // Not work, blocked, or missing: refused.
+        let m = s.mail_send("x", "mayor", "hi", "").unwrap().id;
+        assert!(s
+            .sling(&m, "demo", "", "o")
+            .unwrap_err()
+            .to_string()
+            .contains("only work"));
+        let f = s.create(&task("f"), "x").unwrap().id;
+        let g = s.create(&task("g"), "x").unwrap().id;
+        s.add_dep(&f, &g, "blocks", "x").unwrap();
+        assert!(s
+            .sling(&f, "demo", "", "o")
+            .unwrap_err()
+            .to_string()
+            .contains("blocked"));
+        assert!(matches!(
+            s.sling("gt-none", "demo", "", "o").unwrap_err(),
+            Error::NotFound { .. }
+        ));
+        s.agent_report("furiosa", "working").unwrap();
+        assert_eq!(s.agent("furiosa").unwrap().state, "working");
+        assert!(s.agent_report("furiosa", "dancing").is_err());
+    }
 
     #[test]
     fn the_name_pool_has_fifty_valid_unique_names() {

@@ -19,7 +19,7 @@ mod mq;
 mod ready;
 mod schema;
 
-pub use agents::{agent_state, check_agent_name, name_pool, role};
+pub use agents::{agent_state, check_agent_name, name_pool, role, DoneOutcome, DoneStatus, Slung};
 pub use convoy::AUTO_DISPATCH;
 pub use events::ev;
 pub use issues::Closed;

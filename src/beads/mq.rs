@@ -2,7 +2,7 @@
 
 use super::events::{ev, NewEvent};
 use super::model::mr_state;
-use super::{check_actor, MergeRequest, Store};
+use super::{check_actor, MergeRequest, Store, Tx};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -52,6 +52,34 @@ pub fn tail(log: &str, max: usize) -> &str {
     &log[start..]
 }
 
+impl Tx<'_> {
+    pub(crate) fn submit_mr(
+        &self,
+        rig: &str,
+        branch: &str,
+        bead: Option<&str>,
+        submitter: &str,
+    ) -> Result<i64> {
+        let submitter = check_actor(submitter)?;
+        let id: i64 = self.conn.query_row(
+            "INSERT INTO merge_requests(rig, branch, bead_id, submitter, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
+            params![rig, branch, bead, submitter, self.now],
+            |r| r.get(0),
+        )?;
+        let subject = format!("mr-{id}");
+        self.event(NewEvent {
+            subject: &subject,
+            kind: ev::SUBMITTED,
+            actor: submitter,
+            new: Some(branch),
+            detail: bead,
+            ..Default::default()
+        })?;
+        Ok(id)
+    }
+}
+
 impl Store {
     /// Queues `branch` of `rig` for merging.
     pub fn mr_submit(
@@ -64,25 +92,7 @@ impl Store {
         if rig.trim().is_empty() || branch.trim().is_empty() {
             return Err(Error::bad("a merge request needs a rig and a branch"));
         }
-        let id = self.write(|tx| {
-            let submitter = check_actor(submitter)?;
-            let id: i64 = tx.conn.query_row(
-                "INSERT INTO merge_requests(rig, branch, bead_id, submitter, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING id",
-                params![rig, branch, bead, submitter, tx.now],
-                |r| r.get(0),
-            )?;
-            let subject = format!("mr-{id}");
-            tx.event(NewEvent {
-                subject: &subject,
-                kind: ev::SUBMITTED,
-                actor: submitter,
-                new: Some(branch),
-                detail: bead,
-                ..Default::default()
-            })?;
-            Ok(id)
-        })?;
+        let id = self.write(|tx| tx.submit_mr(rig, branch, bead, submitter))?;
         self.mr(id)
     }
 

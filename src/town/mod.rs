@@ -6,6 +6,7 @@
 mod config;
 mod diag;
 mod init;
+pub mod worktree;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -1,0 +1,195 @@
+//! Git work for rigs (git2): cloning a rig, one worktree per polecat or crew member, and the
+//! checks `done` needs (is the worktree clean, which branch is it on).
+
+use crate::{Error, Result};
+use git2::{BranchType, ErrorCode, Repository, StatusOptions, WorktreeAddOptions};
+use std::path::Path;
+
+fn looks_like_url(s: &str) -> bool {
+    s.contains("://") || (s.contains('@') && s.contains(':'))
+}
+
+/// Clones `url` (a git URL or a local path) into `dest`, checking out `branch`. On failure
+/// nothing is left at `dest`.
+pub fn clone_rig(url: &str, branch: &str, dest: &Path) -> Result<()> {
+    if !looks_like_url(url) {
+        let p = Path::new(url);
+        if !p.exists() {
+            return Err(Error::bad(format!(
+                "{url}: no such directory (and not a git URL)"
+            )));
+        }
+        if Repository::open(p).is_err() {
+            return Err(Error::bad(format!("{url}: not a git repository")));
+        }
+    }
+    if dest.exists() {
+        return Err(Error::bad(format!("{} already exists", dest.display())));
+    }
+    let result = git2::build::RepoBuilder::new()
+        .branch(branch)
+        .clone(url, dest);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(dest);
+            if e.code() == ErrorCode::NotFound && e.message().contains(branch) {
+                Err(Error::bad(format!("branch '{branch}' not found in {url}")))
+            } else {
+                Err(Error::bad(format!("cannot clone {url}: {}", e.message())))
+            }
+        }
+    }
+}
+
+/// Creates (or reuses) a worktree of `repo_dir` at `path` on `branch`, branching from `base`
+/// when the branch does not exist yet. `name` is git's internal name for the worktree.
+/// Reusing is allowed only when the existing worktree is on the same branch.
+pub fn add_worktree(
+    repo_dir: &Path,
+    path: &Path,
+    name: &str,
+    branch: &str,
+    base: &str,
+) -> Result<()> {
+    let repo = Repository::open(repo_dir)?;
+    if path.exists() {
+        let current = current_branch(path)?;
+        if current == branch {
+            return Ok(());
+        }
+        return Err(Error::Conflict(format!(
+            "{} is a worktree on branch '{current}', not '{branch}'",
+            path.display()
+        )));
+    }
+    let branch_ref = match repo.find_branch(branch, BranchType::Local) {
+        Ok(b) => b,
+        Err(_) => {
+            let base_commit = repo
+                .find_branch(base, BranchType::Local)
+                .map_err(|_| {
+                    Error::bad(format!(
+                        "branch '{base}' not found in {}",
+                        repo_dir.display()
+                    ))
+                })?
+                .get()
+                .peel_to_commit()?;
+            repo.branch(branch, &base_commit, false)?
+        }
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+    }
+    // A stale registration (its directory was removed by hand) would block the name.
+    if let Ok(wt) = repo.find_worktree(name) {
+        if wt.validate().is_err() {
+            wt.prune(Some(
+                git2::WorktreePruneOptions::new()
+                    .valid(true)
+                    .working_tree(true),
+            ))?;
+        }
+    }
+    let reference = branch_ref.into_reference();
+    repo.worktree(
+        name,
+        path,
+        Some(WorktreeAddOptions::new().reference(Some(&reference))),
+    )?;
+    Ok(())
+}
+
+/// The branch checked out in the worktree or repository at `path`.
+pub fn current_branch(path: &Path) -> Result<String> {
+    let repo = Repository::open(path)?;
+    let head = repo.head()?;
+    Ok(head.shorthand().unwrap_or("HEAD").to_string())
+}
+
+/// Files with uncommitted changes (untracked files included, ignored ones not).
+pub fn dirty_files(path: &Path) -> Result<Vec<String>> {
+    let repo = Repository::open(path)?;
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    Ok(statuses
+        .iter()
+        .filter(|s| !s.status().is_empty())
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .collect())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A repository at `dir` with one commit on `main` holding `test.sh`.
+    pub fn source_repo(dir: &Path) -> Repository {
+        let repo = git2::Repository::init_opts(
+            dir,
+            git2::RepositoryInitOptions::new().initial_head("main"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
+        {
+            let mut index = repo.index().unwrap();
+            index.add_path(Path::new("test.sh")).unwrap();
+            index.write().unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = git2::Signature::now("t", "t@example.com").unwrap();
+            repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+                .unwrap();
+        }
+        repo
+    }
+
+    #[test]
+    fn clone_worktree_and_dirty_detection() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        source_repo(&src);
+        let dest = tmp.path().join("rig/repo");
+        let err = clone_rig(src.to_str().unwrap(), "nope", &dest).unwrap_err();
+        assert!(err.to_string().contains("branch 'nope' not found"), "{err}");
+        assert!(!dest.exists(), "a failed clone leaves nothing");
+        assert!(clone_rig("/no/such/dir", "main", &dest)
+            .unwrap_err()
+            .to_string()
+            .contains("no such directory"));
+        let plain = tmp.path().join("plain");
+        std::fs::create_dir(&plain).unwrap();
+        assert!(clone_rig(plain.to_str().unwrap(), "main", &dest)
+            .unwrap_err()
+            .to_string()
+            .contains("not a git repository"));
+
+        clone_rig(src.to_str().unwrap(), "main", &dest).unwrap();
+        assert!(dest.join("test.sh").is_file());
+        assert!(
+            clone_rig(src.to_str().unwrap(), "main", &dest).is_err(),
+            "exists"
+        );
+
+        let wt = tmp.path().join("rig/polecats/nux");
+        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-abc", "main").unwrap();
+        assert_eq!(current_branch(&wt).unwrap(), "polecat/nux/gt-abc");
+        assert!(dirty_files(&wt).unwrap().is_empty());
+        // Same branch again: reused.
+        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-abc", "main").unwrap();
+        // Another branch in a busy worktree: refused.
+        assert!(add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-def", "main").is_err());
+        std::fs::write(wt.join("new.txt"), "x").unwrap();
+        assert_eq!(dirty_files(&wt).unwrap(), vec!["new.txt".to_string()]);
+        assert!(
+            add_worktree(&dest, &tmp.path().join("x"), "x", "b", "nobranch")
+                .unwrap_err()
+                .to_string()
+                .contains("branch 'nobranch' not found")
+        );
+    }
+}
