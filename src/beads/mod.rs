@@ -7,6 +7,7 @@
 //! atomic: that is what makes `claim` a compare-and-swap across processes.
 
 mod agents;
+mod control;
 mod convoy;
 mod deps;
 mod events;
@@ -20,6 +21,7 @@ mod ready;
 mod schema;
 
 pub use agents::{agent_state, check_agent_name, name_pool, role, DoneOutcome, DoneStatus, Slung};
+pub use control::{control_kind, ControlRequest};
 pub use convoy::AUTO_DISPATCH;
 pub use events::ev;
 pub use issues::Closed;

@@ -120,6 +120,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX merge_requests_queue ON merge_requests(rig, state, id);
     "#,
+    // 2: requests from other processes to the running engine, and the engine's heartbeat.
+    r#"
+    CREATE TABLE control (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT NOT NULL,
+        agent        TEXT NOT NULL,
+        payload      TEXT NOT NULL DEFAULT '',
+        requested_by TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        taken_at     TEXT,
+        done_at      TEXT,
+        ok           INTEGER,
+        result       TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX control_pending ON control(id) WHERE taken_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
