@@ -1,6 +1,7 @@
 //! The command line: clap definitions and dispatch. Each command group has its own file and
 //! stays thin: parse, call the library, print (human or `--json`).
 
+mod agent;
 mod bead;
 mod convoy;
 mod feed;
@@ -8,6 +9,7 @@ mod flush;
 mod init;
 mod mail;
 mod output;
+mod rig;
 
 use crate::beads::Store;
 use crate::town::Town;
@@ -48,6 +50,25 @@ pub enum Command {
     Mail(mail::MailCmd),
     /// The town's event feed.
     Feed(feed::FeedArgs),
+    /// Rigs: the git repositories the town works on.
+    #[command(subcommand)]
+    Rig(rig::RigCmd),
+    /// Crew: long-lived agents with their own worktree in a rig.
+    #[command(subcommand)]
+    Crew(rig::CrewCmd),
+    /// Put a bead on a polecat's hook in a rig (the engine starts the polecat).
+    Sling(agent::SlingArgs),
+    /// The town's agents and their state.
+    Agents {
+        #[arg(long)]
+        json: bool,
+    },
+    /// (agent side) Your role, your hook and your unread mail.
+    Prime,
+    /// (agent side) Submit your work to the merge queue and clear your hook.
+    Done(agent::DoneArgs),
+    /// (agent side) Report your state: working, idle, waiting, stop.
+    AgentEvent(agent::AgentEventArgs),
     /// Internal: the debounced writer of .beads/issues.jsonl (started automatically).
     #[command(name = "__flush", hide = true)]
     Flush(flush::FlushArgs),
@@ -94,6 +115,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Convoy(c) => with_store(town, actor, |ctx| convoy::run(ctx, c)),
         Command::Mail(c) => with_store(town, actor, |ctx| mail::run(ctx, c)),
         Command::Feed(a) => with_store(town, actor, |ctx| feed::run(ctx, a)),
+        Command::Rig(c) => with_store(town, actor, |ctx| rig::run(ctx, c)),
+        Command::Crew(c) => with_store(town, actor, |ctx| rig::crew(ctx, c)),
+        Command::Sling(a) => with_store(town, actor, |ctx| agent::sling(ctx, a)),
+        Command::Agents { json } => with_store(town, actor, |ctx| agent::agents(ctx, json)),
+        Command::Prime => with_store(town, actor, |ctx| agent::prime(ctx)),
+        Command::Done(a) => with_store(town, actor, |ctx| agent::done(ctx, a)),
+        Command::AgentEvent(a) => with_store(town, actor, |ctx| agent::agent_event(ctx, a)),
     }
 }
 
@@ -102,10 +130,10 @@ pub fn run(cli: Cli) -> Result<()> {
 fn with_store(
     town: Option<&std::path::Path>,
     actor: Option<&str>,
-    f: impl FnOnce(&Ctx) -> Result<()>,
+    f: impl FnOnce(&mut Ctx) -> Result<()>,
 ) -> Result<()> {
-    let ctx = Ctx::open(town, actor)?;
-    let result = f(&ctx);
+    let mut ctx = Ctx::open(town, actor)?;
+    let result = f(&mut ctx);
     if let Err(e) = flush::schedule(&ctx) {
         tracing::warn!("could not schedule the JSONL flush: {e}");
     }

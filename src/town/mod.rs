@@ -6,6 +6,7 @@
 mod config;
 mod diag;
 mod init;
+pub mod sling;
 pub mod worktree;
 
 use std::ffi::OsStr;
@@ -185,6 +186,31 @@ impl Town {
     /// `root/<rig>`: the rig's directory (holding `repo/`, `polecats/`, `crew/`, `refinery/`).
     pub fn rig_dir(&self, rig: &str) -> PathBuf {
         self.root.join(rig)
+    }
+
+    /// `root/<rig>/repo`: the rig's canonical clone.
+    pub fn rig_repo(&self, rig: &str) -> PathBuf {
+        self.rig_dir(rig).join("repo")
+    }
+
+    /// Where an agent works: the town root for the mayor, `<rig>/polecats/<name>` for a
+    /// polecat, `<rig>/crew/<name>` for a crew member.
+    pub fn agent_dir(&self, role: &str, rig: &str, name: &str) -> PathBuf {
+        match role {
+            "polecat" => self.rig_dir(rig).join("polecats").join(name),
+            "crew" => self.rig_dir(rig).join("crew").join(name),
+            _ => self.root.clone(),
+        }
+    }
+
+    /// The rig's config, or a bad-input error naming town.toml.
+    pub fn rig(&self, name: &str) -> Result<&RigConfig> {
+        self.config.rigs.get(name).ok_or_else(|| {
+            Error::bad(format!(
+                "no rig '{name}' in {} (add one with: gastown-tui rig add {name} URL)",
+                self.config_path().display()
+            ))
+        })
     }
 
     /// Edits `town.toml` in place, keeping its comments and layout: reads it, applies `edit`,

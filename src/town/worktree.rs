@@ -58,10 +58,7 @@ pub fn add_worktree(
         if current == branch {
             return Ok(());
         }
-        return Err(Error::Conflict(format!(
-            "{} is a worktree on branch '{current}', not '{branch}'",
-            path.display()
-        )));
+        return switch_if_merged(&repo, path, &current, branch, base);
     }
     let branch_ref = match repo.find_branch(branch, BranchType::Local) {
         Ok(b) => b,
@@ -98,6 +95,60 @@ pub fn add_worktree(
         path,
         Some(WorktreeAddOptions::new().reference(Some(&reference))),
     )?;
+    Ok(())
+}
+
+/// Moves an existing worktree from `current` to a new `branch` off `base`, but only when
+/// nothing can be lost: the worktree is clean and `current` is already merged into `base`.
+fn switch_if_merged(
+    repo: &Repository,
+    path: &Path,
+    current: &str,
+    branch: &str,
+    base: &str,
+) -> Result<()> {
+    let busy = || {
+        Error::Conflict(format!(
+            "{} holds branch '{current}', which is not merged into '{base}' yet",
+            path.display()
+        ))
+    };
+    let dirty = dirty_files(path)?;
+    if !dirty.is_empty() {
+        return Err(Error::Conflict(format!(
+            "{} has uncommitted changes ({}); not reusing it",
+            path.display(),
+            dirty.join(", ")
+        )));
+    }
+    let base_commit = repo
+        .find_branch(base, BranchType::Local)
+        .map_err(|_| Error::bad(format!("branch '{base}' not found")))?
+        .get()
+        .peel_to_commit()?;
+    let tip = repo
+        .find_branch(current, BranchType::Local)
+        .map_err(|_| busy())?
+        .get()
+        .peel_to_commit()?;
+    let merged =
+        tip.id() == base_commit.id() || repo.graph_descendant_of(base_commit.id(), tip.id())?;
+    if !merged {
+        return Err(busy());
+    }
+    let wt_repo = Repository::open(path)?;
+    let start = wt_repo.find_commit(base_commit.id())?;
+    let new_branch = wt_repo.branch(branch, &start, false)?;
+    let refname = new_branch
+        .get()
+        .name()
+        .map_err(|_| Error::bad(format!("branch name '{branch}' is not valid UTF-8")))?
+        .to_string();
+    wt_repo.checkout_tree(
+        start.as_object(),
+        Some(git2::build::CheckoutBuilder::new().safe()),
+    )?;
+    wt_repo.set_head(&refname)?;
     Ok(())
 }
 
@@ -181,10 +232,31 @@ pub(crate) mod tests {
         assert!(dirty_files(&wt).unwrap().is_empty());
         // Same branch again: reused.
         add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-abc", "main").unwrap();
-        // Another branch in a busy worktree: refused.
-        assert!(add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-def", "main").is_err());
+        // Its branch has no commits beyond main: the worktree moves on to the next bead.
+        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-def", "main").unwrap();
+        assert_eq!(current_branch(&wt).unwrap(), "polecat/nux/gt-def");
+        // Unmerged commits are never left behind.
         std::fs::write(wt.join("new.txt"), "x").unwrap();
         assert_eq!(dirty_files(&wt).unwrap(), vec!["new.txt".to_string()]);
+        assert!(
+            add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-ghi", "main")
+                .unwrap_err()
+                .to_string()
+                .contains("uncommitted changes")
+        );
+        let r = Repository::open(&wt).unwrap();
+        let mut index = r.index().unwrap();
+        index.add_path(Path::new("new.txt")).unwrap();
+        index.write().unwrap();
+        let tree = r.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let parent = r.head().unwrap().peel_to_commit().unwrap();
+        r.commit(Some("HEAD"), &sig, &sig, "work", &tree, &[&parent])
+            .unwrap();
+        let err =
+            add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-ghi", "main").unwrap_err();
+        assert!(err.to_string().contains("not merged"), "{err}");
+        assert_eq!(current_branch(&wt).unwrap(), "polecat/nux/gt-def");
         assert!(
             add_worktree(&dest, &tmp.path().join("x"), "x", "b", "nobranch")
                 .unwrap_err()
