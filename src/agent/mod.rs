@@ -1,0 +1,21 @@
+//! One agent session: a program in its own pseudo-terminal (portable-pty), read on a dedicated
+//! thread into a terminal screen (vt100, behind [`screen`]) and recorded as asciicast v2.
+//!
+//! - [`session`]: spawning, input, resize, exit, kill ([`Session`], [`SessionSpec`]).
+//! - [`screen`]: the emulator boundary ([`Screen`]): panic-safe parsing, answers to terminal
+//!   queries, DEC line drawing, synchronized output, text capture like `tmux capture-pane`.
+//! - [`runtime`]: the runtime presets (claude, codex, ..., sim) merged with town.toml.
+//! - [`record`]: the recorder and reader of asciicast v2 files, and replay into a screen.
+
+pub mod record;
+pub mod runtime;
+pub mod screen;
+pub mod session;
+pub mod sim;
+
+pub use record::{read_cast, replay_cast, Cast, CastEvent, CastHeader, EventKind, Recorder};
+pub use screen::{Cell, Color, MouseEncoding, MouseMode, QueryColors, Rgb, Screen};
+pub use session::{Exit, Session, SessionSpec, DEFAULT_SCROLLBACK};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,736 @@
+//! One program running in its own pseudo-terminal, its output parsed into a [`Screen`] and
+//! recorded.
+//!
+//! Threads (plain `std::thread`, no async runtime):
+//! - the *reader* blocks on `read` from the PTY (64 KiB at a time), feeds the screen under a
+//!   short lock, appends to the recording, queues any query replies and calls `notify`. A read
+//!   error after the child exits (EIO on Linux) is the end of output;
+//! - the *control* thread owns the PTY writer: it writes typed input and query replies in
+//!   order (so [`Session::write`] never blocks on a program that does not read its input),
+//!   and polls for the child's exit (promptly after the reader sees the end of output,
+//!   backing off to twice a second otherwise);
+//! - [`Session::kill`] sends SIGHUP and, if the program is still alive after a grace period,
+//!   a short-lived thread escalates to SIGKILL.
+//!
+//! Dropping a [`Session`] kills its program if it is still running.
+
+use crate::agent::record::{CastHeader, Recorder};
+use crate::agent::screen::{clamp_size, QueryColors, Screen};
+use crate::{Error, Result};
+use portable_pty::{Child, CommandBuilder, MasterPty, PtySize};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Lines of history kept by default. Each kept line costs about 32 bytes per character.
+pub const DEFAULT_SCROLLBACK: usize = 2_000;
+
+/// Bytes read from the PTY at a time.
+const READ_BUFFER: usize = 64 * 1024;
+/// Messages (writes, replies) that may wait for the control thread.
+const INPUT_QUEUE: usize = 1024;
+/// Exit polling: first and longest interval.
+const POLL_MIN: Duration = Duration::from_millis(5);
+const POLL_MAX: Duration = Duration::from_millis(500);
+/// After the child exits, how long to wait for the reader to drain the last output before
+/// reporting the exit anyway (a grandchild may keep the terminal open).
+const DRAIN_GRACE: Duration = Duration::from_millis(250);
+/// Between SIGHUP and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// What to run and how.
+#[derive(Clone, Debug)]
+pub struct SessionSpec {
+    /// A program name looked up on `PATH` (the `PATH` in `env` if given there, else this
+    /// process's), or a path (relative paths are relative to `cwd`).
+    pub program: String,
+    pub args: Vec<String>,
+    /// The working directory; it must exist.
+    pub cwd: PathBuf,
+    /// Added to the inherited environment (and overriding it). `TERM=xterm-256color` is set
+    /// unless given here; `TMUX`, `TMUX_PANE`, `COLUMNS` and `LINES` are not inherited.
+    pub env: Vec<(String, String)>,
+    /// The terminal's size, which should be the size of the pane that shows it (clamped to
+    /// 2..=1000 each).
+    pub rows: u16,
+    pub cols: u16,
+    /// Lines of history kept above the screen.
+    pub scrollback: usize,
+    /// Where to write an asciicast v2 recording (created 0600, parent directories 0700).
+    pub recording: Option<PathBuf>,
+    /// The title written into the recording's header.
+    pub title: String,
+    /// Colours reported to programs that ask (`OSC 10;?`, `OSC 11;?`).
+    pub query_colors: QueryColors,
+}
+
+impl SessionSpec {
+    /// A spec with defaults: no arguments, 24x80, [`DEFAULT_SCROLLBACK`], no recording, the
+    /// program as title.
+    pub fn new(program: impl Into<String>, cwd: impl Into<PathBuf>) -> SessionSpec {
+        let program = program.into();
+        SessionSpec {
+            title: program.clone(),
+            program,
+            args: Vec::new(),
+            cwd: cwd.into(),
+            env: Vec::new(),
+            rows: 24,
+            cols: 80,
+            scrollback: DEFAULT_SCROLLBACK,
+            recording: None,
+            query_colors: QueryColors::default(),
+        }
+    }
+}
+
+/// How a program ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code, when it exited by itself.
+    pub code: Option<i32>,
+    /// The signal's name, when a signal ended it.
+    pub signal: Option<String>,
+    pub success: bool,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.signal, self.code) {
+            (Some(sig), _) => write!(f, "killed by signal {sig}"),
+            (None, Some(code)) => write!(f, "exited with code {code}"),
+            (None, None) => write!(f, "exited"),
+        }
+    }
+}
+
+impl From<portable_pty::ExitStatus> for Exit {
+    fn from(s: portable_pty::ExitStatus) -> Self {
+        let signal = s.signal().map(str::to_string);
+        Exit {
+            code: if signal.is_some() {
+                None
+            } else {
+                Some(i32::try_from(s.exit_code()).unwrap_or(i32::MAX))
+            },
+            success: s.success(),
+            signal,
+        }
+    }
+}
+
+enum Msg {
+    /// Bytes for the PTY (typed input or query replies).
+    Input(Vec<u8>),
+    /// The reader reached the end of output: look for the exit now.
+    Poke,
+}
+
+#[derive(Default)]
+struct Status {
+    exit: Option<Exit>,
+    reader_done: bool,
+    write_error: Option<(std::io::ErrorKind, String)>,
+}
+
+struct Shared {
+    program: String,
+    tty: PathBuf,
+    screen: Mutex<Screen>,
+    recorder: Mutex<Option<Recorder>>,
+    child: Mutex<Box<dyn Child + Send + Sync>>,
+    status: Mutex<Status>,
+    status_changed: Condvar,
+    bytes_read: AtomicU64,
+    /// Nanoseconds after `epoch` of the last output.
+    last_output: AtomicU64,
+    epoch: Instant,
+    kill_requested: AtomicBool,
+    notify: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// A running (or finished) program in its own PTY. `Send + Sync`; share it with an `Arc`.
+pub struct Session {
+    shared: Arc<Shared>,
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    input: SyncSender<Msg>,
+    pid: Option<u32>,
+    recording: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("program", &self.shared.program)
+            .field("pid", &self.pid)
+            .field("recording", &self.recording)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Starts `spec.program` in a new PTY of the spec's size. `notify` is called (from the
+    /// session's threads) whenever the screen changed or the program ended; keep it cheap
+    /// (set a flag, send on a channel).
+    ///
+    /// Fails with [`Error::BadInput`] when the program cannot be found or is not executable,
+    /// or the working directory does not exist: nothing is started then.
+    pub fn spawn(spec: SessionSpec, notify: Arc<dyn Fn() + Send + Sync>) -> Result<Session> {
+        let (rows, cols) = clamp_size(spec.rows, spec.cols);
+        let cwd_ok = std::fs::metadata(&spec.cwd)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        if !cwd_ok {
+            return Err(Error::bad(format!(
+                "working directory '{}' for runtime command '{}' does not exist",
+                spec.cwd.display(),
+                spec.program
+            )));
+        }
+        let path_var = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"));
+        let resolved = resolve_program(&spec.program, &spec.cwd, path_var.as_deref())?;
+        let term = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "TERM")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "xterm-256color".to_string());
+
+        let recorder = match &spec.recording {
+            Some(path) => {
+                let header = CastHeader {
+                    version: 2,
+                    width: u32::from(cols),
+                    height: u32::from(rows),
+                    timestamp: Some(chrono::Utc::now().timestamp()),
+                    title: Some(spec.title.clone()),
+                    env: [("TERM".to_string(), term.clone())].into_iter().collect(),
+                };
+                Some(Recorder::create(path, &header)?)
+            }
+            None => None,
+        };
+
+        let pty_error = |action: &'static str, e: &dyn std::fmt::Display| {
+            Error::io(action, "/dev/ptmx", std::io::Error::other(format!("{e:#}")))
+        };
+        let pair = portable_pty::native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .map_err(|e| pty_error("open a pseudo-terminal", &e))?;
+
+        // A bare name is passed as given (so argv[0] stays the name); a path, resolved.
+        let mut cmd = if spec.program.contains('/') {
+            CommandBuilder::new(&resolved)
+        } else {
+            CommandBuilder::new(&spec.program)
+        };
+        cmd.args(&spec.args);
+        cmd.cwd(&spec.cwd);
+        for var in ["TMUX", "TMUX_PANE", "COLUMNS", "LINES"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("TERM", &term);
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+        let child = pair
+            .slave
+            .spawn_command(cmd)
+            .map_err(|e| Error::io("start", &resolved, std::io::Error::other(format!("{e:#}"))))?;
+        // Only the child may hold the slave side, or the reader never sees the end.
+        drop(pair.slave);
+        let master = pair.master;
+        let pid = child.process_id();
+        let tty = master
+            .tty_name()
+            .unwrap_or_else(|| PathBuf::from("/dev/pts"));
+
+        let reader = match master.try_clone_reader() {
+            Ok(r) => r,
+            Err(e) => {
+                kill_now(child);
+                return Err(pty_error("read from the pseudo-terminal", &e));
+            }
+        };
+        let writer = match master.take_writer() {
+            Ok(w) => w,
+            Err(e) => {
+                kill_now(child);
+                return Err(pty_error("write to the pseudo-terminal", &e));
+            }
+        };
+
+        let mut screen = Screen::new(rows, cols, spec.scrollback);
+        screen.set_query_colors(spec.query_colors);
+        let epoch = Instant::now();
+        let shared = Arc::new(Shared {
+            program: spec.program.clone(),
+            tty,
+            screen: Mutex::new(screen),
+            recorder: Mutex::new(recorder),
+            child: Mutex::new(child),
+            status: Mutex::new(Status::default()),
+            status_changed: Condvar::new(),
+            bytes_read: AtomicU64::new(0),
+            last_output: AtomicU64::new(0),
+            epoch,
+            kill_requested: AtomicBool::new(false),
+            notify,
+        });
+        let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
+        let name = pid.map_or_else(|| spec.program.clone(), |p| p.to_string());
+
+        let started = {
+            let shared = Arc::clone(&shared);
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name(format!("pty-read-{name}"))
+                .spawn(move || read_loop(&shared, reader, &tx))
+        }
+        .and_then(|_| {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("pty-ctl-{name}"))
+                .spawn(move || control_loop(&shared, &rx, writer))
+        });
+        if let Err(e) = started {
+            let _ = lock(&shared.child).kill();
+            return Err(Error::io("start a thread for", &shared.tty, e));
+        }
+
+        Ok(Session {
+            shared,
+            master: Mutex::new(master),
+            input: tx,
+            pid,
+            recording: spec.recording,
+        })
+    }
+
+    /// Sends bytes to the program's terminal unchanged (keys, paste, mouse reports). Never
+    /// blocks: the bytes are queued for the session's writer thread.
+    ///
+    /// Fails with [`Error::Conflict`] when the program has exited or has not read its input
+    /// for so long that the queue is full, and with [`Error::Io`] when an earlier write failed.
+    pub fn write(&self, bytes: &[u8]) -> Result<()> {
+        {
+            let status = lock(&self.shared.status);
+            if let Some(exit) = &status.exit {
+                return Err(Error::Conflict(format!(
+                    "'{}' has {exit}: nothing reads its input",
+                    self.shared.program
+                )));
+            }
+            if let Some((kind, msg)) = &status.write_error {
+                return Err(Error::io(
+                    "write to",
+                    &self.shared.tty,
+                    std::io::Error::new(*kind, msg.clone()),
+                ));
+            }
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match self.input.try_send(Msg::Input(bytes.to_vec())) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Error::Conflict(format!(
+                "'{}' is not reading its input (input queue full)",
+                self.shared.program
+            ))),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Conflict(format!(
+                "the terminal of '{}' is closed",
+                self.shared.program
+            ))),
+        }
+    }
+
+    /// Resizes the terminal (clamped to 2..=1000 each): the screen, the PTY (the program gets
+    /// SIGWINCH) and the recording (a resize event).
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        let (rows, cols) = clamp_size(rows, cols);
+        let mut screen = lock(&self.shared.screen);
+        if screen.size() == (rows, cols) {
+            return Ok(());
+        }
+        screen.resize(rows, cols);
+        // The screen lock is held until the PTY is resized, so output the program draws for
+        // the new size is parsed at the new size; the recorder is taken before the screen is
+        // released (the reader's order), so the cast keeps events in screen order.
+        let mut recorder = lock(&self.shared.recorder);
+        if let Some(rec) = recorder.as_mut() {
+            if let Err(e) = rec.resize(rows, cols) {
+                tracing::warn!("recording stopped: {e}");
+                *recorder = None;
+            }
+        }
+        let result = lock(&self.master).resize(PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        });
+        drop(recorder);
+        drop(screen);
+        result.map_err(|e| {
+            Error::io(
+                "resize",
+                &self.shared.tty,
+                std::io::Error::other(format!("{e:#}")),
+            )
+        })
+    }
+
+    /// The terminal's size as `(rows, cols)`.
+    pub fn size(&self) -> (u16, u16) {
+        lock(&self.shared.screen).size()
+    }
+
+    /// The screen as text, like `tmux capture-pane -p` (with `scrollback`: `-S -`).
+    pub fn capture(&self, scrollback: bool) -> String {
+        lock(&self.shared.screen).capture(scrollback)
+    }
+
+    /// Runs `f` on the screen (cells, cursor, modes) under the screen's lock; keep it short,
+    /// the reader waits meanwhile.
+    pub fn with_screen<R>(&self, f: impl FnOnce(&Screen) -> R) -> R {
+        f(&lock(&self.shared.screen))
+    }
+
+    /// Scrolls the screen's view `rows` lines up into the history (0 = live); returns the
+    /// offset actually set.
+    pub fn set_view_offset(&self, rows: usize) -> usize {
+        lock(&self.shared.screen).set_view_offset(rows)
+    }
+
+    /// The window title the program set (OSC 0 / 2).
+    pub fn title(&self) -> String {
+        lock(&self.shared.screen).title().to_string()
+    }
+
+    /// How the program ended; `None` while it runs. Once set, the output it printed before
+    /// exiting has been parsed (unless something else kept its terminal open).
+    pub fn exit_status(&self) -> Option<Exit> {
+        lock(&self.shared.status).exit.clone()
+    }
+
+    /// Waits up to `d` for the program to end.
+    pub fn wait_timeout(&self, d: Duration) -> Option<Exit> {
+        let deadline = Instant::now() + d;
+        let mut status = lock(&self.shared.status);
+        loop {
+            if let Some(exit) = &status.exit {
+                return Some(exit.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            status = self
+                .shared
+                .status_changed
+                .wait_timeout(status, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// The program's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Ends the program: SIGHUP now (as when a terminal closes), SIGKILL if it is still alive
+    /// a second later. Returns at once; [`Session::wait_timeout`] waits for the end. The
+    /// reader ends when the terminal's last user has gone.
+    pub fn kill(&self) -> Result<()> {
+        self.shared.kill()
+    }
+
+    /// When the program last printed something (the spawn time before it has).
+    pub fn last_output(&self) -> Instant {
+        self.shared.epoch + Duration::from_nanos(self.shared.last_output.load(Ordering::Relaxed))
+    }
+
+    /// Bytes read from the program so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.shared.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// The recording's path, if recording.
+    pub fn recording_path(&self) -> Option<&Path> {
+        self.recording.as_deref()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if lock(&self.shared.status).exit.is_none() {
+            if let Err(e) = self.shared.kill() {
+                tracing::warn!("could not kill '{}': {e}", self.shared.program);
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn kill(self: &Arc<Self>) -> Result<()> {
+        {
+            let mut child = lock(&self.child);
+            // Only signal a child that has not been reaped (its pid cannot have been reused).
+            match child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) => return Err(Error::io("wait for", &self.tty, e)),
+            }
+            child
+                .clone_killer()
+                .kill()
+                .map_err(|e| Error::io("signal the program in", &self.tty, e))?;
+        }
+        if self.kill_requested.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let shared = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("pty-kill".to_string())
+            .spawn(move || {
+                let deadline = Instant::now() + KILL_GRACE;
+                let mut status = lock(&shared.status);
+                while status.exit.is_none() {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    status = shared
+                        .status_changed
+                        .wait_timeout(status, deadline - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                if status.exit.is_some() {
+                    return;
+                }
+                drop(status);
+                let mut child = lock(&shared.child);
+                if let Ok(None) = child.try_wait() {
+                    // SIGHUP again, a short grace, then SIGKILL.
+                    if let Err(e) = child.kill() {
+                        tracing::warn!("could not kill '{}': {e}", shared.program);
+                    }
+                }
+            })
+            .map_err(|e| Error::io("start a thread for", &self.tty, e))?;
+        Ok(())
+    }
+
+    fn publish_exit(&self, exit: Exit) {
+        let mut status = lock(&self.status);
+        let deadline = Instant::now() + DRAIN_GRACE;
+        while !status.reader_done {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            status = self
+                .status_changed
+                .wait_timeout(status, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        status.exit = Some(exit);
+        self.status_changed.notify_all();
+        drop(status);
+        (self.notify)();
+    }
+}
+
+fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<Msg>) {
+    let mut buf = vec![0u8; READ_BUFFER];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO: the slave side is closed (portable-pty maps it to Ok(0) already).
+            Err(e) if e.raw_os_error() == Some(5) => break,
+            Err(e) => {
+                tracing::warn!("reading the terminal of '{}' failed: {e}", shared.program);
+                break;
+            }
+        };
+        let chunk = &buf[..n];
+        shared.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        let since = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared.last_output.store(since, Ordering::Relaxed);
+
+        let mut screen = lock(&shared.screen);
+        screen.process(chunk);
+        let replies = screen.take_replies();
+        // Take the recorder before letting go of the screen so events are recorded in the
+        // order the screen saw them (see `Session::resize`).
+        let mut recorder = lock(&shared.recorder);
+        drop(screen);
+        if let Some(rec) = recorder.as_mut() {
+            if let Err(e) = rec.output(chunk) {
+                tracing::warn!("recording stopped: {e}");
+                *recorder = None;
+            }
+        }
+        drop(recorder);
+        if !replies.is_empty() {
+            if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Input(replies)) {
+                tracing::warn!(
+                    "'{}' does not read its input; dropped a terminal query reply",
+                    shared.program
+                );
+            }
+        }
+        (shared.notify)();
+    }
+    if let Some(rec) = lock(&shared.recorder).as_mut() {
+        if let Err(e) = rec.finish() {
+            tracing::warn!("recording: {e}");
+        }
+    }
+    lock(&shared.status).reader_done = true;
+    shared.status_changed.notify_all();
+    let _ = tx.try_send(Msg::Poke);
+    (shared.notify)();
+}
+
+fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write + Send>) {
+    let mut interval = POLL_MIN;
+    let mut exited = false;
+    loop {
+        let msg = if exited {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(interval)
+        };
+        match msg {
+            Ok(Msg::Input(bytes)) => {
+                if let Err(e) = writer.write_all(&bytes).and_then(|()| writer.flush()) {
+                    let mut status = lock(&shared.status);
+                    if status.write_error.is_none() && status.exit.is_none() {
+                        tracing::warn!("writing to '{}' failed: {e}", shared.program);
+                        status.write_error = Some((e.kind(), e.to_string()));
+                    }
+                }
+            }
+            Ok(Msg::Poke) => interval = POLL_MIN,
+            Err(RecvTimeoutError::Timeout) => interval = (interval * 2).min(POLL_MAX),
+            Err(RecvTimeoutError::Disconnected) => {
+                // The session is gone (and has signalled the program): reap it. Polling, so
+                // the kill escalation can take the child's lock meanwhile.
+                while !exited {
+                    let polled = lock(&shared.child).try_wait();
+                    match polled {
+                        Ok(None) => {
+                            std::thread::sleep(interval);
+                            interval = (interval * 2).min(POLL_MAX);
+                        }
+                        Ok(Some(s)) => {
+                            exited = true;
+                            shared.publish_exit(s.into());
+                        }
+                        Err(e) => {
+                            exited = true;
+                            shared.publish_exit(exit_from(Err(e), &shared.program));
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        if !exited {
+            let polled = lock(&shared.child).try_wait();
+            match polled {
+                Ok(None) => {}
+                Ok(Some(s)) => {
+                    exited = true;
+                    shared.publish_exit(s.into());
+                }
+                Err(e) => {
+                    exited = true;
+                    shared.publish_exit(exit_from(Err(e), &shared.program));
+                }
+            }
+        }
+    }
+}
+
+fn exit_from(status: std::io::Result<portable_pty::ExitStatus>, program: &str) -> Exit {
+    match status {
+        Ok(s) => s.into(),
+        Err(e) => {
+            tracing::warn!("could not get the exit status of '{program}': {e}");
+            Exit {
+                code: None,
+                signal: None,
+                success: false,
+            }
+        }
+    }
+}
+
+/// Ends a child that was started but cannot be used.
+fn kill_now(mut child: Box<dyn Child + Send + Sync>) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Finds the program to run: a name on `PATH`, or a path (relative to `cwd`).
+pub fn resolve_program(
+    program: &str,
+    cwd: &Path,
+    path_var: Option<&std::ffi::OsStr>,
+) -> Result<PathBuf> {
+    if program.trim().is_empty() {
+        return Err(Error::bad("runtime command is empty"));
+    }
+    if program.contains('/') {
+        let path = cwd.join(program);
+        return match std::fs::metadata(&path) {
+            Ok(m) if is_executable(&m) => Ok(path),
+            Ok(_) => Err(Error::bad(format!(
+                "runtime command '{program}' is not an executable file"
+            ))),
+            Err(_) => Err(Error::bad(format!("runtime command '{program}' not found"))),
+        };
+    }
+    for dir in path_var.map(std::env::split_paths).into_iter().flatten() {
+        let candidate = cwd.join(dir).join(program);
+        if std::fs::metadata(&candidate).is_ok_and(|m| is_executable(&m)) {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::bad(format!(
+        "runtime command '{program}' not found on PATH"
+    )))
+}
+
+fn is_executable(m: &std::fs::Metadata) -> bool {
+    m.is_file() && m.permissions().mode() & 0o111 != 0
+}
