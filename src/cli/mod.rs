@@ -3,6 +3,7 @@
 
 mod agent;
 mod bead;
+mod config;
 mod convoy;
 mod feed;
 mod flush;
@@ -10,8 +11,10 @@ mod init;
 mod mail;
 mod output;
 mod rig;
+mod session;
+mod sim;
 
-use crate::beads::Store;
+use crate::beads::{control_kind, Store};
 use crate::town::Town;
 use crate::{clock, Error, Result};
 use clap::{Parser, Subcommand};
@@ -69,6 +72,25 @@ pub enum Command {
     Done(agent::DoneArgs),
     /// (agent side) Report your state: working, idle, waiting, stop.
     AgentEvent(agent::AgentEventArgs),
+    /// Run the engine: agents in their terminals, patrols, the control loop.
+    Up(session::UpArgs),
+    /// Type a message into an agent's prompt and submit it (needs a running engine).
+    Nudge { agent: String, message: String },
+    /// An agent's screen as text, like `tmux capture-pane -p`.
+    Capture(session::CaptureArgs),
+    /// Stop an agent's session (it stays stopped until restarted).
+    Kill { agent: String },
+    /// Restart an agent's session on the same hook.
+    Restart { agent: String },
+    /// End a session cleanly; a fresh one starts on the same hook (default: yourself).
+    Handoff { agent: Option<String> },
+    /// Play an agent's recorded session in this terminal.
+    Replay(session::ReplayArgs),
+    /// Show or edit town.toml.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Run the simulated agent (the `sim` runtime).
+    SimAgent,
     /// Internal: the debounced writer of .beads/issues.jsonl (started automatically).
     #[command(name = "__flush", hide = true)]
     Flush(flush::FlushArgs),
@@ -122,6 +144,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Prime => with_store(town, actor, |ctx| agent::prime(ctx)),
         Command::Done(a) => with_store(town, actor, |ctx| agent::done(ctx, a)),
         Command::AgentEvent(a) => with_store(town, actor, |ctx| agent::agent_event(ctx, a)),
+        Command::Up(a) => with_store(town, actor, |ctx| session::up(ctx, a)),
+        Command::Nudge { agent, message } => {
+            with_store(town, actor, |ctx| session::nudge(ctx, &agent, &message))
+        }
+        Command::Capture(a) => with_store(town, actor, |ctx| session::capture(ctx, a)),
+        Command::Kill { agent } => with_store(town, actor, |ctx| {
+            session::simple(ctx, control_kind::KILL, Some(agent))
+        }),
+        Command::Restart { agent } => with_store(town, actor, |ctx| {
+            session::simple(ctx, control_kind::RESTART, Some(agent))
+        }),
+        Command::Handoff { agent } => with_store(town, actor, |ctx| {
+            session::simple(ctx, control_kind::HANDOFF, agent)
+        }),
+        Command::Replay(a) => with_store(town, actor, |ctx| session::replay(ctx, a)),
+        Command::Config(c) => with_store(town, actor, |ctx| config::run(ctx, c)),
+        Command::SimAgent => sim::run(town, actor),
     }
 }
 

@@ -307,7 +307,7 @@ impl Town {
     /// existing table are kept.
     pub fn set_runtime_command(&mut self, name: &str, command: &[String]) -> Result<()> {
         validate_runtime_name(name).map_err(Error::BadInput)?;
-        if command.first().map_or(true, |p| p.trim().is_empty()) {
+        if command.first().is_none_or(|p| p.trim().is_empty()) {
             return Err(Error::bad(format!(
                 "runtime '{name}': the command must start with a program"
             )));

@@ -31,6 +31,19 @@ pub fn sling(
             )));
         }
     }
+    // A runtime whose program is missing is refused here, not discovered as a dead pane.
+    let rt_name = runtime.unwrap_or(&town.config.default_runtime);
+    let rt = crate::agent::runtime::resolve(&town.config, rt_name)?;
+    if let Some(program) = rt.command.first() {
+        if program != crate::agent::runtime::SIM_PROGRAM {
+            crate::agent::session::resolve_program(
+                program,
+                &town.root,
+                std::env::var_os("PATH").as_deref(),
+            )
+            .map_err(|e| Error::bad(format!("runtime '{rt_name}': {e}")))?;
+        }
+    }
     let repo = town.rig_repo(rig);
     if !repo.join(".git").exists() {
         return Err(Error::bad(format!(

@@ -1,0 +1,679 @@
+//! The engine: the only owner of live agent sessions.
+//!
+//! `Command`s come in (from the cockpit through a channel, from other processes through the
+//! store's control table); `Event`s and a `Snapshot` go out. Every `tick` it records a
+//! heartbeat, notices sessions that ended, answers control requests, delivers pending prompts
+//! and Enters, and reconciles the store with what runs: an agent with work on its hook and no
+//! session gets one. All durable state is in the store first; a session is cattle.
+//!
+//! The loop runs on a tokio runtime (`run`); store and PTY calls are short and run through
+//! `block_in_place`. `up --headless` runs it without a UI.
+
+pub mod nudge;
+
+use crate::agent::runtime;
+use crate::agent::{replay_cast, Session, SessionSpec, DEFAULT_SCROLLBACK};
+use crate::beads::{agent_state, control_kind, Agent, ControlRequest, Store};
+use crate::clock;
+use crate::town::{PromptMode, Town};
+use crate::{Error, Result};
+use regex::Regex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// How often the engine looks at the store and its sessions.
+pub const TICK: Duration = Duration::from_millis(50);
+/// How often the heartbeat is written.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Reconcile at least this often even when the store did not change.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How long a freshly hooked agent may wait for its worktree before that counts as a failure.
+const WORKTREE_GRACE: Duration = Duration::from_secs(10);
+/// The terminal size agents start at when no pane has told the engine its size.
+pub const DEFAULT_PANE: (u16, u16) = (40, 120);
+
+/// What the cockpit (or a test) asks of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Type `text` into the agent's prompt and submit it.
+    Nudge { agent: String, text: String },
+    /// Raw input for the agent's terminal (keys typed in the drill-down view).
+    Input { agent: String, bytes: Vec<u8> },
+    /// The pane showing agents changed size: every session follows.
+    Resize { rows: u16, cols: u16 },
+    /// Stop the agent's session; it stays stopped until restarted.
+    Kill { agent: String },
+    /// Stop and start the agent's session (counted as a restart).
+    Restart { agent: String },
+    /// End the session cleanly and start a fresh one on the same hook.
+    Handoff { agent: String },
+}
+
+/// What happened, for the cockpit's feed and for tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Started {
+        agent: String,
+        session: String,
+        pid: Option<u32>,
+    },
+    Exited {
+        agent: String,
+        how: String,
+    },
+    Nudged {
+        agent: String,
+    },
+    Failed {
+        agent: String,
+        message: String,
+    },
+}
+
+/// One agent as the cockpit shows it: its identity row and its live session, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentView {
+    pub agent: Agent,
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub session: Option<String>,
+}
+
+/// The state the cockpit renders (plain data).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub agents: Vec<AgentView>,
+}
+
+/// How a live session is being ended, when the engine ended it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stopping {
+    Kill,
+    Restart,
+    Handoff,
+}
+
+struct Live {
+    session: Arc<Session>,
+    id: String,
+    /// Typed once the runtime's ready pattern shows (prompt mode type-after-ready).
+    pending_prompt: Option<String>,
+    ready: Option<Regex>,
+    /// An Enter to send at this instant, finishing a nudge (and the control request, if any).
+    pending_enter: Option<(Instant, Option<i64>)>,
+    stopping: Option<Stopping>,
+}
+
+/// Live sessions, readable by the cockpit for rendering (the engine alone adds and removes).
+pub type Sessions = Arc<RwLock<HashMap<String, Arc<Session>>>>;
+
+pub struct Engine {
+    town: Town,
+    store: Store,
+    exe: PathBuf,
+    live: HashMap<String, Live>,
+    sessions: Sessions,
+    pane: (u16, u16),
+    last_version: i64,
+    last_reconcile: Option<Instant>,
+    last_beat: Option<Instant>,
+    events: broadcast::Sender<Event>,
+    snapshot: watch::Sender<Snapshot>,
+    notify: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The session id of a new session: its start time.
+fn session_id() -> String {
+    chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f").to_string()
+}
+
+impl Engine {
+    /// An engine for `town`; `notify` is called whenever a session printed something.
+    pub fn new(town: Town, notify: Arc<dyn Fn() + Send + Sync>) -> Result<Engine> {
+        let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
+        let exe =
+            std::env::current_exe().map_err(|e| Error::io("find", "the gastown-tui binary", e))?;
+        let (events, _) = broadcast::channel(1024);
+        let (snapshot, _) = watch::channel(Snapshot::default());
+        Ok(Engine {
+            town,
+            store,
+            exe,
+            live: HashMap::new(),
+            sessions: Arc::new(RwLock::new(HashMap::new())),
+            pane: DEFAULT_PANE,
+            last_version: -1,
+            last_reconcile: None,
+            last_beat: None,
+            events,
+            snapshot,
+            notify,
+        })
+    }
+
+    pub fn sessions(&self) -> Sessions {
+        self.sessions.clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub fn snapshots(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.subscribe()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn emit(&self, e: Event) {
+        tracing::info!(?e, "engine event");
+        let _ = self.events.send(e);
+    }
+
+    /// One round of work. Cheap when nothing changed: a heartbeat at most once a second, a
+    /// `data_version` read, an index probe for control requests, and a look at each session.
+    pub fn tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if self.last_beat.is_none_or(|t| now - t >= HEARTBEAT) {
+            self.store.engine_heartbeat(std::process::id())?;
+            self.last_beat = Some(now);
+        }
+        let ended = self.reap()?;
+        self.deliver_pending()?;
+        for req in self.store.control_take()? {
+            self.answer(req)?;
+        }
+        let version = self.store.data_version()?;
+        if version != self.last_version
+            || self
+                .last_reconcile
+                .is_none_or(|t| now - t >= RECONCILE_EVERY)
+        {
+            self.last_version = version;
+            self.last_reconcile = Some(now);
+            self.reconcile()?;
+            self.publish()?;
+        } else if ended {
+            self.publish()?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self) -> Result<()> {
+        let agents = self
+            .store
+            .agents()?
+            .into_iter()
+            .map(|a| {
+                let live = self.live.get(&a.name);
+                AgentView {
+                    running: live.is_some(),
+                    pid: live.and_then(|l| l.session.pid()),
+                    session: live.map(|l| l.id.clone()),
+                    agent: a,
+                }
+            })
+            .collect();
+        self.snapshot.send_if_modified(|s| {
+            let new = Snapshot { agents };
+            let differs = *s != new;
+            *s = new;
+            differs
+        });
+        Ok(())
+    }
+
+    /// Agents with work on their hook and no session get one (unless stopped by the overseer
+    /// or dead: restarting those is the Witness's decision).
+    fn reconcile(&mut self) -> Result<()> {
+        for a in self.store.agents()? {
+            let wants = a.hooked_bead.is_some()
+                && !self.live.contains_key(&a.name)
+                && a.state != agent_state::DEAD
+                && a.state != agent_state::STOPPED;
+            if !wants {
+                continue;
+            }
+            // `sling` hooks first and makes the worktree right after: give it a moment.
+            let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
+            let changed_ns = crate::beads::parse_instant(&a.updated_at, "updated_at").unwrap_or(0);
+            let age =
+                Duration::from_nanos(self.store.now_ns().saturating_sub(changed_ns).max(0) as u64);
+            if !dir.exists() && age < WORKTREE_GRACE {
+                continue;
+            }
+            self.launch_or_record(&a);
+        }
+        Ok(())
+    }
+
+    fn launch_or_record(&mut self, a: &Agent) {
+        if let Err(e) = self.launch(a) {
+            let message = e.to_string();
+            tracing::warn!(agent = %a.name, "cannot start: {message}");
+            let _ = self
+                .store
+                .agent_set_state(&a.name, agent_state::DEAD, &message, "engine");
+            self.emit(Event::Failed {
+                agent: a.name.clone(),
+                message,
+            });
+        }
+    }
+
+    /// Starts the agent's session in its worktree with its runtime.
+    pub fn launch(&mut self, a: &Agent) -> Result<()> {
+        let rt_name = if a.runtime.is_empty() {
+            self.town.config.default_runtime.clone()
+        } else {
+            a.runtime.clone()
+        };
+        let rt = runtime::resolve(&self.town.config, &rt_name)?;
+        let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
+        if !dir.is_dir() {
+            return Err(Error::Conflict(format!(
+                "{}'s worktree {} is missing",
+                a.name,
+                dir.display()
+            )));
+        }
+        let (program, mut args) = match rt.command.split_first() {
+            Some((p, rest)) => (p.clone(), rest.to_vec()),
+            None => return Err(Error::bad(format!("runtime '{rt_name}' has no command"))),
+        };
+        let program = if program == runtime::SIM_PROGRAM {
+            self.exe.display().to_string()
+        } else {
+            program
+        };
+        let mut pending_prompt = None;
+        match &rt.prompt {
+            PromptMode::Argument => args.push(nudge::PRIME_PROMPT.to_string()),
+            PromptMode::Flag(flag) => {
+                args.push(flag.clone());
+                args.push(nudge::PRIME_PROMPT.to_string());
+            }
+            PromptMode::TypeAfterReady => pending_prompt = Some(nudge::PRIME_PROMPT.to_string()),
+        }
+        let id = session_id();
+        let mut spec = SessionSpec::new(program, dir);
+        spec.args = args;
+        spec.rows = self.pane.0;
+        spec.cols = self.pane.1;
+        spec.scrollback = DEFAULT_SCROLLBACK;
+        spec.recording = Some(
+            self.town
+                .logs_dir()
+                .join(&a.name)
+                .join(format!("{id}.cast")),
+        );
+        spec.title = format!("{} · {} · {}", a.name, a.role, rt_name);
+        spec.env = self.agent_env(a, &rt.env);
+        let session = Arc::new(Session::spawn(spec, self.notify.clone())?);
+        let pid = session.pid();
+        self.store
+            .agent_set_session(&a.name, Some(&id), pid.map(i64::from))?;
+        self.store.agent_set_state(
+            &a.name,
+            agent_state::WORKING,
+            &format!("session {id} started ({rt_name})"),
+            "engine",
+        )?;
+        if let Ok(mut map) = self.sessions.write() {
+            map.insert(a.name.clone(), session.clone());
+        }
+        let ready = rt
+            .ready
+            .as_deref()
+            .and_then(|r| Regex::new(&format!("(?m){r}")).ok());
+        self.live.insert(
+            a.name.clone(),
+            Live {
+                session,
+                id: id.clone(),
+                pending_prompt,
+                ready,
+                pending_enter: None,
+                stopping: None,
+            },
+        );
+        self.emit(Event::Started {
+            agent: a.name.clone(),
+            session: id,
+            pid,
+        });
+        Ok(())
+    }
+
+    /// The environment every agent gets (SPEC section 4).
+    fn agent_env(
+        &self,
+        a: &Agent,
+        extra: &std::collections::BTreeMap<String, String>,
+    ) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("GT_TOWN".to_string(), self.town.root.display().to_string()),
+            ("GT_RIG".to_string(), a.rig.clone()),
+            ("GT_ROLE".to_string(), a.role.clone()),
+            ("GT_AGENT".to_string(), a.name.clone()),
+            (
+                "GT_BEAD".to_string(),
+                a.hooked_bead.clone().unwrap_or_default(),
+            ),
+            ("BD_ACTOR".to_string(), a.name.clone()),
+        ];
+        if let Some(bin_dir) = self.exe.parent() {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let mut dirs = vec![bin_dir.to_path_buf()];
+            dirs.extend(std::env::split_paths(&path));
+            if let Ok(joined) = std::env::join_paths(dirs) {
+                env.push(("PATH".to_string(), joined.to_string_lossy().into_owned()));
+            }
+        }
+        env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    /// Notices ended sessions and records why they ended.
+    fn reap(&mut self) -> Result<bool> {
+        let ended: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.session.exit_status().is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &ended {
+            let Some(live) = self.live.remove(name) else {
+                continue;
+            };
+            if let Ok(mut map) = self.sessions.write() {
+                map.remove(name);
+            }
+            let how = live
+                .session
+                .exit_status()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "ended".into());
+            if let Some((_, Some(req))) = live.pending_enter {
+                self.store.control_finish(
+                    req,
+                    false,
+                    &format!("the session {how} before the Enter"),
+                )?;
+            }
+            self.store.agent_set_session(name, None, None)?;
+            let agent = self.store.agent(name)?;
+            match live.stopping {
+                Some(Stopping::Restart) | Some(Stopping::Handoff) => {
+                    if live.stopping == Some(Stopping::Restart) {
+                        self.store
+                            .agent_restarted(name, "restart requested", "engine")?;
+                    }
+                    self.launch_or_record(&agent);
+                }
+                Some(Stopping::Kill) => {
+                    self.store
+                        .agent_set_state(name, agent_state::STOPPED, "killed", "engine")?;
+                }
+                None => {
+                    let state = if agent.hooked_bead.is_some() {
+                        agent_state::DEAD
+                    } else {
+                        agent_state::STOPPED
+                    };
+                    self.store.agent_set_state(name, state, &how, "engine")?;
+                }
+            }
+            self.emit(Event::Exited {
+                agent: name.clone(),
+                how,
+            });
+        }
+        Ok(!ended.is_empty())
+    }
+
+    /// Types prompts whose agents became ready, and sends the Enters that are due.
+    fn deliver_pending(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let mut finished = Vec::new();
+        let mut ready_now = Vec::new();
+        for (name, live) in &mut self.live {
+            if let Some((due, req)) = live.pending_enter {
+                if now >= due {
+                    let sent = live.session.write(b"\r");
+                    live.pending_enter = None;
+                    finished.push((name.clone(), req, sent.err().map(|e| e.to_string())));
+                }
+            }
+            if live.pending_prompt.is_some() && live.pending_enter.is_none() {
+                let is_ready = match &live.ready {
+                    Some(re) => re.is_match(&live.session.capture(false)),
+                    None => live.session.bytes_read() > 0,
+                };
+                if is_ready {
+                    ready_now.push(name.clone());
+                }
+            }
+        }
+        for (name, req, err) in finished {
+            match (&err, req) {
+                (None, Some(id)) => self.store.control_finish(id, true, "delivered")?,
+                (Some(e), Some(id)) => self.store.control_finish(id, false, e)?,
+                _ => {}
+            }
+            if err.is_none() {
+                self.emit(Event::Nudged { agent: name });
+            }
+        }
+        for name in ready_now {
+            if let Some(text) = self
+                .live
+                .get_mut(&name)
+                .and_then(|l| l.pending_prompt.take())
+            {
+                self.type_nudge(&name, &text, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Types `text` now and schedules its Enter.
+    fn type_nudge(&mut self, agent: &str, text: &str, req: Option<i64>) -> Result<()> {
+        let clean = nudge::checked(text)?;
+        let live = self
+            .live
+            .get_mut(agent)
+            .ok_or_else(|| Error::Conflict(format!("{agent} has no running session to nudge")))?;
+        live.session.write(clean.as_bytes())?;
+        live.pending_enter = Some((Instant::now() + nudge::ENTER_DELAY, req));
+        Ok(())
+    }
+
+    /// Handles one command from the cockpit.
+    pub fn handle(&mut self, cmd: Command) -> Result<()> {
+        match cmd {
+            Command::Nudge { agent, text } => self.type_nudge(&agent, &text, None),
+            Command::Input { agent, bytes } => match self.live.get(&agent) {
+                Some(l) => l.session.write(&bytes),
+                None => Err(Error::Conflict(format!("{agent} has no running session"))),
+            },
+            Command::Resize { rows, cols } => {
+                self.pane = (rows, cols);
+                for l in self.live.values() {
+                    l.session.resize(rows, cols)?;
+                }
+                Ok(())
+            }
+            Command::Kill { agent } => self.stop(&agent, Stopping::Kill),
+            Command::Restart { agent } => self.restart(&agent),
+            Command::Handoff { agent } => self.stop(&agent, Stopping::Handoff),
+        }
+    }
+
+    fn stop(&mut self, agent: &str, how: Stopping) -> Result<()> {
+        let live = self
+            .live
+            .get_mut(agent)
+            .ok_or_else(|| Error::Conflict(format!("{agent} has no running session")))?;
+        live.stopping = Some(how);
+        live.session.kill()
+    }
+
+    fn restart(&mut self, agent: &str) -> Result<()> {
+        if self.live.contains_key(agent) {
+            return self.stop(agent, Stopping::Restart);
+        }
+        let a = self.store.agent(agent)?;
+        self.store
+            .agent_restarted(agent, "restart requested", "engine")?;
+        self.launch(&a)
+    }
+
+    /// Answers one request from another process.
+    fn answer(&mut self, req: ControlRequest) -> Result<()> {
+        let outcome: Result<Option<String>> = match req.kind.as_str() {
+            control_kind::NUDGE => self
+                .type_nudge(&req.agent, &req.payload, Some(req.id))
+                .map(|_| None),
+            control_kind::KILL => self
+                .stop(&req.agent, Stopping::Kill)
+                .map(|_| Some("killed".into())),
+            control_kind::RESTART => self.restart(&req.agent).map(|_| Some("restarted".into())),
+            control_kind::HANDOFF => self
+                .stop(&req.agent, Stopping::Handoff)
+                .map(|_| Some("handing off".into())),
+            control_kind::CAPTURE => {
+                let scrollback = req.payload == "scrollback";
+                match self.live.get(&req.agent) {
+                    Some(l) => Ok(Some(l.session.capture(scrollback))),
+                    None => capture_recording(&self.town, &req.agent, scrollback).map(Some),
+                }
+            }
+            other => Err(Error::bad(format!("unknown request '{other}'"))),
+        };
+        match outcome {
+            // A nudge is finished when its Enter has gone out.
+            Ok(None) => Ok(()),
+            Ok(Some(text)) => self.store.control_finish(req.id, true, &text),
+            Err(e) => self.store.control_finish(req.id, false, &e.to_string()),
+        }
+    }
+
+    /// Ends every session (their hooks stay: the next engine picks them up).
+    pub fn shutdown(&mut self) -> Result<()> {
+        for (name, live) in self.live.drain() {
+            let _ = live.session.kill();
+            live.session.wait_timeout(Duration::from_secs(3));
+            let _ = self.store.agent_set_session(&name, None, None);
+            // Idle, not stopped: the next engine starts it again if it has work on its hook.
+            let _ =
+                self.store
+                    .agent_set_state(&name, agent_state::IDLE, "engine stopped", "engine");
+        }
+        if let Ok(mut map) = self.sessions.write() {
+            map.clear();
+        }
+        self.store.engine_stopped()
+    }
+
+    /// Runs the engine until `shutdown` turns true, taking commands from `commands`.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(cmd) = commands.recv() => {
+                    let r = tokio::task::block_in_place(|| self.handle(cmd));
+                    if let Err(e) = r {
+                        tracing::warn!("command failed: {e}");
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = tokio::task::block_in_place(|| self.tick()) {
+                        tracing::warn!("engine tick failed: {e}");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        tokio::task::block_in_place(|| self.shutdown())
+    }
+}
+
+/// The newest recording of `agent`, if there is one.
+pub fn latest_recording(town: &Town, agent: &str) -> Option<PathBuf> {
+    let dir = town.logs_dir().join(agent);
+    let mut casts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cast"))
+        .collect();
+    casts.sort();
+    casts.pop()
+}
+
+/// The last screen of `agent`'s newest recording, as text.
+pub fn capture_recording(town: &Town, agent: &str, scrollback: bool) -> Result<String> {
+    let path = latest_recording(town, agent)
+        .ok_or_else(|| Error::bad(format!("{agent} has no running session and no recording")))?;
+    capture_cast(&path, scrollback)
+}
+
+fn capture_cast(path: &Path, scrollback: bool) -> Result<String> {
+    let cast = crate::agent::read_cast(path)?;
+    let mut screen = replay_cast(&cast, None, DEFAULT_SCROLLBACK);
+    Ok(screen.capture(scrollback))
+}
+
+/// `up --headless`: the engine on its own until Ctrl-C or SIGTERM.
+pub fn run_headless(town: Town) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start", "the tokio runtime", e))?;
+    let engine = Engine::new(town, Arc::new(|| {}))?;
+    if let Some(pid) = engine.store().engine_alive(Duration::from_secs(3))? {
+        // A fresh heartbeat from a process that no longer exists (killed -9) does not count.
+        let gone = cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists();
+        if pid != std::process::id() && !gone {
+            return Err(Error::Conflict(format!(
+                "an engine (pid {pid}) is already running for this town"
+            )));
+        }
+    }
+    rt.block_on(async move {
+        let (_cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        let _ = stop_tx.send(true);
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            let _ = stop_tx.send(true);
+        });
+        engine.run(cmd_rx, stop_rx).await
+    })
+}

@@ -1,0 +1,363 @@
+//! The engine end to end: `up --headless` as a real process, polecats slung from another
+//! shell, the `sim` agent doing real git work in a real PTY, and everything observed through
+//! the CLI a user would use.
+
+mod common;
+
+use common::{TestTown, BIN};
+use predicates::str::contains;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The engine as a child process; stopped with SIGTERM when dropped.
+struct Up(Child);
+
+impl Up {
+    fn start(t: &TestTown) -> Up {
+        let child = Command::new(BIN)
+            .args(["--town", t.root().to_str().unwrap(), "up", "--headless"])
+            .env_remove("GT_AGENT")
+            .env_remove("BD_ACTOR")
+            .env_remove("GT_TOWN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = Up(child);
+        // Ready when its heartbeat lets a request through.
+        wait_for(t, "the engine's heartbeat", || {
+            let out = t.gt().args(["nudge", "nobody", "x"]).output().unwrap();
+            !String::from_utf8_lossy(&out.stderr).contains("no engine is running")
+        });
+        up
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the engine did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(_t: &TestTown, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn source_repo(dir: &Path) {
+    let repo =
+        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
+            .unwrap();
+    std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("test.sh")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap();
+}
+
+fn town_with_rig() -> TestTown {
+    let t = TestTown::new();
+    let src = t.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source_repo(&src);
+    t.gt()
+        .args([
+            "rig",
+            "add",
+            "demo",
+            src.to_str().unwrap(),
+            "--test-command",
+            "./test.sh",
+        ])
+        .assert()
+        .success();
+    t
+}
+
+fn agent(t: &TestTown, name: &str) -> Value {
+    t.json(&["agents"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn capture(t: &TestTown, name: &str) -> String {
+    let out = t.gt().args(["capture", name]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn submitted(t: &TestTown, bead: &str) -> bool {
+    t.json(&["feed", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "submitted" && e["detail"] == bead)
+}
+
+#[test]
+fn a_slung_polecat_starts_is_nudged_works_and_submits() {
+    let t = town_with_rig();
+    let bead = t.create(
+        "Add a version file",
+        &["-d", "Write it.\nsim: edit src/version.txt\nsim: sleep 0.3"],
+    );
+    let up = Up::start(&t);
+    t.gt()
+        .args(["sling", &bead, "demo", "--runtime", "sim"])
+        .assert()
+        .success()
+        .stdout(contains("furiosa"));
+    wait_for(&t, "the merge request", || submitted(&t, &bead));
+
+    // The work is real: a commit on the polecat's branch in its worktree.
+    let wt = t.root().join("demo/polecats/furiosa");
+    let repo = git2::Repository::open(&wt).unwrap();
+    let head = repo.head().unwrap();
+    assert_eq!(head.shorthand().unwrap(), format!("polecat/furiosa/{bead}"));
+    assert!(wt.join("src/version.txt").is_file());
+    assert!(head
+        .peel_to_commit()
+        .unwrap()
+        .message()
+        .unwrap()
+        .contains(&bead));
+
+    // The engine typed the prime prompt after the ready prompt showed, and the screen says so.
+    wait_for(&t, "the done line on screen", || {
+        capture(&t, "furiosa").contains("✔ Done")
+    });
+    let screen = capture(&t, "furiosa");
+    assert!(
+        screen.contains("sim> Run gastown-tui prime and begin work on your hook."),
+        "{screen}"
+    );
+
+    // A nudge from another shell arrives, sanitised.
+    t.gt()
+        .args(["nudge", "furiosa", "hello\x1b[2J from\nthe overseer"])
+        .assert()
+        .success();
+    wait_for(&t, "the nudge echo", || {
+        capture(&t, "furiosa").contains("you said: hello from the overseer")
+    });
+
+    // The audit trail tells the story.
+    let kinds: Vec<String> = t
+        .json(&["feed", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap(),
+                e["subject"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        format!("hooked {bead}"),
+        "agent_state furiosa".to_string(),
+        format!("unhooked {bead}"),
+    ] {
+        assert!(kinds.contains(&want), "{want} missing from {kinds:?}");
+    }
+    assert_eq!(agent(&t, "furiosa")["state"], "working");
+    assert!(agent(&t, "furiosa")["pid"].is_number());
+
+    // kill stops it for good; the engine stops cleanly on SIGTERM.
+    t.gt().args(["kill", "furiosa"]).assert().success();
+    wait_for(&t, "the stopped state", || {
+        agent(&t, "furiosa")["state"] == "stopped"
+    });
+    assert!(up.stop().success());
+    let err = t.fails(&["nudge", "furiosa", "hi"], 1);
+    assert!(err.contains("no engine is running"), "{err}");
+
+    // The recording replays the session, and capture without an engine reads it.
+    let casts: Vec<_> = std::fs::read_dir(t.root().join("logs/furiosa"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(casts.len(), 1);
+    let replay = t
+        .gt()
+        .args(["replay", "furiosa", "--speed", "0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("Done: "));
+    assert!(capture(&t, "furiosa").contains("you said: hello from the overseer"));
+}
+
+#[test]
+fn a_crash_is_detected_and_a_restart_finishes_the_work() {
+    let t = town_with_rig();
+    let bead = t.create("Crashy", &["-d", "sim: crash\nsim: edit crash.txt"]);
+    let _up = Up::start(&t);
+    t.gt()
+        .args(["sling", &bead, "demo", "--runtime", "sim"])
+        .assert()
+        .success();
+    wait_for(&t, "the dead state", || {
+        agent(&t, "furiosa")["state"] == "dead"
+    });
+    let feed = t.json(&["feed", "--limit", "1000"]);
+    assert!(
+        feed.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["subject"] == "furiosa"
+                && e["new_value"] == "dead"
+                && e["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("exited with code 17")),
+        "{feed}"
+    );
+    assert!(!submitted(&t, &bead));
+    t.gt().args(["restart", "furiosa"]).assert().success();
+    wait_for(&t, "the merge request after the restart", || {
+        submitted(&t, &bead)
+    });
+    assert_eq!(agent(&t, "furiosa")["restarts"], 1);
+}
+
+#[test]
+fn a_flood_does_not_block_the_engine() {
+    let t = town_with_rig();
+    let bead = t.create("Flood", &["-d", "sim: flood 30\nsim: edit f.txt"]);
+    let _up = Up::start(&t);
+    t.gt()
+        .args(["sling", &bead, "demo", "--runtime", "sim"])
+        .assert()
+        .success();
+    // While 30 MB stream through the PTY, requests keep being answered.
+    wait_for(&t, "the flood to start", || {
+        capture(&t, "furiosa").contains("sim>")
+    });
+    for _ in 0..5 {
+        t.gt().args(["capture", "furiosa"]).assert().success();
+        t.gt().args(["agents"]).assert().success();
+    }
+    wait_for(&t, "the merge request after the flood", || {
+        submitted(&t, &bead)
+    });
+}
+
+#[test]
+fn a_missing_runtime_binary_is_a_clear_error_not_a_dead_pane() {
+    let t = town_with_rig();
+    let cfg = t.root().join("town.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[runtimes.ghost]\ncommand = [\"no-such-agent-binary-xyz\"]\n");
+    std::fs::write(&cfg, text).unwrap();
+    let bead = t.create("Never runs", &[]);
+    let err = t.fails(&["sling", &bead, "demo", "--runtime", "ghost"], 2);
+    assert!(
+        err.contains(
+            "runtime 'ghost': runtime command 'no-such-agent-binary-xyz' not found on PATH"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        t.json(&["bead", "show", &bead])["status"],
+        "open",
+        "nothing hooked"
+    );
+    assert!(t.json(&["agents"]).as_array().unwrap().is_empty());
+}
+
+#[test]
+fn handoff_starts_a_fresh_session_on_the_same_hook() {
+    let t = town_with_rig();
+    let bead = t.create("Long job", &["-d", "sim: stall"]);
+    let _up = Up::start(&t);
+    t.gt()
+        .args(["sling", &bead, "demo", "--runtime", "sim"])
+        .assert()
+        .success();
+    wait_for(&t, "the first session", || {
+        agent(&t, "furiosa")["session"].is_string()
+    });
+    let first = agent(&t, "furiosa")["session"].clone();
+    // The agent hands off itself (GT_AGENT), as `gastown-tui handoff` inside its session does.
+    t.gt()
+        .env("GT_AGENT", "furiosa")
+        .arg("handoff")
+        .assert()
+        .success();
+    wait_for(&t, "a second session", || {
+        let s = agent(&t, "furiosa")["session"].clone();
+        s.is_string() && s != first
+    });
+    let a = agent(&t, "furiosa");
+    assert_eq!(a["hooked_bead"], bead.as_str());
+    assert_eq!(a["state"], "working");
+    let casts = std::fs::read_dir(t.root().join("logs/furiosa"))
+        .unwrap()
+        .count();
+    assert_eq!(casts, 2, "one recording per session");
+}
+
+#[test]
+fn config_commands_edit_town_toml_and_keep_comments() {
+    let t = TestTown::new();
+    t.gt()
+        .args([
+            "config", "runtime", "set", "claude", "--", "claude", "--model", "opus",
+        ])
+        .assert()
+        .success();
+    t.gt()
+        .args(["config", "default-runtime", "sim"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(t.root().join("town.toml")).unwrap();
+    assert!(text.contains("default_runtime = \"sim\""), "{text}");
+    assert!(
+        text.contains("command = [\"claude\", \"--model\", \"opus\"]"),
+        "{text}"
+    );
+    assert!(text.contains("# The most polecats"), "comments kept");
+    t.gt()
+        .args(["config", "show"])
+        .assert()
+        .success()
+        .stdout(contains("default_runtime = \"sim\""))
+        .stdout(contains("claude    claude --model opus"))
+        .stdout(contains(
+            "sim       gastown-tui sim-agent  (prompt: type-after-ready)",
+        ));
+    let err = t.fails(&["config", "default-runtime", "emacs"], 2);
+    assert!(err.contains("unknown runtime \"emacs\""), "{err}");
+}
