@@ -13,7 +13,7 @@ pub mod nudge;
 
 use crate::agent::runtime;
 use crate::agent::{replay_cast, Session, SessionSpec, DEFAULT_SCROLLBACK};
-use crate::beads::{agent_state, control_kind, Agent, ControlRequest, Store};
+use crate::beads::{agent_state, control_kind, Agent, ControlRequest, Convoy, MergeRequest, Store};
 use crate::clock;
 use crate::town::{PromptMode, Town};
 use crate::{Error, Result};
@@ -42,14 +42,27 @@ pub enum Command {
     Nudge { agent: String, text: String },
     /// Raw input for the agent's terminal (keys typed in the drill-down view).
     Input { agent: String, bytes: Vec<u8> },
-    /// The pane showing agents changed size: every session follows.
-    Resize { rows: u16, cols: u16 },
+    /// The pane showing agents changed size: every session follows (`agent: None`), or just
+    /// one agent's (the drill-down view gives one agent the whole screen).
+    Resize {
+        agent: Option<String>,
+        rows: u16,
+        cols: u16,
+    },
     /// Stop the agent's session; it stays stopped until restarted.
     Kill { agent: String },
     /// Stop and start the agent's session (counted as a restart).
     Restart { agent: String },
     /// End the session cleanly and start a fresh one on the same hook.
     Handoff { agent: String },
+    /// Sling a bead to a rig (the same library path as `gastown-tui sling`).
+    Sling {
+        bead: String,
+        rig: String,
+        runtime: Option<String>,
+    },
+    /// The agent's worktree diff against its rig's branch (answered with `Event::Diff`).
+    Diff { agent: String },
 }
 
 /// What happened, for the cockpit's feed and for tests.
@@ -71,6 +84,14 @@ pub enum Event {
         agent: String,
         message: String,
     },
+    Slung {
+        bead: String,
+        agent: String,
+    },
+    Diff {
+        agent: String,
+        text: String,
+    },
 }
 
 /// One agent as the cockpit shows it: its identity row and its live session, if any.
@@ -80,13 +101,42 @@ pub struct AgentView {
     pub running: bool,
     pub pid: Option<u32>,
     pub session: Option<String>,
+    /// The title of the bead on its hook.
+    pub bead_title: Option<String>,
 }
 
-/// The state the cockpit renders (plain data).
+/// A ready bead, as the sling dialog lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeadBrief {
+    pub id: String,
+    pub title: String,
+    pub priority: i64,
+    pub issue_type: String,
+}
+
+/// The state the cockpit renders (plain data, rebuilt when the store changes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
+    pub town: String,
     pub agents: Vec<AgentView>,
+    pub convoys: Vec<Convoy>,
+    /// Open requests first (queue order), then the most recent finished ones.
+    pub merge_requests: Vec<MergeRequest>,
+    /// The newest events, oldest first.
+    pub feed: Vec<crate::beads::Event>,
+    /// Ready work, most urgent first (at most 200).
+    pub ready: Vec<BeadBrief>,
+    pub rigs: Vec<String>,
+    pub runtimes: Vec<String>,
+    pub default_runtime: String,
+    /// Unread mail for the overseer.
+    pub inbox_unread: usize,
 }
+
+/// How many feed events a snapshot carries.
+const FEED_LEN: usize = 200;
+/// How many finished merge requests a snapshot carries.
+const MQ_HISTORY: usize = 20;
 
 /// How a live session is being ended, when the engine ended it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -204,35 +254,82 @@ impl Engine {
         Ok(())
     }
 
-    fn publish(&self) -> Result<()> {
-        let agents = self
-            .store
-            .agents()?
-            .into_iter()
-            .map(|a| {
-                let live = self.live.get(&a.name);
-                AgentView {
-                    running: live.is_some(),
-                    pid: live.and_then(|l| l.session.pid()),
-                    session: live.map(|l| l.id.clone()),
-                    agent: a,
-                }
-            })
-            .collect();
+    /// Rebuilds the snapshot from the store and the live sessions; subscribers wake only when
+    /// it differs from the last one.
+    pub fn publish(&self) -> Result<()> {
+        let new = self.build_snapshot()?;
         self.snapshot.send_if_modified(|s| {
-            let new = Snapshot { agents };
             let differs = *s != new;
-            *s = new;
+            if differs {
+                *s = new;
+            }
             differs
         });
         Ok(())
     }
 
-    /// Agents with work on their hook and no session get one (unless stopped by the overseer
-    /// or dead: restarting those is the Witness's decision).
+    fn build_snapshot(&self) -> Result<Snapshot> {
+        let mut agents = Vec::new();
+        for a in self.store.agents()? {
+            let live = self.live.get(&a.name);
+            let bead_title = match &a.hooked_bead {
+                Some(id) => self.store.get(id).ok().map(|b| b.title),
+                None => None,
+            };
+            agents.push(AgentView {
+                running: live.is_some(),
+                pid: live.and_then(|l| l.session.pid()),
+                session: live.map(|l| l.id.clone()),
+                bead_title,
+                agent: a,
+            });
+        }
+        let all_mr = self.store.merge_requests(None)?;
+        let (open, done): (Vec<_>, Vec<_>) = all_mr
+            .into_iter()
+            .partition(|m| m.state == "queued" || m.state == "testing");
+        let mut merge_requests = open;
+        merge_requests.extend(done.into_iter().rev().take(MQ_HISTORY));
+        let ready = self
+            .store
+            .ready(Some(200))?
+            .into_iter()
+            .map(|b| BeadBrief {
+                id: b.id,
+                title: b.title,
+                priority: b.priority,
+                issue_type: b.issue_type,
+            })
+            .collect();
+        let mut runtimes: Vec<String> = crate::town::BUILTIN_RUNTIMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for r in self.town.config.runtimes.keys() {
+            if !runtimes.contains(r) {
+                runtimes.push(r.clone());
+            }
+        }
+        Ok(Snapshot {
+            town: self.town.config.name.clone(),
+            agents,
+            convoys: self.store.convoys()?,
+            merge_requests,
+            feed: self.store.recent_events(FEED_LEN)?,
+            ready,
+            rigs: self.town.config.rigs.keys().cloned().collect(),
+            runtimes,
+            default_runtime: self.town.config.default_runtime.clone(),
+            inbox_unread: self.store.inbox("overseer", false)?.len(),
+        })
+    }
+
+    /// Agents with work on their hook, and the mayor and crew, get a session when they have
+    /// none (unless stopped by the overseer or dead: restarting those is the Witness's call).
     fn reconcile(&mut self) -> Result<()> {
         for a in self.store.agents()? {
-            let wants = a.hooked_bead.is_some()
+            // Polecats run while they have work; the mayor and crew are long-lived.
+            let wants = (a.hooked_bead.is_some() || a.role != crate::beads::role::POLECAT)
                 && !self.live.contains_key(&a.name)
                 && a.state != agent_state::DEAD
                 && a.state != agent_state::STOPPED;
@@ -502,16 +599,56 @@ impl Engine {
                 Some(l) => l.session.write(&bytes),
                 None => Err(Error::Conflict(format!("{agent} has no running session"))),
             },
-            Command::Resize { rows, cols } => {
+            Command::Resize {
+                agent: None,
+                rows,
+                cols,
+            } => {
                 self.pane = (rows, cols);
                 for l in self.live.values() {
                     l.session.resize(rows, cols)?;
                 }
                 Ok(())
             }
+            Command::Resize {
+                agent: Some(agent),
+                rows,
+                cols,
+            } => match self.live.get(&agent) {
+                Some(l) => l.session.resize(rows, cols),
+                None => Ok(()),
+            },
             Command::Kill { agent } => self.stop(&agent, Stopping::Kill),
             Command::Restart { agent } => self.restart(&agent),
             Command::Handoff { agent } => self.stop(&agent, Stopping::Handoff),
+            Command::Sling { bead, rig, runtime } => {
+                let (slung, _) = crate::town::sling::sling(
+                    &self.town,
+                    &self.store,
+                    &bead,
+                    &rig,
+                    runtime.as_deref(),
+                    "overseer",
+                )?;
+                self.emit(Event::Slung {
+                    bead: slung.bead,
+                    agent: slung.agent,
+                });
+                // Start it now rather than at the next tick.
+                self.reconcile()?;
+                self.publish()
+            }
+            Command::Diff { agent } => {
+                let a = self.store.agent(&agent)?;
+                let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
+                let base = match self.town.config.rigs.get(&a.rig) {
+                    Some(r) => r.branch.clone(),
+                    None => return Err(Error::bad(format!("{agent} has no rig to diff against"))),
+                };
+                let text = crate::town::worktree::diff_against(&dir, &base, 512 * 1024)?;
+                self.emit(Event::Diff { agent, text });
+                Ok(())
+            }
         }
     }
 
@@ -592,9 +729,17 @@ impl Engine {
         loop {
             tokio::select! {
                 Some(cmd) = commands.recv() => {
+                    let agent = match &cmd {
+                        Command::Nudge { agent, .. } | Command::Input { agent, .. }
+                        | Command::Kill { agent } | Command::Restart { agent }
+                        | Command::Handoff { agent } | Command::Diff { agent } => agent.clone(),
+                        Command::Sling { bead, .. } => bead.clone(),
+                        Command::Resize { .. } => String::new(),
+                    };
                     let r = tokio::task::block_in_place(|| self.handle(cmd));
                     if let Err(e) = r {
                         tracing::warn!("command failed: {e}");
+                        self.emit(Event::Failed { agent, message: e.to_string() });
                     }
                 }
                 _ = tick.tick() => {

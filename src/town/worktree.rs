@@ -152,6 +152,47 @@ fn switch_if_merged(
     Ok(())
 }
 
+/// The worktree's changes against `base` (committed since the merge base, staged and
+/// unstaged, untracked files included) as a unified diff, at most `max_bytes` long.
+pub fn diff_against(path: &Path, base: &str, max_bytes: usize) -> Result<String> {
+    let repo = Repository::open(path)?;
+    let head = repo.head()?.peel_to_commit()?;
+    let base_commit = repo
+        .find_branch(base, BranchType::Local)
+        .map_err(|_| Error::bad(format!("branch '{base}' not found")))?
+        .get()
+        .peel_to_commit()?;
+    let fork = repo.merge_base(head.id(), base_commit.id())?;
+    let fork_tree = repo.find_commit(fork)?.tree()?;
+    let mut opts = git2::DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .show_untracked_content(true);
+    let diff = repo.diff_tree_to_workdir_with_index(Some(&fork_tree), Some(&mut opts))?;
+    let mut out = String::new();
+    let mut truncated = false;
+    diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        if out.len() >= max_bytes {
+            truncated = true;
+            return false;
+        }
+        let origin = line.origin();
+        if matches!(origin, '+' | '-' | ' ') {
+            out.push(origin);
+        }
+        out.push_str(&String::from_utf8_lossy(line.content()));
+        true
+    })
+    .or_else(|e| if truncated { Ok(()) } else { Err(e) })?;
+    if truncated {
+        out.push_str("\n... (diff truncated)\n");
+    }
+    if out.is_empty() {
+        out.push_str(&format!("No changes against {base}.\n"));
+    }
+    Ok(out)
+}
+
 /// The branch checked out in the worktree or repository at `path`.
 pub fn current_branch(path: &Path) -> Result<String> {
     let repo = Repository::open(path)?;
