@@ -171,6 +171,35 @@ fn a_slung_polecat_starts_is_nudged_works_and_submits() {
         capture(&t, "furiosa").contains("you said: hello from the overseer")
     });
 
+    // Two nudges at once are two submitted lines, and both callers hear back.
+    let nudge = |text: &str| {
+        Command::new(BIN)
+            .args([
+                "--town",
+                t.root().to_str().unwrap(),
+                "nudge",
+                "furiosa",
+                text,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (nudge("alpha-one"), nudge("beta-two"));
+    for p in [a, b] {
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_for(&t, "both nudges", || {
+        let s = capture(&t, "furiosa");
+        s.contains("you said: alpha-one") && s.contains("you said: beta-two")
+    });
+
     // The audit trail tells the story.
     let kinds: Vec<String> = t
         .json(&["feed", "--limit", "1000"])

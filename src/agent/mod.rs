@@ -13,7 +13,9 @@ pub mod screen;
 pub mod session;
 pub mod sim;
 
-pub use record::{read_cast, replay_cast, Cast, CastEvent, CastHeader, EventKind, Recorder};
+pub use record::{
+    read_cast, replay_cast, Cast, CastEvent, CastHeader, EventKind, Recorder, RecorderThread,
+};
 pub use screen::{Cell, Color, MouseEncoding, MouseMode, QueryColors, Rgb, Screen};
 pub use session::{Exit, Session, SessionSpec, DEFAULT_SCROLLBACK};
 

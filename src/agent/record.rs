@@ -193,6 +193,102 @@ impl Recorder {
     }
 }
 
+enum RecMsg {
+    Output(Vec<u8>),
+    Resize(u16, u16),
+}
+
+/// A [`Recorder`] on its own thread, so writing the cast (JSON escaping, the write call)
+/// overlaps with parsing the same bytes on the reader thread. Events keep the order in which
+/// they are handed over. A write error stops the recording (logged), never the session.
+#[derive(Debug)]
+pub struct RecorderThread {
+    tx: Option<std::sync::mpsc::Sender<RecMsg>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RecMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecMsg::Output(b) => write!(f, "Output({} bytes)", b.len()),
+            RecMsg::Resize(r, c) => write!(f, "Resize({r}x{c})"),
+        }
+    }
+}
+
+impl RecorderThread {
+    pub fn start(mut rec: Recorder) -> Result<RecorderThread> {
+        let path = rec.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel::<RecMsg>();
+        let handle = std::thread::Builder::new()
+            .name("agent-recorder".into())
+            .spawn(move || {
+                let mut ok = true;
+                for msg in rx {
+                    if !ok {
+                        continue;
+                    }
+                    let r = match msg {
+                        RecMsg::Output(bytes) => rec.output(&bytes),
+                        RecMsg::Resize(rows, cols) => rec.resize(rows, cols),
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!("recording stopped: {e}");
+                        ok = false;
+                    }
+                }
+                if ok {
+                    if let Err(e) = rec.finish() {
+                        tracing::warn!("recording: {e}");
+                    }
+                }
+            })
+            .map_err(|e| Error::io("start the recorder for", &path, e))?;
+        Ok(RecorderThread {
+            tx: Some(tx),
+            handle: Some(handle),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Hands over a chunk of output.
+    pub fn output(&self, bytes: &[u8]) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(RecMsg::Output(bytes.to_vec()));
+        }
+    }
+
+    /// Hands over a resize.
+    pub fn resize(&self, rows: u16, cols: u16) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(RecMsg::Resize(rows, cols));
+        }
+    }
+
+    /// Writes everything handed over and closes the recording.
+    pub fn finish(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for RecorderThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Decodes `bytes` as UTF-8, replacing invalid sequences with U+FFFD and leaving an incomplete
 /// sequence at the very end in `carry`.
 fn decode(bytes: &[u8], carry: &mut Vec<u8>) -> String {

@@ -14,7 +14,7 @@
 //!
 //! Dropping a [`Session`] kills its program if it is still running.
 
-use crate::agent::record::{CastHeader, Recorder};
+use crate::agent::record::{CastHeader, Recorder, RecorderThread};
 use crate::agent::screen::{clamp_size, QueryColors, Screen};
 use crate::{Error, Result};
 use portable_pty::{Child, CommandBuilder, MasterPty, PtySize};
@@ -142,7 +142,7 @@ struct Shared {
     program: String,
     tty: PathBuf,
     screen: Mutex<Screen>,
-    recorder: Mutex<Option<Recorder>>,
+    recorder: Mutex<Option<RecorderThread>>,
     child: Mutex<Box<dyn Child + Send + Sync>>,
     status: Mutex<Status>,
     status_changed: Condvar,
@@ -218,7 +218,7 @@ impl Session {
                     title: Some(spec.title.clone()),
                     env: [("TERM".to_string(), term.clone())].into_iter().collect(),
                 };
-                Some(Recorder::create(path, &header)?)
+                Some(RecorderThread::start(Recorder::create(path, &header)?)?)
             }
             None => None,
         };
@@ -374,12 +374,9 @@ impl Session {
         // The screen lock is held until the PTY is resized, so output the program draws for
         // the new size is parsed at the new size; the recorder is taken before the screen is
         // released (the reader's order), so the cast keeps events in screen order.
-        let mut recorder = lock(&self.shared.recorder);
-        if let Some(rec) = recorder.as_mut() {
-            if let Err(e) = rec.resize(rows, cols) {
-                tracing::warn!("recording stopped: {e}");
-                *recorder = None;
-            }
+        let recorder = lock(&self.shared.recorder);
+        if let Some(rec) = recorder.as_ref() {
+            rec.resize(rows, cols);
         }
         let result = lock(&self.master).resize(PtySize {
             rows,
@@ -586,13 +583,10 @@ fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<
         let replies = screen.take_replies();
         // Take the recorder before letting go of the screen so events are recorded in the
         // order the screen saw them (see `Session::resize`).
-        let mut recorder = lock(&shared.recorder);
+        let recorder = lock(&shared.recorder);
         drop(screen);
-        if let Some(rec) = recorder.as_mut() {
-            if let Err(e) = rec.output(chunk) {
-                tracing::warn!("recording stopped: {e}");
-                *recorder = None;
-            }
+        if let Some(rec) = recorder.as_ref() {
+            rec.output(chunk);
         }
         drop(recorder);
         if !replies.is_empty() {
@@ -605,10 +599,10 @@ fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<
         }
         (shared.notify)();
     }
-    if let Some(rec) = lock(&shared.recorder).as_mut() {
-        if let Err(e) = rec.finish() {
-            tracing::warn!("recording: {e}");
-        }
+    // Everything read is on disk before the session reports its end.
+    let recorder = lock(&shared.recorder).take();
+    if let Some(rec) = recorder {
+        rec.finish();
     }
     lock(&shared.status).reader_done = true;
     shared.status_changed.notify_all();

@@ -586,8 +586,18 @@ impl Engine {
             .live
             .get_mut(agent)
             .ok_or_else(|| Error::Conflict(format!("{agent} has no running session to nudge")))?;
+        // A nudge still waiting for its Enter is submitted first, so two nudges never run
+        // together into one line.
+        let mut earlier = None;
+        if let Some((_, id)) = live.pending_enter.take() {
+            live.session.write(b"\r")?;
+            earlier = id;
+        }
         live.session.write(clean.as_bytes())?;
         live.pending_enter = Some((Instant::now() + nudge::ENTER_DELAY, req));
+        if let Some(id) = earlier {
+            self.store.control_finish(id, true, "delivered")?;
+        }
         Ok(())
     }
 

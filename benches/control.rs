@@ -1,0 +1,377 @@
+//! The control plane as whole processes (SPEC section 10, "Control plane": each under 300 ms).
+//!
+//! Not a criterion benchmark: it prints figures, it asserts nothing about time.
+//!
+//! Setup (untimed): a temp town (`gastown-tui init`), a source git repo with `test.sh`
+//! (`test ! -e BROKEN`) added as rig `demo` with `--test-command ./test.sh`, and
+//! `gastown-tui up --headless` as a child process, ready once `nudge nobody x` stops saying
+//! "no engine is running".
+//!
+//! Then, for ROUNDS rounds (each slings to a new polecat: furiosa, nux, slit, ...; the
+//! stalled polecats stay alive, so round N runs with N-1 idle sims in the engine):
+//! - a bead with the description `sim: stall` (the sim works up to the stall, then stays
+//!   alive and quiet);
+//! - **sling to first output**: from just before `gastown-tui sling BEAD demo --runtime sim`
+//!   starts until the polecat's recording `logs/<agent>/*.cast` holds its first output event
+//!   (`[t, "o", ...]`; line 1 is the header), polled every 1 ms. Also shown: how long the
+//!   `sling` process itself took, and the rest (engine notices the hook, spawns, first bytes);
+//! - (untimed) wait for the sim to reach its stall (`Thinking…` in the recording);
+//! - **nudge to bytes in the PTY**: from just before `gastown-tui nudge <agent> ping-<n>`
+//!   starts until `ping-<n>` is in the recording (the PTY echoes typed input), polled every
+//!   1 ms. The nudge process is not waited for first: it returns only after the engine's
+//!   Enter (sent `ENTER_DELAY` = 80 ms after the text, on the next tick) is out, which is
+//!   shown separately as "nudge process exits".
+//!
+//! Both paths include one wait for the engine's next tick (`engine::TICK` = 50 ms: 0-50 ms,
+//! 25 ms on average): a control request or a new hook is only seen when the engine looks.
+//!
+//! ```text
+//! cargo bench --bench control
+//! GT_BENCH_ROUNDS=5 cargo bench --bench control    # shorter
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gastown-tui");
+/// Give up on any one wait after this long.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn main() {
+    let rounds = std::env::var("GT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(20);
+    let tmp = tempfile::Builder::new()
+        .prefix("gt-bench-control-")
+        .tempdir()
+        .expect("temp dir");
+    let town = tmp.path().join("town");
+    let gt = Gt {
+        home: tmp.path().to_path_buf(),
+        town: town.clone(),
+    };
+
+    println!("== machine ==");
+    println!("{}", machine());
+    println!("binary: {BIN}");
+    println!();
+
+    gt.cmd(false).arg("init").arg(&town).ok("init");
+    let src = tmp.path().join("src");
+    source_repo(&src);
+    gt.cmd(true)
+        .args(["rig", "add", "demo"])
+        .arg(&src)
+        .args(["--test-command", "./test.sh"])
+        .ok("rig add");
+
+    let t = Instant::now();
+    let engine = Engine(
+        gt.cmd(true)
+            .args(["up", "--headless"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start up --headless"),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let out = gt.cmd(true).args(["nudge", "nobody", "x"]).out();
+        if !String::from_utf8_lossy(&out.stderr).contains("no engine is running") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the engine did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "engine pid {} answering after {:.0} ms",
+        engine.0.id(),
+        ms(t.elapsed())
+    );
+
+    let mut sling_first = Vec::new();
+    let mut sling_proc = Vec::new();
+    let mut nudge_bytes = Vec::new();
+    let mut nudge_proc = Vec::new();
+    println!(
+        "{:>5} {:<10} {:>22} {:>14} {:>22} {:>20}",
+        "round",
+        "agent",
+        "sling->first output",
+        "(sling proc)",
+        "nudge->bytes in PTY",
+        "(nudge proc exits)"
+    );
+    for n in 1..=rounds {
+        let out = gt
+            .cmd(true)
+            .args(["bead", "create", &format!("Bench round {n}")])
+            .args(["-d", "sim: stall", "--json"])
+            .ok("bead create");
+        let bead = json_field(&out.stdout, "id");
+
+        // Each round starts at a different point of the engine's 50 ms tick (otherwise the
+        // rounds lock onto one phase of it and show one tick wait over and over).
+        std::thread::sleep(jitter(n, 0));
+        let t0 = Instant::now();
+        let out = gt
+            .cmd(true)
+            .args(["sling", &bead, "demo", "--runtime", "sim", "--json"])
+            .ok("sling");
+        let sling_done = t0.elapsed();
+        let agent = json_field(&out.stdout, "agent");
+        let logs = town.join("logs").join(&agent);
+        wait_cast(&logs, &format!("{agent}'s first output"), |cast| {
+            cast.lines()
+                .skip(1)
+                .any(|l| l.starts_with('[') && l.contains(", \"o\", "))
+        });
+        let first = t0.elapsed();
+
+        // Let the sim get its first prompt, work up to the stall and go quiet.
+        wait_cast(&logs, &format!("{agent} to stall"), |cast| {
+            cast.contains("Thinking")
+        });
+        std::thread::sleep(Duration::from_millis(100) + jitter(n, 1));
+
+        let ping = format!("ping-{n}");
+        let t1 = Instant::now();
+        let mut nudge = gt
+            .cmd(true)
+            .args(["nudge", &agent, &ping])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nudge");
+        wait_cast(&logs, &format!("{ping} in {agent}'s PTY"), |cast| {
+            cast.contains(&ping)
+        });
+        let arrived = t1.elapsed();
+        let status = nudge.wait().expect("wait for nudge");
+        let nudge_exit = t1.elapsed();
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut e) = nudge.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("nudge {agent} failed: {err}");
+        }
+
+        println!(
+            "{:>5} {:<10} {:>19.1} ms {:>11.1} ms {:>19.1} ms {:>17.1} ms",
+            n,
+            agent,
+            ms(first),
+            ms(sling_done),
+            ms(arrived),
+            ms(nudge_exit)
+        );
+        sling_first.push(ms(first));
+        sling_proc.push(ms(sling_done));
+        nudge_bytes.push(ms(arrived));
+        nudge_proc.push(ms(nudge_exit));
+    }
+
+    let rest: Vec<f64> = sling_first
+        .iter()
+        .zip(&sling_proc)
+        .map(|(a, b)| a - b)
+        .collect();
+    println!();
+    println!(
+        "{:<44} {:>8} {:>8} {:>8} {:>8}",
+        "ms, over all rounds", "p50", "p90", "max", "min"
+    );
+    for (name, v) in [
+        ("sling -> first output (goal < 300)", &sling_first),
+        ("  of which: the sling process", &sling_proc),
+        ("  of which: engine notices, spawns, prints", &rest),
+        ("nudge -> bytes in the PTY (goal < 300)", &nudge_bytes),
+        ("nudge process exits (incl. 80 ms Enter)", &nudge_proc),
+    ] {
+        let mut s = v.clone();
+        s.sort_by(f64::total_cmp);
+        println!(
+            "{:<44} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            name,
+            pct(&s, 50),
+            pct(&s, 90),
+            s[s.len() - 1],
+            s[0]
+        );
+    }
+    println!(
+        "({rounds} rounds; engine tick 50 ms: both paths include one wait for it, 0-50 ms; \
+         the nudge's Enter goes 80 ms after the text and is not part of 'bytes in the PTY')"
+    );
+
+    let t = Instant::now();
+    let status = engine.stop();
+    println!(
+        "engine stopped by SIGTERM ({status}) in {:.0} ms",
+        ms(t.elapsed())
+    );
+    println!("== end: {}", machine());
+}
+
+/// A delay of 0-49 ms that spreads the rounds over the engine's tick (deterministic).
+fn jitter(round: usize, salt: usize) -> Duration {
+    let ms = (round * 37 + salt * 19) % 50;
+    Duration::from_millis(ms as u64)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[f64], p: usize) -> f64 {
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "cpus: {cpus}, loadavg: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+/// The binary with a clean environment, optionally pointed at the town.
+struct Gt {
+    home: PathBuf,
+    town: PathBuf,
+}
+
+impl Gt {
+    fn cmd(&self, with_town: bool) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_remove("GT_TOWN")
+            .env_remove("GT_AGENT")
+            .env_remove("BD_ACTOR")
+            .env("HOME", &self.home);
+        if with_town {
+            c.arg("--town").arg(&self.town);
+        }
+        c
+    }
+}
+
+trait Run {
+    fn out(&mut self) -> Output;
+    fn ok(&mut self, what: &str) -> Output;
+}
+
+impl Run for Command {
+    fn out(&mut self) -> Output {
+        self.stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {BIN}: {e}"))
+    }
+
+    fn ok(&mut self, what: &str) -> Output {
+        let out = self.out();
+        assert!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+fn json_field(stdout: &[u8], key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_slice(stdout).expect("JSON output");
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no '{key}' in {v}"))
+        .to_string()
+}
+
+/// Polls (every 1 ms) the recordings in `dir` until one satisfies `ok`.
+fn wait_cast(dir: &Path, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut text = String::new();
+    loop {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "cast") {
+                    text.clear();
+                    if let Ok(mut f) = std::fs::File::open(&p) {
+                        let _ = f.read_to_string(&mut text);
+                        if ok(&text) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn source_repo(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("source dir");
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = git2::Repository::init_opts(dir, &opts).expect("git init");
+    let script = dir.join("test.sh");
+    std::fs::write(&script, "#!/bin/sh\ntest ! -e BROKEN\n").expect("write test.sh");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod test.sh");
+    }
+    let mut index = repo.index().expect("index");
+    index.add_path(Path::new("test.sh")).expect("add test.sh");
+    index.write().expect("write index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("write tree"))
+        .expect("tree");
+    let sig = git2::Signature::now("bench", "bench@example.com").expect("signature");
+    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .expect("commit");
+}
+
+/// The engine process; SIGTERM on `stop`, SIGKILL if dropped while still running (a panic).
+struct Engine(Child);
+
+impl Engine {
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return s.to_string();
+            }
+            if Instant::now() >= deadline {
+                return "did not stop in 30 s".into();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
