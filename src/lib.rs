@@ -10,5 +10,6 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod town;
+pub mod ui;
 
 pub use error::{Error, Result};

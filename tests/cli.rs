@@ -467,7 +467,38 @@ fn demo_seeds_a_town_with_ready_work_and_a_convoy() {
         .iter()
         .map(|b| b["title"].as_str().unwrap())
         .collect();
-    assert_eq!(titles[0], "Fix off-by-one in list numbering", "P0 first");
+    // The first four beads of the convoy are on polecats' hooks, so the epic leads the queue.
+    assert_eq!(titles[0], "Release 1.0", "P1 first");
+    assert!(
+        !titles.contains(&"Fix off-by-one in list numbering"),
+        "slung"
+    );
+    let agents = t
+        .cmd()
+        .args(["--town", dir.to_str().unwrap(), "agents", "--json"])
+        .assert()
+        .success();
+    let agents: Value = serde_json::from_slice(&agents.get_output().stdout).unwrap();
+    let names: Vec<&str> = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["mayor", "furiosa", "nux", "rictus", "slit"]);
+    assert!(
+        dir.join("demo/polecats/nux/test.sh").is_file(),
+        "worktrees made"
+    );
+    assert!(
+        std::process::Command::new("sh")
+            .arg("test.sh")
+            .current_dir(dir.join("demo/repo"))
+            .status()
+            .unwrap()
+            .success(),
+        "the sample rig's tests pass"
+    );
     assert!(
         !titles.contains(&"Rename the list command to ls"),
         "blocked"

@@ -24,6 +24,9 @@ pub struct DemoArgs {
     /// Create the demo town here instead of in a new temporary directory.
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Only build the town and print how to open it (also when not on a terminal).
+    #[arg(long)]
+    pub no_cockpit: bool,
 }
 
 fn default_town_dir(cli_town: Option<&Path>) -> Result<PathBuf> {
@@ -88,54 +91,97 @@ const DEMO_BEADS: &[(&str, &str, i64, &str)] = &[
         "Add a --version flag",
         "feature",
         1,
-        "Print the version and exit.\nsim: edit src/todo.sh\nsim: sleep 2",
+        "Print the version and exit.\nsim: edit src/todo.sh\nsim: sleep 4",
     ),
     (
         "Fix off-by-one in list numbering",
         "bug",
         0,
-        "Items are numbered from 0.\nsim: ignore-nudges 1\nsim: edit src/list.sh",
+        "Items are numbered from 0.\nsim: ignore-nudges 1\nsim: sleep 2\nsim: conflict src/list.sh",
     ),
     (
         "Speed up the test suite",
         "chore",
         2,
-        "The tests take too long.\nsim: stall",
+        "The tests take too long.\nsim: sleep 3\nsim: stall",
     ),
     (
         "Parse ISO dates in due dates",
         "feature",
         2,
-        "Accept 2026-01-31.\nsim: crash\nsim: edit src/dates.sh",
+        "Accept 2026-01-31.\nsim: sleep 2\nsim: crash\nsim: edit src/dates.sh",
     ),
     (
         "Refactor the storage layer",
         "task",
         2,
-        "Split load and save.\nsim: break-tests",
+        "Split load and save.\nsim: sleep 3\nsim: break-tests",
     ),
     (
         "Rename the list command to ls",
         "task",
         3,
-        "Shorter is better.\nsim: conflict src/list.sh",
+        "Shorter is better.\nsim: sleep 2\nsim: conflict src/list.sh",
     ),
 ];
 
-pub fn demo(a: DemoArgs) -> Result<()> {
-    let dir = match a.dir {
-        Some(d) => d,
-        None => tempfile::Builder::new()
-            .prefix("gastown-demo-")
-            .tempdir()
-            .map_err(|e| Error::io("create a temp dir in", std::env::temp_dir(), e))?
-            .keep(),
-    };
+/// The demo rig's project: a tiny todo app in shell with a real test suite.
+const DEMO_PROJECT: &[(&str, &str)] = &[
+    (
+        "README.md",
+        "# todo\n\nA tiny todo list in POSIX sh, the demo rig of gastown-tui.\n",
+    ),
+    (
+        "src/todo.sh",
+        "#!/bin/sh\n# todo: add, list and finish items kept in ./todo.txt\nset -eu\n. \"$(dirname \"$0\")/list.sh\"\ncase \"${1:-list}\" in\n  add) shift; echo \"$*\" >> todo.txt ;;\n  list) list_items ;;\n  *) echo \"usage: todo.sh add TEXT | list\" >&2; exit 2 ;;\nesac\n",
+    ),
+    (
+        "src/list.sh",
+        "list_items() { n=0; while IFS= read -r line; do n=$((n + 1)); echo \"$n. $line\"; done < todo.txt; }\n",
+    ),
+    ("src/dates.sh", "# Due dates: DD/MM/YYYY for now.\n"),
+    (
+        "test.sh",
+        "#!/bin/sh\n# The rig's test command: the Refinery merges only when this passes.\nset -eu\nif [ -e BROKEN ]; then echo 'FAIL: the storage refactor broke loading' >&2; exit 1; fi\nt=$(mktemp -d); cp -r src \"$t/\"; cd \"$t\"\nsh src/todo.sh add milk >/dev/null\nsh src/todo.sh list | grep -q '1. milk' || { echo 'FAIL: list' >&2; exit 1; }\necho 'ok: 2 checks passed'\n",
+    ),
+];
+
+/// Writes the demo project as a git repository at `dir` (one commit on `main`).
+fn write_demo_project(dir: &Path) -> Result<()> {
+    for (name, text) in DEMO_PROJECT {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+        #[cfg(unix)]
+        if name.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+    let repo =
+        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))?;
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = git2::Signature::now("gastown-tui demo", "demo@gastown.local")?;
+    repo.commit(Some("HEAD"), &sig, &sig, "The todo app", &tree, &[])?;
+    Ok(())
+}
+
+/// How many of the convoy's beads the demo slings at start.
+const DEMO_SLUNG: usize = 4;
+
+/// Builds the demo town at `dir`: the sample rig, the mayor, the convoy and the epic, and the
+/// first beads slung to polecats (they start when the engine does).
+pub fn build_demo(dir: &Path) -> Result<Town> {
     let opts = InitOptions {
         name: Some("demo".into()),
         prefix: Some("gt".into()),
     };
-    let (town, _) = create_town(&dir, &opts)?;
+    let (mut town, _) = create_town(dir, &opts)?;
     let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
     if store.count()? > 0 {
         return Err(Error::bad(format!(
@@ -143,6 +189,18 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             town.root.display()
         )));
     }
+    let source = town.root.join(".demo").join("todo-app");
+    write_demo_project(&source)?;
+    let ignore = town.root.join(".gitignore");
+    let mut text = std::fs::read_to_string(&ignore).unwrap_or_default();
+    text.push_str("# The demo rig's source project.\n/.demo/\n");
+    std::fs::write(&ignore, text).map_err(|e| Error::io("write", &ignore, e))?;
+    let mut rig = crate::town::RigConfig::new(source.display().to_string());
+    rig.test_command = Some("./test.sh".into());
+    crate::town::worktree::clone_rig(&rig.url, &rig.branch, &town.rig_repo("demo"))?;
+    town.add_rig("demo", &rig)?;
+    town.set_default_runtime("sim")?;
+
     let mayor = "mayor";
     store.agent_register(mayor, "mayor", "", "sim", "overseer")?;
     let mut ids = Vec::new();
@@ -162,7 +220,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     }
     // The rename waits for the numbering fix: they touch the same file.
     store.add_dep(&ids[5], &ids[1], "blocks", mayor)?;
-    let convoy = store.convoy_create("Todo app v1", &ids, None, mayor)?;
+    let convoy = store.convoy_create("Todo app v1", &ids, Some("demo"), mayor)?;
     let epic = store.create(
         &NewBead {
             title: "Release 1.0".into(),
@@ -201,32 +259,54 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             ids[1]
         ),
     )?;
+    for id in ids.iter().take(DEMO_SLUNG) {
+        crate::town::sling::sling(&town, &store, id, "demo", Some("sim"), mayor)?;
+    }
     store.flush_jsonl(&town.jsonl_path())?;
+    Ok(town)
+}
 
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let dir = match a.dir {
+        Some(d) => d,
+        None => tempfile::Builder::new()
+            .prefix("gastown-demo-")
+            .tempdir()
+            .map_err(|e| Error::io("create a temp dir in", std::env::temp_dir(), e))?
+            .keep(),
+    };
+    let town = build_demo(&dir)?;
     let root = town.root.display().to_string();
+    use std::io::IsTerminal;
+    if !a.no_cockpit && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        crate::ui::run(town)?;
+        println!("The demo town is still at {root} (GT_TOWN={root} gastown-tui reopens it).");
+        return Ok(());
+    }
+    let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
     line(&format!("Demo town created at {root}"))?;
     line("")?;
-    line("Ready work (what an agent would pick up next):")?;
+    line("Ready work:")?;
     for l in bead_rows(&store.ready(None)?) {
         line(&format!("  {l}"))?;
     }
-    let c = store.convoy(&convoy.id)?;
+    for c in store.convoys()? {
+        line("")?;
+        line(&format!(
+            "Convoy {} '{}': {}/{} closed",
+            c.id, c.name, c.closed, c.total
+        ))?;
+    }
     line("")?;
     line(&format!(
-        "Convoy {} '{}': {}/{} closed",
-        c.id, c.name, c.closed, c.total
+        "{} beads are on polecats' hooks; they start with the engine:",
+        DEMO_SLUNG
     ))?;
-    line("")?;
-    line("Try it:")?;
-    line(&format!("  export {TOWN_ENV}={root}"))?;
-    line("  gastown-tui bead ready")?;
-    line(&format!("  gastown-tui bead claim {} --as nux", ids[1]))?;
     line(&format!(
-        "  gastown-tui bead close {} --reason fixed --as nux",
-        ids[1]
+        "  gastown-tui --town {root}                # the cockpit"
     ))?;
-    line("  gastown-tui bead ready        # the rename is unblocked now")?;
-    line("  gastown-tui mail inbox")?;
-    line("  gastown-tui feed")?;
+    line(&format!(
+        "  gastown-tui --town {root} up --headless  # or the engine alone"
+    ))?;
     Ok(())
 }

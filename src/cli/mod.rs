@@ -32,15 +32,16 @@ pub struct Cli {
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub actor: Option<String>,
 
+    /// Without a command: the cockpit on the town.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a town (idempotent; refuses a non-empty directory that is not a town).
     Init(init::InitArgs),
-    /// Create a throwaway demo town with sample work and show it.
+    /// A throwaway demo town with a sample rig and simulated agents, in the cockpit.
     Demo(init::DemoArgs),
     /// Beads: the units of work (create, show, list, ready, update, claim, close, deps, import, export).
     #[command(subcommand)]
@@ -129,7 +130,10 @@ pub fn resolve_actor(flag: Option<&str>) -> String {
 pub fn run(cli: Cli) -> Result<()> {
     let town = cli.town.as_deref();
     let actor = cli.actor.as_deref();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return with_store(town, actor, |ctx| crate::ui::run(ctx.town.clone()));
+    };
+    match command {
         Command::Init(a) => init::init(a, town),
         Command::Demo(a) => init::demo(a),
         Command::Flush(a) => flush::run(town, a),

@@ -66,9 +66,7 @@ fn ask(ctx: &Ctx, kind: &str, agent: &str, payload: &str) -> Result<String> {
 
 pub fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
     if !a.headless {
-        return Err(Error::bad(
-            "the cockpit is not built yet: run `gastown-tui up --headless` for the engine alone",
-        ));
+        return crate::ui::run(ctx.town.clone());
     }
     eprintln!(
         "engine running for town '{}' at {} (Ctrl-C to stop)",

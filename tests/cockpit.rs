@@ -1,0 +1,171 @@
+//! The cockpit driven like a person drives it: the real binary in a real PTY (our own
+//! `agent::Session`), keys typed, the screen read back as text.
+
+mod common;
+
+use common::{TestTown, BIN};
+use gastown_tui::agent::{Session, SessionSpec};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn source_repo(dir: &Path) {
+    let repo =
+        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
+            .unwrap();
+    std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("test.sh")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap();
+}
+
+struct Cockpit {
+    s: Session,
+}
+
+impl Cockpit {
+    fn open(t: &TestTown, rows: u16, cols: u16) -> Cockpit {
+        let mut spec = SessionSpec::new(BIN, t.dir.path());
+        spec.args = vec!["--town".into(), t.root().display().to_string()];
+        spec.rows = rows;
+        spec.cols = cols;
+        spec.env = vec![
+            ("HOME".into(), t.dir.path().display().to_string()),
+            ("GT_TOWN".into(), String::new()),
+            ("GT_AGENT".into(), String::new()),
+        ];
+        let s = Session::spawn(spec, Arc::new(|| {})).unwrap();
+        let c = Cockpit { s };
+        c.wait("the cockpit", |s| {
+            s.contains("Agents") && s.contains("? help")
+        });
+        c
+    }
+
+    fn screen(&self) -> String {
+        self.s.capture(false)
+    }
+
+    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return;
+            }
+            if let Some(exit) = self.s.exit_status() {
+                panic!("the cockpit exited ({exit}) while waiting for {what}:\n{screen}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn keys(&self, bytes: &str) {
+        self.s.write(bytes.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+    }
+}
+
+#[test]
+fn sling_drill_down_type_nudge_help_and_quit_with_the_keys() {
+    let t = TestTown::new();
+    let src = t.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source_repo(&src);
+    t.gt()
+        .args([
+            "rig",
+            "add",
+            "demo",
+            src.to_str().unwrap(),
+            "--test-command",
+            "./test.sh",
+        ])
+        .assert()
+        .success();
+    t.gt()
+        .args(["config", "default-runtime", "sim"])
+        .assert()
+        .success();
+    let bead = t.create("Add a greeting", &["-d", "sim: edit hello.txt"]);
+
+    let c = Cockpit::open(&t, 45, 160);
+    assert!(c.screen().contains("No agents"), "{}", c.screen());
+
+    // s: the sling dialog lists ready work; filter, pick the bead, the rig, the runtime.
+    c.keys("s");
+    c.wait("the sling dialog", |s| s.contains("Add a greeting"));
+    c.keys("greet");
+    c.keys("\r");
+    c.wait("the rig step", |s| s.contains("demo"));
+    c.keys("\r");
+    c.wait("the runtime step", |s| s.contains("(default)"));
+    c.keys("\r");
+    c.wait("the polecat in the agents list", |s| s.contains("furiosa"));
+    c.wait("the agent's terminal", |s| s.contains("sim>"));
+    c.wait("the work done", |s| s.contains("Done:"));
+
+    // enter: the agent's terminal full screen; what we type goes to the agent.
+    c.keys("\r");
+    c.wait("the drill-down view", |s| s.contains("ctrl-] back"));
+    c.keys("hello from the cockpit\r");
+    c.wait("the agent's echo", |s| {
+        s.contains("you said: hello from the cockpit")
+    });
+    // ctrl-] comes back.
+    c.keys("\x1d");
+    c.wait("the cockpit again", |s| s.contains("s sling"));
+
+    // n: nudge the selected agent.
+    c.keys("n");
+    c.wait("the nudge dialog", |s| s.to_lowercase().contains("nudge"));
+    c.keys("keep going\r");
+    c.wait("the nudge in the terminal", |s| {
+        s.contains("you said: keep going")
+    });
+
+    // ?: help for the focused panel.
+    c.keys("?");
+    c.wait("the help", |s| s.contains("drill") && s.contains("sling"));
+    c.keys("\x1b");
+    std::thread::sleep(Duration::from_millis(200));
+
+    // The bead is on furiosa's hook or already submitted; the store agrees with the screen.
+    let shown = t.json(&["bead", "show", &bead]);
+    assert_eq!(shown["assignee"], "furiosa");
+
+    // q asks first while agents run; y quits and the cockpit exits cleanly.
+    c.keys("q");
+    c.wait("the quit confirmation", |s| s.contains("running"));
+    c.keys("y");
+    let exit =
+        c.s.wait_timeout(Duration::from_secs(20))
+            .expect("the cockpit did not exit");
+    assert!(exit.success, "{exit}");
+}
+
+#[test]
+fn the_cockpit_works_at_80x24() {
+    let t = TestTown::new();
+    let c = Cockpit::open(&t, 24, 80);
+    let screen = c.screen();
+    assert!(screen.contains("Agents"), "{screen}");
+    c.keys("?");
+    c.wait("the help at 80x24", |s| {
+        s.contains("help") || s.contains("Help")
+    });
+    c.keys("\x1b");
+    c.keys("q");
+    let exit =
+        c.s.wait_timeout(Duration::from_secs(20))
+            .expect("quit without agents is immediate");
+    assert!(exit.success);
+}
