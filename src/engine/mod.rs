@@ -238,17 +238,21 @@ impl Engine {
         for req in self.store.control_take()? {
             self.answer(req)?;
         }
+        // `data_version` moves only for other processes' commits; the engine's own writes
+        // (launches, exits) publish by themselves.
         let version = self.store.data_version()?;
-        if version != self.last_version
+        let store_changed = version != self.last_version;
+        let mut launched = false;
+        if store_changed
             || self
                 .last_reconcile
                 .is_none_or(|t| now - t >= RECONCILE_EVERY)
         {
             self.last_version = version;
             self.last_reconcile = Some(now);
-            self.reconcile()?;
-            self.publish()?;
-        } else if ended {
+            launched = self.reconcile()?;
+        }
+        if store_changed || launched || ended {
             self.publish()?;
         }
         Ok(())
@@ -326,7 +330,8 @@ impl Engine {
 
     /// Agents with work on their hook, and the mayor and crew, get a session when they have
     /// none (unless stopped by the overseer or dead: restarting those is the Witness's call).
-    fn reconcile(&mut self) -> Result<()> {
+    fn reconcile(&mut self) -> Result<bool> {
+        let mut launched = false;
         for a in self.store.agents()? {
             // Polecats run while they have work; the mayor and crew are long-lived.
             let wants = (a.hooked_bead.is_some() || a.role != crate::beads::role::POLECAT)
@@ -345,8 +350,9 @@ impl Engine {
                 continue;
             }
             self.launch_or_record(&a);
+            launched = true;
         }
-        Ok(())
+        Ok(launched)
     }
 
     fn launch_or_record(&mut self, a: &Agent) {

@@ -19,6 +19,8 @@ use tokio::sync::{mpsc, watch, Notify};
 
 /// At most this many frames a second.
 const FRAME: Duration = Duration::from_millis(16);
+/// The panels show times in state; redraw at least this often.
+const CLOCK_TICK: Duration = Duration::from_secs(1);
 /// A child inside a synchronized update is not drawn for at most this long.
 const SYNC_WAIT: Duration = Duration::from_millis(100);
 
@@ -172,12 +174,15 @@ async fn cockpit(town: Town, mut theme: Theme) -> Result<()> {
                 }
             }
         }
+        // Asleep until something happens; once a second the clocks in the panels move on.
         let timer = if dirty {
             FRAME
                 .saturating_sub(last_draw.elapsed())
                 .max(Duration::from_millis(1))
         } else {
-            Duration::from_secs(3600)
+            CLOCK_TICK
+                .saturating_sub(last_draw.elapsed())
+                .max(Duration::from_millis(1))
         };
 
         tokio::select! {
@@ -277,7 +282,11 @@ async fn cockpit(town: Town, mut theme: Theme) -> Result<()> {
                 }
                 dirty = true;
             }
-            _ = tokio::time::sleep(timer) => {}
+            _ = tokio::time::sleep(timer) => {
+                if last_draw.elapsed() >= CLOCK_TICK {
+                    dirty = true;
+                }
+            }
         }
     }
 }
