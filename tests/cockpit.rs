@@ -3,25 +3,10 @@
 
 mod common;
 
-use common::{TestTown, BIN};
+use common::{source_repo, TestTown, BIN};
 use gastown_tui::agent::{Session, SessionSpec};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn source_repo(dir: &Path) {
-    let repo =
-        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
-            .unwrap();
-    std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("test.sh")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .unwrap();
-}
 
 struct Cockpit {
     s: Session,

@@ -4,125 +4,9 @@
 
 mod common;
 
-use common::{TestTown, BIN};
+use common::{agent, capture, submitted, town_with_rig, wait_for, TestTown, Up, BIN};
 use predicates::str::contains;
-use serde_json::Value;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// The engine as a child process; stopped with SIGTERM when dropped.
-struct Up(Child);
-
-impl Up {
-    fn start(t: &TestTown) -> Up {
-        let child = Command::new(BIN)
-            .args(["--town", t.root().to_str().unwrap(), "up", "--headless"])
-            .env_remove("GT_AGENT")
-            .env_remove("BD_ACTOR")
-            .env_remove("GT_TOWN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let up = Up(child);
-        // Ready when its heartbeat lets a request through.
-        wait_for(t, "the engine's heartbeat", || {
-            let out = t.gt().args(["nudge", "nobody", "x"]).output().unwrap();
-            !String::from_utf8_lossy(&out.stderr).contains("no engine is running")
-        });
-        up
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = self.0.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the engine did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(_t: &TestTown, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn source_repo(dir: &Path) {
-    let repo =
-        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
-            .unwrap();
-    std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("test.sh")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .unwrap();
-}
-
-fn town_with_rig() -> TestTown {
-    let t = TestTown::new();
-    let src = t.dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    source_repo(&src);
-    t.gt()
-        .args([
-            "rig",
-            "add",
-            "demo",
-            src.to_str().unwrap(),
-            "--test-command",
-            "./test.sh",
-        ])
-        .assert()
-        .success();
-    t
-}
-
-fn agent(t: &TestTown, name: &str) -> Value {
-    t.json(&["agents"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == name)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn capture(t: &TestTown, name: &str) -> String {
-    let out = t.gt().args(["capture", name]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn submitted(t: &TestTown, bead: &str) -> bool {
-    t.json(&["feed", "--limit", "1000"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["kind"] == "submitted" && e["detail"] == bead)
-}
+use std::process::{Command, Stdio};
 
 #[test]
 fn a_slung_polecat_starts_is_nudged_works_and_submits() {
@@ -251,6 +135,11 @@ fn a_slung_polecat_starts_is_nudged_works_and_submits() {
 #[test]
 fn a_crash_is_detected_and_a_restart_finishes_the_work() {
     let t = town_with_rig();
+    // No automatic restarts here: the Witness's own restarts are tested in tests/patrols.rs.
+    let cfg = t.root().join("town.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[patrol]\nmax_restarts = 0\n");
+    std::fs::write(&cfg, text).unwrap();
     let bead = t.create("Crashy", &["-d", "sim: crash\nsim: edit crash.txt"]);
     let _up = Up::start(&t);
     t.gt()

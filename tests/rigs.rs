@@ -2,18 +2,8 @@
 
 mod common;
 
-use common::{snapshot, TestTown};
+use common::{snapshot, town_with_rig};
 use predicates::str::contains;
-use std::path::Path;
-
-/// A git repository with one commit on `main` holding a `test.sh`.
-fn source_repo(dir: &Path) {
-    let repo =
-        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
-            .unwrap();
-    std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
-    commit_all(&repo, "init");
-}
 
 fn commit_all(repo: &git2::Repository, msg: &str) {
     let mut index = repo.index().unwrap();
@@ -32,26 +22,6 @@ fn commit_all(repo: &git2::Repository, msg: &str) {
     let parents: Vec<&git2::Commit> = parents.iter().collect();
     repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
         .unwrap();
-}
-
-fn town_with_rig() -> TestTown {
-    let t = TestTown::new();
-    let src = t.dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    source_repo(&src);
-    t.gt()
-        .args([
-            "rig",
-            "add",
-            "demo",
-            src.to_str().unwrap(),
-            "--test-command",
-            "./test.sh",
-        ])
-        .assert()
-        .success()
-        .stdout(contains("Added rig 'demo'"));
-    t
 }
 
 #[test]

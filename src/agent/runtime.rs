@@ -7,6 +7,8 @@
 
 use crate::town::{PromptMode, RuntimeConfig, TownConfig};
 use crate::{Error, Result};
+#[cfg(test)]
+use regex::Regex;
 use std::collections::BTreeMap;
 
 /// The program name the `sim` preset uses; the engine replaces it with its own binary.
@@ -110,5 +112,133 @@ pub fn resolve(config: &TownConfig, name: &str) -> Result<RuntimeConfig> {
             env: own.env.clone(),
         }),
         (None, None) => Err(Error::bad(format!("unknown runtime '{name}'"))),
+    }
+}
+
+/// Where Claude Code reads project settings, relative to a worktree.
+pub const CLAUDE_SETTINGS: &str = ".claude/settings.json";
+
+/// Gives a worktree Claude Code hooks that report to the town: `prime` at session start, and
+/// `agent-event` on prompt submit (working), notification (waiting) and stop (idle), so the
+/// Witness hears the agent's state from the agent itself. Other keys of an existing settings
+/// file are kept. The file is excluded from git through the repository's `info/exclude`, so
+/// it never makes the worktree dirty.
+pub fn install_claude_hooks(worktree: &std::path::Path, exe: &std::path::Path) -> Result<()> {
+    use serde_json::{json, Value};
+    let path = worktree.join(CLAUDE_SETTINGS);
+    let mut settings = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
+            Error::bad(format!(
+                "{}: not valid JSON ({e}); fix or remove it",
+                path.display()
+            ))
+        })?,
+        Err(_) => json!({}),
+    };
+    let Some(obj) = settings.as_object_mut() else {
+        return Err(Error::bad(format!(
+            "{}: expected a JSON object",
+            path.display()
+        )));
+    };
+    let gt = format!("'{}'", exe.display().to_string().replace('\'', "'\\''"));
+    let hook = |args: &str| json!([{ "hooks": [{ "type": "command", "command": format!("{gt} {args}") }] }]);
+    let hooks = obj.entry("hooks").or_insert_with(|| json!({}));
+    if let Some(h) = hooks.as_object_mut() {
+        h.insert("SessionStart".into(), hook("prime"));
+        h.insert("UserPromptSubmit".into(), hook("agent-event working"));
+        h.insert("Notification".into(), hook("agent-event waiting"));
+        h.insert("Stop".into(), hook("agent-event stop"));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+    }
+    let text = serde_json::to_string_pretty(&settings)?;
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io("write", &path, e))?;
+    // Keep it out of `git status` (and so out of `done`'s dirty check).
+    if let Ok(repo) = git2::Repository::open(worktree) {
+        let exclude = repo.commondir().join("info").join("exclude");
+        let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+        let line = format!("/{CLAUDE_SETTINGS}");
+        if !current.lines().any(|l| l.trim() == line) {
+            if let Some(dir) = exclude.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            }
+            let mut text = current;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&line);
+            text.push('\n');
+            std::fs::write(&exclude, text).map_err(|e| Error::io("write", &exclude, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_merge_with_town_toml() {
+        let mut cfg = TownConfig::default();
+        let sim = resolve(&cfg, "sim").unwrap();
+        assert_eq!(sim.prompt, PromptMode::TypeAfterReady);
+        assert!(Regex::new(&format!("(?m){}", sim.ready.unwrap()))
+            .unwrap()
+            .is_match("sim>"));
+        cfg.runtimes.insert(
+            "claude".into(),
+            RuntimeConfig {
+                command: vec!["claude".into(), "--model".into(), "opus".into()],
+                ..Default::default()
+            },
+        );
+        let claude = resolve(&cfg, "claude").unwrap();
+        assert_eq!(claude.command, vec!["claude", "--model", "opus"]);
+        assert_eq!(
+            claude.busy.as_deref(),
+            Some("esc to interrupt"),
+            "the preset's patterns stay"
+        );
+        assert!(resolve(&cfg, "emacs").is_err());
+        for name in crate::town::BUILTIN_RUNTIMES {
+            let rt = builtin(name).unwrap();
+            for p in [rt.ready, rt.busy, rt.waiting].into_iter().flatten() {
+                Regex::new(&p).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn claude_hooks_keep_other_settings_and_the_worktree_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
+        std::fs::write(dir.path().join(CLAUDE_SETTINGS), r#"{"model": "opus"}"#).unwrap();
+        install_claude_hooks(dir.path(), std::path::Path::new("/opt/gt/gastown-tui")).unwrap();
+        install_claude_hooks(dir.path(), std::path::Path::new("/opt/gt/gastown-tui")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(CLAUDE_SETTINGS)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["model"], "opus");
+        assert_eq!(
+            v["hooks"]["Stop"][0]["hooks"][0]["command"],
+            "'/opt/gt/gastown-tui' agent-event stop"
+        );
+        assert_eq!(
+            v["hooks"]["SessionStart"][0]["hooks"][0]["command"],
+            "'/opt/gt/gastown-tui' prime"
+        );
+        assert!(
+            crate::town::worktree::dirty_files(dir.path())
+                .unwrap()
+                .is_empty(),
+            "the settings file is excluded from git, so done does not see it"
+        );
+        let exclude = std::fs::read_to_string(repo.commondir().join("info/exclude")).unwrap();
+        assert_eq!(exclude.matches("/.claude/settings.json").count(), 1);
     }
 }

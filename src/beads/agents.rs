@@ -36,7 +36,7 @@ pub fn name_pool() -> impl Iterator<Item = &'static str> {
 }
 
 const AGENT_COLS: &str = "name, role, rig, runtime, state, hooked_bead, session, pid, \
-     last_activity, restarts, created_at, updated_at";
+     last_activity, restarts, created_at, updated_at, reported_state, reported_at";
 
 fn agent_from_row(r: &Row) -> rusqlite::Result<Agent> {
     Ok(Agent {
@@ -52,6 +52,8 @@ fn agent_from_row(r: &Row) -> rusqlite::Result<Agent> {
         restarts: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+        reported_state: r.get(12)?,
+        reported_at: r.get(13)?,
     })
 }
 
@@ -119,6 +121,13 @@ impl Tx<'_> {
         )?;
         tx.set_status(bead, &b.status, status::HOOKED, "", actor)?;
         tx.set_agent_hook(agent, Some(bead))?;
+        // New work: restarts count from zero, and a stopped or dead agent runs again.
+        tx.conn.execute(
+            "UPDATE agents SET restarts = 0,
+                state = CASE WHEN state IN ('stopped', 'dead', 'zombie') THEN 'idle' ELSE state END
+             WHERE name = ?1",
+            [agent],
+        )?;
         tx.event(NewEvent {
             subject: bead,
             kind: ev::HOOKED,
@@ -539,8 +548,9 @@ impl Store {
         self.agent_set_state(agent, state, "reported by the agent", agent)?;
         self.write(|tx| {
             tx.conn.execute(
-                "UPDATE agents SET last_activity = ?2 WHERE name = ?1",
-                params![agent, tx.now],
+                "UPDATE agents SET last_activity = ?2, reported_state = ?3, reported_at = ?2
+                 WHERE name = ?1",
+                params![agent, tx.now, state],
             )?;
             Ok(())
         })

@@ -61,6 +61,20 @@ impl Store {
         })
     }
 
+    /// Records that the patrols (the Deacon) ran now.
+    pub fn patrol_heartbeat(&self) -> Result<()> {
+        self.write_bookkeeping(|tx| {
+            meta_set(tx.conn, "patrol_heartbeat_ns", &tx.now_ns.to_string())
+        })
+    }
+
+    /// How long ago the patrols last ran, if they ever did.
+    pub fn patrol_age(&self) -> Result<Option<Duration>> {
+        let beat =
+            meta_get(self.conn(), "patrol_heartbeat_ns")?.and_then(|v| v.parse::<i64>().ok());
+        Ok(beat.map(|t| Duration::from_nanos(self.now_ns().saturating_sub(t).max(0) as u64)))
+    }
+
     /// Clears the heartbeat (a clean engine shutdown).
     pub fn engine_stopped(&self) -> Result<()> {
         self.write_bookkeeping(|tx| {

@@ -29,6 +29,23 @@ pub mod ev {
     pub const MERGED: &str = "merged";
     pub const REJECTED: &str = "rejected";
     pub const MR_STATE: &str = "mr_state";
+    /// The patrols' decisions.
+    pub const NUDGED: &str = "nudged";
+    pub const ESCALATED: &str = "escalated";
+    pub const REAPED: &str = "reaped";
+    pub const WORKTREE_REMOVED: &str = "worktree_removed";
+    pub const WORKTREE_KEPT: &str = "worktree_kept";
+    pub const ZOMBIE: &str = "zombie";
+    pub const DISPATCHED: &str = "dispatched";
+}
+
+impl Store {
+    /// Records a decision that changes no other row (a patrol's nudge, an escalation, ...).
+    pub fn record_event(&self, subject: &str, kind: &str, actor: &str, detail: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.simple_event(subject, kind, actor, (!detail.is_empty()).then_some(detail))
+        })
+    }
 }
 
 /// What one event says, before it is written.
@@ -165,6 +182,13 @@ impl Event {
             ev::MERGED => format!("{a} merged {s}"),
             ev::REJECTED => with_detail(format!("{a} rejected {s} ({new})")),
             ev::MR_STATE => format!("{s} is {new}"),
+            ev::NUDGED => with_detail(format!("{a} nudged {s}")),
+            ev::ESCALATED => with_detail(format!("{a} escalated {s} to the overseer")),
+            ev::REAPED => with_detail(format!("{a} reaped {s}")),
+            ev::WORKTREE_REMOVED => with_detail(format!("{a} removed {s}'s worktree")),
+            ev::WORKTREE_KEPT => with_detail(format!("{a} kept {s}'s worktree")),
+            ev::ZOMBIE => with_detail(format!("{a} found {s} a zombie")),
+            ev::DISPATCHED => with_detail(format!("{a} dispatched {s}")),
             other => with_detail(format!("{a} {other} {s}")),
         }
     }

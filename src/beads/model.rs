@@ -237,9 +237,13 @@ pub struct Agent {
     pub session: Option<String>,
     pub pid: Option<i64>,
     pub last_activity: Option<String>,
+    /// Restarts since the current bead was hooked.
     pub restarts: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// The last state the agent reported itself (`agent-event`), and when.
+    pub reported_state: Option<String>,
+    pub reported_at: Option<String>,
 }
 
 /// A merge request in a rig's queue.

@@ -136,6 +136,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX control_pending ON control(id) WHERE taken_at IS NULL;
     "#,
+    // 3: what agents report about themselves (agent-event), kept apart from the Witness's
+    // verdict so both are visible.
+    r#"
+    ALTER TABLE agents ADD COLUMN reported_state TEXT;
+    ALTER TABLE agents ADD COLUMN reported_at TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

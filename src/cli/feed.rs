@@ -18,6 +18,61 @@ pub struct FeedArgs {
     /// One JSON object per event (with --follow: one per line).
     #[arg(long)]
     pub json: bool,
+    /// Only the agents that need a human now (waiting, stalled, dead, zombie), with why.
+    #[arg(long)]
+    pub problems: bool,
+}
+
+/// An agent that needs a human, and the latest word on why.
+#[derive(serde::Serialize)]
+struct Problem {
+    name: String,
+    state: String,
+    rig: String,
+    hooked_bead: Option<String>,
+    since: String,
+    reason: String,
+}
+
+fn problems(ctx: &Ctx, as_json: bool) -> Result<()> {
+    let mut out = Vec::new();
+    for a in ctx.store.agents()? {
+        if !matches!(a.state.as_str(), "waiting" | "stalled" | "dead" | "zombie") {
+            continue;
+        }
+        let events = ctx.store.events_for(&a.name)?;
+        let why = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == "escalated" || e.new_value.as_deref() == Some(a.state.as_str()));
+        out.push(Problem {
+            name: a.name.clone(),
+            state: a.state.clone(),
+            rig: a.rig.clone(),
+            hooked_bead: a.hooked_bead.clone(),
+            since: why
+                .map(|e| e.created_at.clone())
+                .unwrap_or_else(|| a.updated_at.clone()),
+            reason: why.and_then(|e| e.detail.clone()).unwrap_or_default(),
+        });
+    }
+    if as_json {
+        return json(&out);
+    }
+    if out.is_empty() {
+        return line("No agent needs you.");
+    }
+    for p in &out {
+        line(&format!(
+            "{:<10} {:<8} {:<8} {:<10} {}",
+            p.name,
+            p.state,
+            if p.rig.is_empty() { "-" } else { &p.rig },
+            p.hooked_bead.as_deref().unwrap_or("-"),
+            p.reason
+        ))?;
+    }
+    Ok(())
 }
 
 /// How often `--follow` looks for new events.
@@ -38,6 +93,9 @@ fn print(e: &Event, as_json: bool) -> Result<()> {
 }
 
 pub fn run(ctx: &Ctx, a: FeedArgs) -> Result<()> {
+    if a.problems {
+        return problems(ctx, a.json);
+    }
     let s = &ctx.store;
     let recent = s.recent_events(a.limit)?;
     if a.json && !a.follow {

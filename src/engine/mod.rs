@@ -9,7 +9,9 @@
 //! The loop runs on a tokio runtime (`run`); store and PTY calls are short and run through
 //! `block_in_place`. `up --headless` runs it without a UI.
 
+mod deacon;
 pub mod nudge;
+mod witness;
 
 use crate::agent::runtime;
 use crate::agent::{replay_cast, Session, SessionSpec, DEFAULT_SCROLLBACK};
@@ -17,7 +19,6 @@ use crate::beads::{agent_state, control_kind, Agent, ControlRequest, Convoy, Mer
 use crate::clock;
 use crate::town::{PromptMode, Town};
 use crate::{Error, Result};
-use regex::Regex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -131,6 +132,8 @@ pub struct Snapshot {
     pub default_runtime: String,
     /// Unread mail for the overseer.
     pub inbox_unread: usize,
+    /// When the patrols (the Deacon) last ran, as unix nanoseconds.
+    pub patrol_heartbeat_ns: Option<i64>,
 }
 
 /// How many feed events a snapshot carries.
@@ -151,7 +154,8 @@ struct Live {
     id: String,
     /// Typed once the runtime's ready pattern shows (prompt mode type-after-ready).
     pending_prompt: Option<String>,
-    ready: Option<Regex>,
+    patterns: witness::Patterns,
+    watch: witness::Watch,
     /// An Enter to send at this instant, finishing a nudge (and the control request, if any).
     pending_enter: Option<(Instant, Option<i64>)>,
     stopping: Option<Stopping>,
@@ -173,6 +177,15 @@ pub struct Engine {
     events: broadcast::Sender<Event>,
     snapshot: watch::Sender<Snapshot>,
     notify: Arc<dyn Fn() + Send + Sync>,
+    patrol: crate::town::PatrolConfig,
+    last_witness: Option<Instant>,
+    last_deacon: Option<Instant>,
+    /// Sessions of an earlier engine are looked for once, at the first tick.
+    orphans_checked: bool,
+    /// The JSONL export running on its own thread, if one is.
+    flushing: Option<std::thread::JoinHandle<()>>,
+    /// Polecats whose kept worktree was already reported (once is enough).
+    kept_reported: std::collections::HashSet<String>,
 }
 
 /// The session id of a new session: its start time.
@@ -186,6 +199,7 @@ impl Engine {
         let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
         let exe =
             std::env::current_exe().map_err(|e| Error::io("find", "the gastown-tui binary", e))?;
+        let town_patrol = town.config.patrol.clone();
         let (events, _) = broadcast::channel(1024);
         let (snapshot, _) = watch::channel(Snapshot::default());
         Ok(Engine {
@@ -201,6 +215,12 @@ impl Engine {
             events,
             snapshot,
             notify,
+            patrol: town_patrol,
+            last_witness: None,
+            last_deacon: None,
+            orphans_checked: false,
+            flushing: None,
+            kept_reported: Default::default(),
         })
     }
 
@@ -252,7 +272,28 @@ impl Engine {
             self.last_reconcile = Some(now);
             launched = self.reconcile()?;
         }
-        if store_changed || launched || ended {
+        if !self.orphans_checked {
+            self.orphans_checked = true;
+            self.kill_orphans()?;
+        }
+        let mut patrolled = false;
+        if self
+            .last_witness
+            .is_none_or(|t| now - t >= self.patrol.witness_every)
+        {
+            self.last_witness = Some(now);
+            self.witness()?;
+            patrolled = true;
+        }
+        if self
+            .last_deacon
+            .is_none_or(|t| now - t >= self.patrol.deacon_every)
+        {
+            self.last_deacon = Some(now);
+            self.deacon()?;
+            patrolled = true;
+        }
+        if store_changed || launched || ended || patrolled {
             self.publish()?;
         }
         Ok(())
@@ -325,6 +366,10 @@ impl Engine {
             runtimes,
             default_runtime: self.town.config.default_runtime.clone(),
             inbox_unread: self.store.inbox("overseer", false)?.len(),
+            patrol_heartbeat_ns: self
+                .store
+                .patrol_age()?
+                .map(|age| self.store.now_ns() - age.as_nanos() as i64),
         })
     }
 
@@ -403,6 +448,9 @@ impl Engine {
             }
             PromptMode::TypeAfterReady => pending_prompt = Some(nudge::PRIME_PROMPT.to_string()),
         }
+        if rt_name == "claude" {
+            runtime::install_claude_hooks(&dir, &self.exe)?;
+        }
         let id = session_id();
         let mut spec = SessionSpec::new(program, dir);
         spec.args = args;
@@ -430,17 +478,19 @@ impl Engine {
         if let Ok(mut map) = self.sessions.write() {
             map.insert(a.name.clone(), session.clone());
         }
-        let ready = rt
-            .ready
-            .as_deref()
-            .and_then(|r| Regex::new(&format!("(?m){r}")).ok());
+        let patterns = witness::Patterns::compile(
+            rt.ready.as_deref(),
+            rt.busy.as_deref(),
+            rt.waiting.as_deref(),
+        );
         self.live.insert(
             a.name.clone(),
             Live {
                 session,
                 id: id.clone(),
                 pending_prompt,
-                ready,
+                patterns,
+                watch: witness::Watch::started(),
                 pending_enter: None,
                 stopping: None,
             },
@@ -523,13 +573,39 @@ impl Engine {
                     self.store
                         .agent_set_state(name, agent_state::STOPPED, "killed", "engine")?;
                 }
-                None => {
-                    let state = if agent.hooked_bead.is_some() {
-                        agent_state::DEAD
+                None if agent.hooked_bead.is_some() => {
+                    self.store
+                        .agent_set_state(name, agent_state::DEAD, &how, "witness")?;
+                    // Dead with work on its hook: restart in the same worktree, up to
+                    // max_restarts for this bead, then tell the overseer.
+                    if agent.restarts < i64::from(self.patrol.max_restarts) {
+                        let n = self.store.agent_restarted(
+                            name,
+                            &format!(
+                                "{how}; restart {} of {}",
+                                agent.restarts + 1,
+                                self.patrol.max_restarts
+                            ),
+                            "witness",
+                        )?;
+                        let mut agent = self.store.agent(name)?;
+                        agent.restarts = n;
+                        self.launch_or_record(&agent);
                     } else {
-                        agent_state::STOPPED
-                    };
-                    self.store.agent_set_state(name, state, &how, "engine")?;
+                        self.escalate(
+                            name,
+                            &format!("{name} keeps dying"),
+                            &format!(
+                                "{name} {how} after {} restarts with {} on its hook; it stays dead until you restart it (gastown-tui restart {name}).",
+                                agent.restarts,
+                                agent.hooked_bead.as_deref().unwrap_or("?")
+                            ),
+                        )?;
+                    }
+                }
+                None => {
+                    self.store
+                        .agent_set_state(name, agent_state::STOPPED, &how, "engine")?;
                 }
             }
             self.emit(Event::Exited {
@@ -550,11 +626,12 @@ impl Engine {
                 if now >= due {
                     let sent = live.session.write(b"\r");
                     live.pending_enter = None;
+                    live.watch.submitted(live.session.bytes_read());
                     finished.push((name.clone(), req, sent.err().map(|e| e.to_string())));
                 }
             }
             if live.pending_prompt.is_some() && live.pending_enter.is_none() {
-                let is_ready = match &live.ready {
+                let is_ready = match &live.patterns.ready {
                     Some(re) => re.is_match(&live.session.capture(false)),
                     None => live.session.bytes_read() > 0,
                 };

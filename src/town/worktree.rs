@@ -193,6 +193,53 @@ pub fn diff_against(path: &Path, base: &str, max_bytes: usize) -> Result<String>
     Ok(out)
 }
 
+/// What `remove_if_merged` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// Kept, and why (uncommitted changes, or commits not merged into the base).
+    Kept(String),
+}
+
+/// Removes the worktree at `path` (git's name `name`) and its branch, but only when nothing
+/// can be lost: it is clean and its branch is merged into `base`.
+pub fn remove_if_merged(repo_dir: &Path, path: &Path, name: &str, base: &str) -> Result<Removal> {
+    let dirty = dirty_files(path)?;
+    if !dirty.is_empty() {
+        return Ok(Removal::Kept(format!(
+            "uncommitted changes: {}",
+            dirty.join(", ")
+        )));
+    }
+    let branch = current_branch(path)?;
+    let repo = Repository::open(repo_dir)?;
+    let base_commit = repo
+        .find_branch(base, BranchType::Local)
+        .map_err(|_| Error::bad(format!("branch '{base}' not found")))?
+        .get()
+        .peel_to_commit()?;
+    let wt_repo = Repository::open(path)?;
+    let tip = wt_repo.head()?.peel_to_commit()?.id();
+    let merged = tip == base_commit.id() || repo.graph_descendant_of(base_commit.id(), tip)?;
+    if !merged {
+        return Ok(Removal::Kept(format!(
+            "branch '{branch}' has commits not merged into '{base}'"
+        )));
+    }
+    std::fs::remove_dir_all(path).map_err(|e| Error::io("remove", path, e))?;
+    if let Ok(wt) = repo.find_worktree(name) {
+        wt.prune(Some(
+            git2::WorktreePruneOptions::new()
+                .valid(true)
+                .working_tree(true),
+        ))?;
+    }
+    if let Ok(mut b) = repo.find_branch(&branch, BranchType::Local) {
+        let _ = b.delete();
+    }
+    Ok(Removal::Removed)
+}
+
 /// The branch checked out in the worktree or repository at `path`.
 pub fn current_branch(path: &Path) -> Result<String> {
     let repo = Repository::open(path)?;

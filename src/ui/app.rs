@@ -889,6 +889,8 @@ mod tests {
                 restarts: 0,
                 created_at: String::new(),
                 updated_at: String::new(),
+                reported_state: None,
+                reported_at: None,
             },
             running,
             pid: None,

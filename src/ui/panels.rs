@@ -592,7 +592,16 @@ pub fn merge_queue(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
 pub fn witness(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
     let (app, t) = (ctx.app, ctx.theme);
     let focused = app.focus == Focus::Witness;
-    let block = panel(title_spans("Witness", None, focused, t), focused, t);
+    // Whether the patrols are alive: the age of the Deacon's heartbeat.
+    let patrol = app.snapshot.patrol_heartbeat_ns.map(|ns| {
+        let age = (ctx.now.timestamp_nanos_opt().unwrap_or(0) - ns).max(0) / 1_000_000_000;
+        if age < 60 {
+            format!("♥{age}s")
+        } else {
+            format!("♥ silent {}m", age / 60)
+        }
+    });
+    let block = panel(title_spans("Witness", patrol, focused, t), focused, t);
     let inner = block.inner(area);
     block.render(area, buf);
     if inner.is_empty() {

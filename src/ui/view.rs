@@ -300,6 +300,8 @@ pub(crate) mod fixtures {
                 restarts,
                 created_at: ago(7200),
                 updated_at: ago(idle_secs),
+                reported_state: None,
+                reported_at: None,
             },
             running,
             pid: running.then_some(4242),
@@ -507,6 +509,7 @@ pub(crate) mod fixtures {
             ],
             default_runtime: "sim".into(),
             inbox_unread: 2,
+            patrol_heartbeat_ns: (now() - Duration::seconds(3)).timestamp_nanos_opt(),
         }
     }
 

@@ -5,6 +5,8 @@
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gastown-tui");
 
@@ -95,4 +97,117 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+/// The engine as a child process; stopped with SIGTERM when dropped.
+pub struct Up(pub Child);
+
+impl Up {
+    pub fn start(t: &TestTown) -> Up {
+        let child = std::process::Command::new(BIN)
+            .args(["--town", t.root().to_str().unwrap(), "up", "--headless"])
+            .env_remove("GT_AGENT")
+            .env_remove("BD_ACTOR")
+            .env_remove("GT_TOWN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = Up(child);
+        // Ready when its heartbeat lets a request through.
+        wait_for(t, "the engine's heartbeat", || {
+            let out = t.gt().args(["nudge", "nobody", "x"]).output().unwrap();
+            !String::from_utf8_lossy(&out.stderr).contains("no engine is running")
+        });
+        up
+    }
+
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the engine did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn wait_for(_t: &TestTown, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn source_repo(dir: &Path) {
+    let repo =
+        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
+            .unwrap();
+    std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("test.sh")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
+        .unwrap();
+}
+
+pub fn town_with_rig() -> TestTown {
+    let t = TestTown::new();
+    let src = t.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source_repo(&src);
+    t.gt()
+        .args([
+            "rig",
+            "add",
+            "demo",
+            src.to_str().unwrap(),
+            "--test-command",
+            "./test.sh",
+        ])
+        .assert()
+        .success();
+    t
+}
+
+pub fn agent(t: &TestTown, name: &str) -> Value {
+    t.json(&["agents"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+pub fn capture(t: &TestTown, name: &str) -> String {
+    let out = t.gt().args(["capture", name]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn submitted(t: &TestTown, bead: &str) -> bool {
+    t.json(&["feed", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "submitted" && e["detail"] == bead)
 }

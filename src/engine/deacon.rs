@@ -1,0 +1,239 @@
+//! The Deacon: the town's reconciler, on every `deacon_every`. It records a heartbeat (so the
+//! cockpit can show the patrols are alive), flushes the JSONL export when the store changed,
+//! dispatches the ready beads of auto-dispatch convoys while fewer than `max_polecats` polecats
+//! have work, reaps polecats idle with an empty hook for `reap_after`, and removes a polecat's
+//! worktree only when its branch is merged (a branch with unmerged commits is never deleted).
+//! Sessions left running by an engine that died are found once, at start, and stopped.
+
+use super::{Engine, Stopping};
+use crate::beads::{ev, kind, role, status, Store};
+use crate::town::worktree::{self, Removal};
+use crate::Result;
+
+impl Engine {
+    pub(crate) fn deacon(&mut self) -> Result<()> {
+        self.store.patrol_heartbeat()?;
+        self.flush_in_background();
+        self.auto_dispatch()?;
+        self.reap_idle()?;
+        self.clean_worktrees()?;
+        Ok(())
+    }
+
+    /// Exports the store to `.beads/issues.jsonl` on a thread of its own (an export of a big
+    /// store takes a while and must not hold up the sessions).
+    fn flush_in_background(&mut self) {
+        if self.flushing.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        if !self.store.export_dirty().unwrap_or(false) {
+            return;
+        }
+        let db = self.town.db_path();
+        let prefix = self.town.config.prefix.clone();
+        let path = self.town.jsonl_path();
+        self.flushing = std::thread::Builder::new()
+            .name("jsonl-flush".into())
+            .spawn(move || {
+                let r = Store::open(&db, &prefix, crate::clock::system())
+                    .and_then(|s| s.flush_jsonl(&path));
+                if let Err(e) = r {
+                    tracing::warn!("flushing {}: {e}", path.display());
+                }
+            })
+            .ok();
+    }
+
+    fn auto_dispatch(&mut self) -> Result<()> {
+        let busy = |store: &Store| -> Result<usize> {
+            Ok(store
+                .agents()?
+                .iter()
+                .filter(|a| a.role == role::POLECAT && a.hooked_bead.is_some())
+                .count())
+        };
+        let max = self.town.config.max_polecats as usize;
+        let mut working = busy(&self.store)?;
+        if working >= max {
+            return Ok(());
+        }
+        for convoy in self.store.convoys()? {
+            let Some(rig) = convoy.auto_dispatch.clone() else {
+                continue;
+            };
+            if convoy.status == status::CLOSED || !self.town.config.rigs.contains_key(&rig) {
+                continue;
+            }
+            let now = self.store.now_ns();
+            let mut ready = Vec::new();
+            for id in &convoy.tracked {
+                let Ok(b) = self.store.get(id) else { continue };
+                let deferred = b
+                    .defer_until
+                    .as_deref()
+                    .and_then(|d| crate::beads::parse_instant(d, "defer_until").ok())
+                    .is_some_and(|t| t > now);
+                if b.status == status::OPEN
+                    && !b.blocked
+                    && b.assignee.is_empty()
+                    && !deferred
+                    && kind::WORK.contains(&b.issue_type.as_str())
+                {
+                    ready.push(b);
+                }
+            }
+            ready.sort_by(|a, b| (a.priority, &a.created_at).cmp(&(b.priority, &b.created_at)));
+            for b in ready {
+                if working >= max {
+                    return Ok(());
+                }
+                match crate::town::sling::sling(
+                    &self.town,
+                    &self.store,
+                    &b.id,
+                    &rig,
+                    None,
+                    "deacon",
+                ) {
+                    Ok((slung, _)) => {
+                        working += 1;
+                        self.store.record_event(
+                            &b.id,
+                            ev::DISPATCHED,
+                            "deacon",
+                            &format!("convoy {} to {} in rig {rig}", convoy.id, slung.agent),
+                        )?;
+                    }
+                    Err(e) => tracing::warn!("auto-dispatch of {} failed: {e}", b.id),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reap_idle(&mut self) -> Result<()> {
+        let reap_after = self.patrol.reap_after;
+        let agents = self.store.agents()?;
+        let idle: Vec<String> = self
+            .live
+            .iter()
+            .filter(|(name, l)| {
+                l.stopping.is_none()
+                    && l.watch.idle_for().is_some_and(|d| d >= reap_after)
+                    && agents.iter().any(|a| {
+                        &a.name == *name && a.role == role::POLECAT && a.hooked_bead.is_none()
+                    })
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in idle {
+            self.store.record_event(
+                &name,
+                ev::REAPED,
+                "deacon",
+                &format!("idle with an empty hook for {}s", reap_after.as_secs()),
+            )?;
+            self.stop(&name, Stopping::Kill)?;
+        }
+        Ok(())
+    }
+
+    fn clean_worktrees(&mut self) -> Result<()> {
+        for a in self.store.agents()? {
+            if a.role != role::POLECAT || a.hooked_bead.is_some() || self.live.contains_key(&a.name)
+            {
+                continue;
+            }
+            let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
+            if !dir.exists() {
+                continue;
+            }
+            let Some(rig) = self.town.config.rigs.get(&a.rig) else {
+                continue;
+            };
+            let repo = self.town.rig_repo(&a.rig);
+            match worktree::remove_if_merged(
+                &repo,
+                &dir,
+                &format!("polecat-{}", a.name),
+                &rig.branch,
+            ) {
+                Ok(Removal::Removed) => {
+                    self.kept_reported.remove(&a.name);
+                    self.store.record_event(
+                        &a.name,
+                        ev::WORKTREE_REMOVED,
+                        "deacon",
+                        "its branch is merged",
+                    )?;
+                }
+                Ok(Removal::Kept(why)) => {
+                    if self.kept_reported.insert(a.name.clone()) {
+                        self.store
+                            .record_event(&a.name, ev::WORKTREE_KEPT, "deacon", &why)?;
+                    }
+                }
+                Err(e) => tracing::warn!("cleaning {}'s worktree: {e}", a.name),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops sessions that an earlier engine left running (it died without stopping them):
+    /// a second session must never work in the same worktree.
+    pub(crate) fn kill_orphans(&mut self) -> Result<()> {
+        for a in self.store.agents()? {
+            let Some(pid) = a.pid else { continue };
+            if self.live.contains_key(&a.name) {
+                continue;
+            }
+            let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
+            if orphan_alive(pid, &dir) {
+                terminate(pid);
+                self.store.record_event(
+                    &a.name,
+                    ev::ZOMBIE,
+                    "witness",
+                    &format!("pid {pid} from an earlier engine was still running; stopped it"),
+                )?;
+            }
+            self.store.agent_set_session(&a.name, None, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `pid` is still running in `dir` (so it is the agent, not a reused pid).
+fn orphan_alive(pid: i64, dir: &std::path::Path) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 1 || pid as u32 == std::process::id() {
+        return false;
+    }
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"));
+    match (cwd, std::fs::canonicalize(dir)) {
+        (Ok(c), Ok(d)) => c == d,
+        _ => false,
+    }
+}
+
+/// SIGTERM, then SIGKILL if it is still there a second later.
+fn terminate(pid: i64) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    // SAFETY: kill(2) with a positive pid and a valid signal number has no memory effects.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        // SAFETY: as above; signal 0 only checks that the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return;
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+}

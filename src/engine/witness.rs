@@ -1,0 +1,378 @@
+//! The Witness and GUPP: deterministic patrols over the live sessions (no LLM, no tokens).
+//!
+//! Every `witness_every` the Witness classifies each live agent from what the engine sees:
+//! process state, output activity, the runtime's patterns on the last lines of the screen, and
+//! the agent's own reports (`agent-event`, e.g. from Claude Code hooks), which win while fresh.
+//! A new state must hold for `DEBOUNCE` before it is recorded, so states do not flicker. Then it
+//! acts, and every decision is an event with its reason:
+//! - idle at its prompt with work on its hook: GUPP nudges it to start, with backoff, and
+//!   escalates to the overseer after `GUPP_NUDGES` nudges;
+//! - stalled (working, silent for `stall_after`): nudged once, then escalated;
+//! - waiting for input or permission: surfaced to the overseer once per episode;
+//! - a nudge's Enter is verified: no reaction within `ENTER_CHECK`, the Enter is sent again.
+//!
+//! Dead agents are handled where exits are noticed (`Engine::reap`): restarted in the same
+//! worktree up to `max_restarts`, then escalated.
+
+use super::{nudge, Engine};
+use crate::agent::Session;
+use crate::beads::{agent_state, ev};
+use crate::Result;
+use regex::Regex;
+use std::time::{Duration, Instant};
+
+/// A classification must hold this long before it is recorded.
+pub const DEBOUNCE: Duration = Duration::from_millis(1500);
+/// Output within this window means the agent is working.
+const ACTIVE_WINDOW: Duration = Duration::from_millis(1500);
+/// GUPP nudges before escalating.
+pub const GUPP_NUDGES: u32 = 3;
+/// A submitted prompt must produce output within this long, or the Enter is sent again.
+pub const ENTER_CHECK: Duration = Duration::from_secs(2);
+/// Enter re-sends before giving up on a nudge.
+const ENTER_RESENDS: u32 = 2;
+/// Work lasting this long (at most) ends a GUPP or stall episode.
+const SUSTAINED_MAX: Duration = Duration::from_secs(60);
+/// How many of the screen's last non-empty lines the patterns look at.
+const TAIL_LINES: usize = 4;
+
+/// What the nudge for a stalled agent says.
+pub const STALL_PROMPT: &str =
+    "You have been silent for a while. If you are stuck, say what blocks you; otherwise carry on with your hook.";
+
+/// The Witness's memory of one live session.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    /// The state last recorded for this session.
+    pub state: String,
+    candidate: Option<(String, Instant)>,
+    /// Since when the agent has been idle (at its prompt).
+    idle_since: Option<Instant>,
+    gupp_nudges: u32,
+    gupp_escalated: bool,
+    stall_nudged_at: Option<Instant>,
+    stall_escalated: bool,
+    waiting_reported: bool,
+    /// Since when the agent has been working without a break.
+    working_since: Option<Instant>,
+    /// The last submitted prompt: when, the output count then, and re-sends so far.
+    enter_check: Option<(Instant, u64, u32)>,
+}
+
+impl Watch {
+    pub fn started() -> Watch {
+        Watch {
+            state: agent_state::WORKING.to_string(),
+            ..Watch::default()
+        }
+    }
+
+    /// How long the agent has been idle at its prompt, if it is.
+    pub fn idle_for(&self) -> Option<Duration> {
+        (self.state == agent_state::IDLE)
+            .then(|| self.idle_since.map(|t| t.elapsed()))
+            .flatten()
+    }
+
+    /// A prompt was just submitted: expect a reaction.
+    pub fn submitted(&mut self, bytes_now: u64) {
+        self.enter_check = Some((Instant::now(), bytes_now, 0));
+    }
+}
+
+/// The runtime's patterns for one session.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Patterns {
+    pub ready: Option<Regex>,
+    pub busy: Option<Regex>,
+    pub waiting: Option<Regex>,
+}
+
+impl Patterns {
+    pub fn compile(ready: Option<&str>, busy: Option<&str>, waiting: Option<&str>) -> Patterns {
+        let re = |p: Option<&str>| p.and_then(|p| Regex::new(&format!("(?m){p}")).ok());
+        Patterns {
+            ready: re(ready),
+            busy: re(busy),
+            waiting: re(waiting),
+        }
+    }
+}
+
+/// The last `n` non-empty lines of a captured screen.
+fn tail(screen: &str, n: usize) -> String {
+    let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// What an agent looks like right now, before debouncing.
+pub(crate) fn classify(
+    session: &Session,
+    patterns: &Patterns,
+    reported: Option<(&str, Duration)>,
+    stall_after: Duration,
+) -> String {
+    let silent = session.last_output().elapsed();
+    // The agent's own word wins while it is fresh (a working report goes stale into stalled).
+    if let Some((state, age)) = reported {
+        if age < stall_after {
+            return match state {
+                agent_state::WORKING if silent >= stall_after => agent_state::STALLED,
+                s => s,
+            }
+            .to_string();
+        }
+    }
+    let screen = tail(&session.capture(false), TAIL_LINES);
+    let last = screen.lines().last().unwrap_or("");
+    let matches = |re: &Option<Regex>, text: &str| re.as_ref().is_some_and(|r| r.is_match(text));
+    let state = if matches(&patterns.waiting, &screen) {
+        agent_state::WAITING
+    } else if silent < ACTIVE_WINDOW {
+        agent_state::WORKING
+    } else if matches(&patterns.ready, last) {
+        agent_state::IDLE
+    } else if silent >= stall_after {
+        // Busy-looking or not, this long without a byte is a stall.
+        agent_state::STALLED
+    } else if matches(&patterns.busy, &screen) {
+        agent_state::WORKING
+    } else {
+        // Silent, no prompt, no busy marker: give it the benefit of the doubt until stall_after.
+        agent_state::WORKING
+    };
+    state.to_string()
+}
+
+impl Engine {
+    /// One Witness round over every live session.
+    pub(crate) fn witness(&mut self) -> Result<()> {
+        let names: Vec<String> = self.live.keys().cloned().collect();
+        let agents = self.store.agents()?;
+        for name in names {
+            let Some(agent) = agents.iter().find(|a| a.name == name) else {
+                continue;
+            };
+            let reported = match (&agent.reported_state, &agent.reported_at) {
+                (Some(s), Some(at)) => {
+                    let at = crate::beads::parse_instant(at, "reported_at").unwrap_or(0);
+                    let age = self.store.now_ns().saturating_sub(at).max(0) as u64;
+                    Some((s.clone(), Duration::from_nanos(age)))
+                }
+                _ => None,
+            };
+            let hooked = agent.hooked_bead.is_some();
+            let stall_after = self.patrol.stall_after;
+            let Some(live) = self.live.get_mut(&name) else {
+                continue;
+            };
+            if live.stopping.is_some() {
+                continue;
+            }
+            // The Enter of the last submitted prompt: did the agent react?
+            let mut resend = false;
+            if let Some((at, bytes, resends)) = live.watch.enter_check {
+                if live.session.bytes_read() > bytes {
+                    live.watch.enter_check = None;
+                } else if at.elapsed() >= ENTER_CHECK {
+                    if resends < ENTER_RESENDS {
+                        resend = true;
+                        live.watch.enter_check =
+                            Some((Instant::now(), live.session.bytes_read(), resends + 1));
+                    } else {
+                        live.watch.enter_check = None;
+                    }
+                }
+            }
+            if resend {
+                live.session.write(b"\r")?;
+                self.store.record_event(
+                    &name,
+                    ev::NUDGED,
+                    "witness",
+                    "no reaction to the prompt: Enter sent again",
+                )?;
+            }
+            let Some(live) = self.live.get_mut(&name) else {
+                continue;
+            };
+            let raw = classify(
+                &live.session,
+                &live.patterns,
+                reported.as_ref().map(|(s, a)| (s.as_str(), *a)),
+                stall_after,
+            );
+            let w = &mut live.watch;
+            let committed = if raw == w.state {
+                w.candidate = None;
+                None
+            } else {
+                match &w.candidate {
+                    Some((c, since)) if *c == raw && since.elapsed() >= DEBOUNCE => {
+                        w.candidate = None;
+                        w.state = raw.clone();
+                        Some(raw.clone())
+                    }
+                    Some((c, _)) if *c == raw => None,
+                    _ => {
+                        w.candidate = Some((raw.clone(), Instant::now()));
+                        None
+                    }
+                }
+            };
+            if let Some(state) = &committed {
+                if state == agent_state::IDLE {
+                    w.idle_since = Some(Instant::now());
+                } else {
+                    w.idle_since = None;
+                }
+                w.working_since = (state == agent_state::WORKING).then(Instant::now);
+                if state != agent_state::WAITING {
+                    w.waiting_reported = false;
+                }
+                let reason = match state.as_str() {
+                    agent_state::IDLE => "at its prompt, no output",
+                    agent_state::WORKING => "producing output",
+                    agent_state::WAITING => "asking for input or permission",
+                    agent_state::STALLED => "working but silent too long",
+                    _ => "",
+                };
+                self.store
+                    .agent_set_state(&name, state, reason, "witness")?;
+            }
+            self.act(&name, hooked)?;
+        }
+        Ok(())
+    }
+
+    /// GUPP, stall and waiting handling for one agent, from its recorded state.
+    fn act(&mut self, name: &str, hooked: bool) -> Result<()> {
+        let gupp_after = self.patrol.gupp_idle_after;
+        let stall_after = self.patrol.stall_after;
+        let Some(live) = self.live.get(name) else {
+            return Ok(());
+        };
+        // A typed nudge echoes, which looks like a moment of work: only work that lasts ends a
+        // GUPP or stall episode, so a stuck agent is still escalated.
+        let sustained = live
+            .watch
+            .working_since
+            .is_some_and(|t| t.elapsed() >= gupp_after.max(stall_after).min(SUSTAINED_MAX));
+        if sustained || live.watch.state == agent_state::WAITING {
+            if let Some(l) = self.live.get_mut(name) {
+                l.watch.gupp_nudges = 0;
+                l.watch.gupp_escalated = false;
+                l.watch.stall_nudged_at = None;
+                l.watch.stall_escalated = false;
+            }
+        }
+        let Some(live) = self.live.get(name) else {
+            return Ok(());
+        };
+        let w = &live.watch;
+        let last_line = tail(&live.session.capture(false), 1);
+        match w.state.as_str() {
+            agent_state::IDLE if hooked && live.pending_prompt.is_none() => {
+                let Some(since) = w.idle_since else {
+                    return Ok(());
+                };
+                // Backoff: idle_after, then 2x, 4x ... since the agent went idle.
+                let due = gupp_after * 2u32.saturating_pow(w.gupp_nudges);
+                if w.gupp_nudges < GUPP_NUDGES && since.elapsed() >= due {
+                    let n = w.gupp_nudges + 1;
+                    self.type_nudge(name, nudge::PRIME_PROMPT, None)?;
+                    if let Some(l) = self.live.get_mut(name) {
+                        l.watch.gupp_nudges = n;
+                        l.watch.idle_since = Some(Instant::now());
+                    }
+                    self.store.record_event(
+                        name,
+                        ev::NUDGED,
+                        "gupp",
+                        &format!("idle with work on its hook (nudge {n} of {GUPP_NUDGES})"),
+                    )?;
+                } else if w.gupp_nudges >= GUPP_NUDGES
+                    && !w.gupp_escalated
+                    && since.elapsed() >= gupp_after
+                {
+                    if let Some(l) = self.live.get_mut(name) {
+                        l.watch.gupp_escalated = true;
+                    }
+                    self.escalate(
+                        name,
+                        &format!("{name} is idle with work on its hook"),
+                        &format!(
+                            "{name} did not start after {GUPP_NUDGES} nudges. Its screen ends with:\n{last_line}\nLook at it in the cockpit (enter) or run: gastown-tui capture {name}"
+                        ),
+                    )?;
+                }
+            }
+            agent_state::STALLED => match w.stall_nudged_at {
+                None => {
+                    self.type_nudge(name, STALL_PROMPT, None)?;
+                    if let Some(l) = self.live.get_mut(name) {
+                        l.watch.stall_nudged_at = Some(Instant::now());
+                    }
+                    self.store.record_event(
+                        name,
+                        ev::NUDGED,
+                        "witness",
+                        &format!("stalled: no output for {}s", stall_after.as_secs()),
+                    )?;
+                }
+                Some(at) if !w.stall_escalated && at.elapsed() >= stall_after => {
+                    if let Some(l) = self.live.get_mut(name) {
+                        l.watch.stall_escalated = true;
+                    }
+                    self.escalate(
+                        name,
+                        &format!("{name} is stalled"),
+                        &format!(
+                            "{name} has produced no output for {}s, even after a nudge. Its screen ends with:\n{last_line}",
+                            stall_after.as_secs()
+                        ),
+                    )?;
+                }
+                _ => {}
+            },
+            agent_state::WAITING if !w.waiting_reported => {
+                if let Some(l) = self.live.get_mut(name) {
+                    l.watch.waiting_reported = true;
+                }
+                self.escalate(
+                    name,
+                    &format!("{name} is waiting for you"),
+                    &format!(
+                        "{name} asks for input or permission:\n{last_line}\nAnswer it in the cockpit (enter to drill down)."
+                    ),
+                )?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Tells the overseer: an event and a mail from the agent's rig's witness.
+    pub(crate) fn escalate(&mut self, agent: &str, subject: &str, body: &str) -> Result<()> {
+        let rig = self.store.agent(agent).map(|a| a.rig).unwrap_or_default();
+        let from = if rig.is_empty() {
+            "witness".to_string()
+        } else {
+            format!("{rig}/witness")
+        };
+        self.store.mail_send(&from, "overseer", subject, body)?;
+        self.store
+            .record_event(agent, ev::ESCALATED, "witness", subject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_skip_blank_lines() {
+        assert_eq!(tail("a\n\nb\n\n\nsim>\n\n", 2), "b\nsim>");
+        assert_eq!(tail("", 3), "");
+    }
+}
