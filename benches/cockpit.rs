@@ -30,6 +30,10 @@
 //! PTY reader and recorder), split by thread name; the sims' CPU; the whole machine's busy time;
 //! and the aggregate stream rate (growth of the recordings).
 //!
+//! With `GT_BENCH_LOAD=spinner` the streaming agents run `sim: sleep 3600` instead: a spinner
+//! line redrawn every 80 ms, the steady trickle of a working agent (about 1 KB/s each), for
+//! the same measurement under a realistic rather than a saturating load.
+//!
 //! **Idle** (default 100 agents): each bead says `sim: sleep 0`: the sim primes, reads its bead,
 //! runs the tests, calls `done` and goes back to its `sim>` prompt, alive and silent. Once every
 //! recording says it is done (or nothing grew for 3 s) and 3 s more passed, nothing is typed for
@@ -43,6 +47,7 @@
 //! cargo bench --bench cockpit
 //! GT_BENCH_STREAMING=10 GT_BENCH_PRESSES=50 GT_BENCH_IDLE=20 GT_BENCH_IDLE_SECS=10 \
 //!     cargo bench --bench cockpit                                     # shorter
+//! GT_BENCH_LOAD=spinner cargo bench --bench cockpit                   # agents trickle
 //! ```
 
 use gastown_tui::agent::{Session, SessionSpec};
@@ -61,18 +66,55 @@ const PRESS_PATIENCE: Duration = Duration::from_secs(2);
 const ROWS: u16 = 45;
 const COLS: u16 = 160;
 /// Lines of flood output (`sim: flood`), any of which shows the stream reached the pane.
-const FLOOD_MARKS: [&str; 3] = [
+const FLOOD_MARKS: &[&str] = &[
     "Compiling crate-",
     "thinking about step",
     "Read src/module_",
 ];
+/// The spinner line of `sim: sleep`.
+const SPINNER_MARKS: &[&str] = &["esc to interrupt"];
+
+/// What the streaming agents print.
+struct Load {
+    /// The beads' description.
+    script: String,
+    /// Some agent's output on screen shows it streams.
+    marks: &'static [&'static str],
+    /// An agent streams once its recordings hold this many bytes.
+    ready_bytes: u64,
+}
+
+impl Load {
+    /// `GT_BENCH_LOAD=flood` (default): `sim: flood MB`, as fast as the terminal takes it;
+    /// `GT_BENCH_LOAD=spinner`: `sim: sleep 3600`, a spinner line redrawn every 80 ms (a
+    /// working agent's steady trickle, about 1 KB/s each).
+    fn from_env() -> Load {
+        let flood_mb = env_num("GT_BENCH_FLOOD_MB", 1024).clamp(1, 1024);
+        match std::env::var("GT_BENCH_LOAD").as_deref() {
+            Ok("spinner") => Load {
+                script: "sim: sleep 3600".into(),
+                marks: SPINNER_MARKS,
+                ready_bytes: 8 * 1024,
+            },
+            _ => Load {
+                script: format!("sim: flood {flood_mb}"),
+                marks: FLOOD_MARKS,
+                ready_bytes: 512 * 1024,
+            },
+        }
+    }
+
+    fn on(&self, screen: &str) -> bool {
+        self.marks.iter().any(|m| screen.contains(m))
+    }
+}
 
 fn main() {
     let streaming = env_num("GT_BENCH_STREAMING", 50).max(2);
     let presses = env_num("GT_BENCH_PRESSES", 200);
     let idle = env_num("GT_BENCH_IDLE", 100);
     let idle_secs = env_num("GT_BENCH_IDLE_SECS", 30) as u64;
-    let flood_mb = env_num("GT_BENCH_FLOOD_MB", 1024).clamp(1, 1024);
+    let load = Load::from_env();
 
     let tmp = tempfile::Builder::new()
         .prefix("gt-bench-cockpit-")
@@ -88,7 +130,7 @@ fn main() {
     println!("clock ticks: {hz}/s; cockpit terminal {ROWS}x{COLS}");
     println!();
 
-    let s = streaming_phase(tmp.path(), streaming, presses, flood_mb, hz);
+    let s = streaming_phase(tmp.path(), streaming, presses, &load, hz);
     println!();
     let i = idle_phase(tmp.path(), idle, idle_secs, hz);
 
@@ -156,11 +198,11 @@ struct StreamResult {
     rss_kb: u64,
 }
 
-fn streaming_phase(tmp: &Path, n: usize, presses: usize, flood_mb: usize, hz: u64) -> StreamResult {
-    println!("== {n} streaming agents (sim: flood {flood_mb}) ==");
+fn streaming_phase(tmp: &Path, n: usize, presses: usize, load: &Load, hz: u64) -> StreamResult {
+    println!("== {n} streaming agents ({}) ==", load.script);
     let gt = Gt::setup(&tmp.join("stream"));
     let t = Instant::now();
-    let agents = gt.sling_many(n, &format!("sim: flood {flood_mb}"));
+    let agents = gt.sling_many(n, &load.script);
     println!(
         "setup: {n} beads created and slung in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -173,14 +215,12 @@ fn streaming_phase(tmp: &Path, n: usize, presses: usize, flood_mb: usize, hz: u6
     c.wait("every agent in the list", |s| {
         s.lines().next().is_some_and(|l| l.contains(&want))
     });
-    wait_until("every agent flooding (512 KiB recorded each)", || {
+    wait_until("every agent streaming", || {
         agents
             .iter()
-            .all(|a| dir_bytes(&gt.town.join("logs").join(a)) >= 512 * 1024)
+            .all(|a| dir_bytes(&gt.town.join("logs").join(a)) >= load.ready_bytes)
     });
-    c.wait("flood lines in the cockpit's terminal pane", |s| {
-        FLOOD_MARKS.iter().any(|m| s.contains(m))
-    });
+    c.wait("the stream in the cockpit's terminal pane", |s| load.on(s));
     println!(
         "all {n} agents streaming {:.1} s after the cockpit opened",
         t.elapsed().as_secs_f64()
@@ -216,8 +256,8 @@ fn streaming_phase(tmp: &Path, n: usize, presses: usize, flood_mb: usize, hz: u6
     let rss = rss(c.pid);
     let wall = cpu1.at.duration_since(cpu0.at).as_secs_f64();
 
-    // Still streaming at the end? (the selected agent's pane must still show flood lines)
-    let still = FLOOD_MARKS.iter().any(|m| c.screen().contains(m));
+    // Still streaming at the end? (the selected agent's pane must still show it)
+    let still = load.on(&c.screen());
 
     println!();
     println!(
@@ -250,7 +290,7 @@ fn streaming_phase(tmp: &Path, n: usize, presses: usize, flood_mb: usize, hz: u6
     let rate = (bytes1.saturating_sub(bytes0)) as f64 / wall / (1024.0 * 1024.0);
     println!(
         "agents' output recorded meanwhile: {rate:.1} MB/s in all ({:.2} MB/s per agent); \
-         flood still on screen at the end: {still}",
+         stream still on screen at the end: {still}",
         rate / n as f64
     );
     println!(

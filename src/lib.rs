@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod formula;
 pub mod town;
 pub mod ui;
 

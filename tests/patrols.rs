@@ -138,6 +138,10 @@ fn a_stall_is_nudged_then_escalated_to_the_overseer() {
 #[test]
 fn idle_polecats_are_reaped_and_unmerged_worktrees_kept() {
     let t = fast_town();
+    // A rig without tests merges nothing, so the polecat's branch stays unmerged.
+    let cfg = t.root().join("town.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("test_command = \"./test.sh\"\n", "")).unwrap();
     let bead = t.create("Quick", &["-d", "sim: edit q.txt"]);
     let _up = Up::start(&t);
     t.gt().args(["sling", &bead, "demo"]).assert().success();
@@ -149,7 +153,7 @@ fn idle_polecats_are_reaped_and_unmerged_worktrees_kept() {
     wait_for(&t, "the stopped state", || {
         agent(&t, "furiosa")["state"] == "stopped"
     });
-    // Its branch is not merged (nothing merges yet): the worktree and its commit stay.
+    // Its branch is not merged: the worktree and its commit stay.
     wait_for(&t, "the kept worktree", || {
         has_event(&t, "furiosa", "worktree_kept", "not merged")
     });

@@ -577,6 +577,10 @@ impl<W: Write, H: Host> Session<W, H> {
             return self.say(&format!("{DIM}(nothing on my hook){RESET}"));
         };
         if self.worked.contains(&bead) {
+            // Sent back by the Refinery? Then there is work again: fix it.
+            if let Some(mail) = self.fix_needed_quietly(&bead) {
+                return self.fix(&bead, &mail);
+            }
             return self.say(&format!("you said: {text}"));
         }
         let script = self.script_quietly(&bead)?;
@@ -656,6 +660,10 @@ impl<W: Write, H: Host> Session<W, H> {
             Ok(o) => self.warn(&format!("prime failed: {}", o.gist()))?,
             Err(e) => self.warn(&format!("cannot run gastown-tui prime: {e}"))?,
         }
+        if let Some(mail) = self.fix_needed_quietly(&bead) {
+            self.worked.insert(bead.clone());
+            return self.fix(&bead, &mail);
+        }
         if self.worked.contains(&bead) {
             return self.say(&format!("{bead} is already done in this session"));
         }
@@ -692,6 +700,59 @@ impl<W: Write, H: Host> Session<W, H> {
                 } else {
                     self.say(&format!("{GREEN}✔{RESET} Done: {bead} submitted for merge"))
                 }
+            }
+            Ok(o) => Err(Fail::Msg(format!(
+                "gastown-tui done failed for {bead}: {}",
+                o.gist()
+            ))),
+            Err(e) => Err(Fail::Msg(format!("cannot run gastown-tui done: {e}"))),
+        }
+    }
+
+    /// The id of an unread FIX_NEEDED mail about `bead` (the Refinery rejected it), if any.
+    fn fix_needed_quietly(&mut self, bead: &str) -> Option<String> {
+        let o = self.host.gastown(&["prime"]).ok().filter(|o| o.success)?;
+        fix_needed_mail(&o.stdout, bead)
+    }
+
+    /// The second try after a red merge: read the Refinery's mail, repair what broke the
+    /// tests (the `BROKEN` file of `sim: break-tests`), commit, test, submit again.
+    fn fix(&mut self, bead: &str, mail: &str) -> Res {
+        self.tool("Bash", &format!("gastown-tui mail read {mail}"))?;
+        match self.host.gastown(&["mail", "read", mail]) {
+            Ok(o) if o.success => {
+                for l in o.stdout.lines().filter(|l| l.contains("FAIL")).take(2) {
+                    self.result(l)?;
+                }
+            }
+            Ok(o) => self.warn(&format!("mail read failed: {}", o.gist()))?,
+            Err(e) => self.warn(&format!("cannot read mail: {e}"))?,
+        }
+        self.think(&format!(
+            "The Refinery sent {bead} back: the tests fail. Fixing."
+        ))?;
+        let broken = self.env.workdir.join("BROKEN");
+        if broken.exists() {
+            self.tool("Bash", "git rm BROKEN")?;
+            std::fs::remove_file(&broken)
+                .map_err(|e| Fail::Msg(format!("cannot remove BROKEN: {e}")))?;
+            self.commit(
+                &["BROKEN"],
+                &format!("{bead}: fix the tests (remove BROKEN)"),
+            )?;
+        }
+        let tests_ok = self.run_tests()?;
+        self.tool("Bash", "gastown-tui done")?;
+        match self.host.gastown(&["done"]) {
+            Ok(o) if o.success => {
+                let note = if tests_ok == Some(false) {
+                    " (tests still fail)"
+                } else {
+                    ""
+                };
+                self.say(&format!(
+                    "{GREEN}✔{RESET} Fixed: {bead} submitted again{note}"
+                ))
             }
             Ok(o) => Err(Fail::Msg(format!(
                 "gastown-tui done failed for {bead}: {}",
@@ -758,7 +819,11 @@ impl<W: Write, H: Host> Session<W, H> {
         if !existing.is_empty() && !existing.ends_with(b"\n") {
             text.push('\n');
         }
-        text.push_str(&format!("change by {} for {bead}\n", self.env.agent));
+        text.push_str(&format!(
+            "{}change by {} for {bead}\n",
+            comment_prefix(file),
+            self.env.agent
+        ));
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -784,7 +849,11 @@ impl<W: Write, H: Host> Session<W, H> {
         self.result(&format!("Read {} lines", old.lines().count()))?;
         self.think(&format!("The first line of {file} needs rewriting."))?;
         self.tool("Edit", file)?;
-        let new_first = format!("{bead} by {} rewrote this line", self.env.agent);
+        let new_first = format!(
+            "{}{bead} by {} rewrote this line",
+            comment_prefix(file),
+            self.env.agent
+        );
         let rest = old.split_once('\n').map(|(_, r)| r).unwrap_or("");
         let text = format!("{new_first}\n{rest}");
         if let Some(parent) = path.parent() {
@@ -1019,6 +1088,31 @@ fn flood_line(buf: &mut String, i: u64) {
 }
 
 /// The bead id on prime's `## On your hook: ID "title"` line.
+/// What starts a comment in `file`, judged by its extension, so the lines the sim writes into
+/// source files keep them valid (and the rig's tests meaningful).
+pub fn comment_prefix(file: &str) -> &'static str {
+    let ext = file.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "sh" | "bash" | "py" | "rb" | "pl" | "toml" | "yaml" | "yml" | "r" | "mk" => "# ",
+        "rs" | "c" | "h" | "cc" | "cpp" | "hpp" | "go" | "js" | "ts" | "java" | "kt" | "swift"
+        | "cs" | "scala" | "zig" => "// ",
+        "sql" | "lua" | "hs" => "-- ",
+        _ => "",
+    }
+}
+
+/// The id of an unread `FIX_NEEDED` mail about `bead` in `prime`'s output (lines like
+/// `- gt-m1 from demo/refinery: FIX_NEEDED: gt-abc ...`).
+pub fn fix_needed_mail(prime: &str, bead: &str) -> Option<String> {
+    prime.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("- ")?;
+        let (id, subject) = rest.split_once(" from ")?;
+        let subject = subject.split_once(": ")?.1;
+        let about = subject.strip_prefix("FIX_NEEDED: ")?;
+        (about.split_whitespace().next() == Some(bead)).then(|| id.trim().to_string())
+    })
+}
+
 pub fn hook_from_prime(prime: &str) -> Option<String> {
     prime.lines().find_map(|l| {
         let rest = l.trim().trim_start_matches('#').trim();
@@ -1057,7 +1151,12 @@ pub fn commit_files(
         .unwrap_or_default();
     let mut index = repo.index().map_err(e)?;
     for f in files {
-        index.add_path(&prefix.join(f)).map_err(e)?;
+        // A file that is gone is a removal.
+        if dir.join(f).exists() {
+            index.add_path(&prefix.join(f)).map_err(e)?;
+        } else {
+            index.remove_path(&prefix.join(f)).map_err(e)?;
+        }
     }
     index.write().map_err(e)?;
     let tree = repo.find_tree(index.write_tree().map_err(e)?).map_err(e)?;
@@ -1224,6 +1323,22 @@ mod tests {
         let w = s.work_steps();
         assert_eq!(w.len(), 4);
         assert_eq!(w[3], Step::Edit(DEFAULT_EDIT_FILE.into()));
+    }
+
+    #[test]
+    fn lines_written_into_source_files_are_comments() {
+        assert_eq!(comment_prefix("src/todo.sh"), "# ");
+        assert_eq!(comment_prefix("lib.rs"), "// ");
+        assert_eq!(comment_prefix("NOTES.md"), "");
+        assert_eq!(comment_prefix("Makefile"), "");
+    }
+
+    #[test]
+    fn fix_needed_mail_is_found_in_prime() {
+        let prime = "## Unread mail (2)\n- gt-m1 from mayor: hello\n- gt-m2 from demo/refinery: FIX_NEEDED: gt-abc Add a flag\n";
+        assert_eq!(fix_needed_mail(prime, "gt-abc"), Some("gt-m2".into()));
+        assert_eq!(fix_needed_mail(prime, "gt-xyz"), None);
+        assert_eq!(fix_needed_mail("## No unread mail.", "gt-abc"), None);
     }
 
     #[test]

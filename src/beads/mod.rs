@@ -28,6 +28,7 @@ pub use issues::Closed;
 pub use jsonl::{bead_to_json, ImportReport};
 pub use mail::check_address;
 pub use model::*;
+pub use mq::tail as mq_tail;
 pub use ready::DEFAULT_LIMIT;
 pub use schema::SCHEMA_VERSION;
 

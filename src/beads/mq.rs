@@ -96,6 +96,26 @@ impl Store {
         self.mr(id)
     }
 
+    /// Requests left `testing` by an engine that died go back to the queue.
+    pub fn mr_requeue_testing(&self, actor: &str) -> Result<usize> {
+        let stale: Vec<i64> = self
+            .merge_requests(None)?
+            .into_iter()
+            .filter(|m| m.state == mr_state::TESTING)
+            .map(|m| m.id)
+            .collect();
+        for id in &stale {
+            self.mr_set_state(
+                *id,
+                mr_state::QUEUED,
+                "the engine stopped during the tests",
+                "",
+                actor,
+            )?;
+        }
+        Ok(stale.len())
+    }
+
     pub fn mr(&self, id: i64) -> Result<MergeRequest> {
         load_mr(self.conn(), id)
     }

@@ -137,7 +137,7 @@ const DEMO_PROJECT: &[(&str, &str)] = &[
     ),
     (
         "src/list.sh",
-        "list_items() { n=0; while IFS= read -r line; do n=$((n + 1)); echo \"$n. $line\"; done < todo.txt; }\n",
+        "# list: print the items, numbered from 1.\nlist_items() { n=0; while IFS= read -r line; do n=$((n + 1)); echo \"$n. $line\"; done < todo.txt; }\n",
     ),
     ("src/dates.sh", "# Due dates: DD/MM/YYYY for now.\n"),
     (
@@ -200,6 +200,21 @@ pub fn build_demo(dir: &Path) -> Result<Town> {
     crate::town::worktree::clone_rig(&rig.url, &rig.branch, &town.rig_repo("demo"))?;
     town.add_rig("demo", &rig)?;
     town.set_default_runtime("sim")?;
+    // The demo tells its story in a couple of minutes: patrols on a short leash.
+    town.edit_config(|doc| {
+        let mut patrol = toml_edit::Table::new();
+        for (k, v) in [
+            ("gupp_idle_after", "5s"),
+            ("witness_every", "1s"),
+            ("stall_after", "20s"),
+            ("deacon_every", "2s"),
+            ("reap_after", "2m"),
+        ] {
+            patrol.insert(k, toml_edit::value(v));
+        }
+        doc.insert("patrol", toml_edit::Item::Table(patrol));
+        Ok(())
+    })?;
 
     let mayor = "mayor";
     store.agent_register(mayor, "mayor", "", "sim", "overseer")?;
@@ -218,8 +233,8 @@ pub fn build_demo(dir: &Path) -> Result<Town> {
         )?;
         ids.push(b.id);
     }
-    // The rename waits for the numbering fix: they touch the same file.
-    store.add_dep(&ids[5], &ids[1], "blocks", mayor)?;
+    // The numbering fix and the rename both rewrite src/list.sh, in parallel: one of them
+    // will conflict at merge time and come back as a new bead.
     let convoy = store.convoy_create("Todo app v1", &ids, Some("demo"), mayor)?;
     let epic = store.create(
         &NewBead {
@@ -252,11 +267,12 @@ pub fn build_demo(dir: &Path) -> Result<Town> {
         "overseer",
         "Convoy 'Todo app v1' is planned",
         &format!(
-            "I split v1 into {} beads ({}). {} waits for {}.",
+            "I split v1 into {} beads ({}); the Deacon dispatches them to rig demo. Watch {} \
+             and {}: both touch src/list.sh.",
             ids.len(),
             convoy.id,
-            ids[5],
-            ids[1]
+            ids[1],
+            ids[5]
         ),
     )?;
     for id in ids.iter().take(DEMO_SLUNG) {

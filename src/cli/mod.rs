@@ -7,8 +7,10 @@ mod config;
 mod convoy;
 mod feed;
 mod flush;
+mod formula;
 mod init;
 mod mail;
+mod mq;
 mod output;
 mod rig;
 mod session;
@@ -54,6 +56,9 @@ pub enum Command {
     Mail(mail::MailCmd),
     /// The town's event feed.
     Feed(feed::FeedArgs),
+    /// Formulas: workflows poured into molecules.
+    #[command(subcommand)]
+    Formula(formula::FormulaCmd),
     /// Rigs: the git repositories the town works on.
     #[command(subcommand)]
     Rig(rig::RigCmd),
@@ -87,6 +92,8 @@ pub enum Command {
     Handoff { agent: Option<String> },
     /// Play an agent's recorded session in this terminal.
     Replay(session::ReplayArgs),
+    /// The merge queues (the Refinery's): list, retry, reject.
+    Mq(mq::MqArgs),
     /// Show or edit town.toml.
     #[command(subcommand)]
     Config(config::ConfigCmd),
@@ -141,6 +148,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Convoy(c) => with_store(town, actor, |ctx| convoy::run(ctx, c)),
         Command::Mail(c) => with_store(town, actor, |ctx| mail::run(ctx, c)),
         Command::Feed(a) => with_store(town, actor, |ctx| feed::run(ctx, a)),
+        Command::Formula(c) => with_store(town, actor, |ctx| formula::run(ctx, c)),
         Command::Rig(c) => with_store(town, actor, |ctx| rig::run(ctx, c)),
         Command::Crew(c) => with_store(town, actor, |ctx| rig::crew(ctx, c)),
         Command::Sling(a) => with_store(town, actor, |ctx| agent::sling(ctx, a)),
@@ -163,6 +171,7 @@ pub fn run(cli: Cli) -> Result<()> {
             session::simple(ctx, control_kind::HANDOFF, agent)
         }),
         Command::Replay(a) => with_store(town, actor, |ctx| session::replay(ctx, a)),
+        Command::Mq(a) => with_store(town, actor, |ctx| mq::run(ctx, a)),
         Command::Config(c) => with_store(town, actor, |ctx| config::run(ctx, c)),
         Command::SimAgent => sim::run(town, actor),
     }

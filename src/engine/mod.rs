@@ -11,6 +11,7 @@
 
 mod deacon;
 pub mod nudge;
+mod refinery;
 mod witness;
 
 use crate::agent::runtime;
@@ -31,6 +32,8 @@ pub const TICK: Duration = Duration::from_millis(50);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Reconcile at least this often even when the store did not change.
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How often the Refinery looks at its queues and jobs.
+const REFINERY_EVERY: Duration = Duration::from_millis(250);
 /// How long a freshly hooked agent may wait for its worktree before that counts as a failure.
 const WORKTREE_GRACE: Duration = Duration::from_secs(10);
 /// The terminal size agents start at when no pane has told the engine its size.
@@ -152,6 +155,8 @@ enum Stopping {
 struct Live {
     session: Arc<Session>,
     id: String,
+    /// The bead on the agent's hook when the session started (its `GT_BEAD`).
+    bead: Option<String>,
     /// Typed once the runtime's ready pattern shows (prompt mode type-after-ready).
     pending_prompt: Option<String>,
     patterns: witness::Patterns,
@@ -186,6 +191,9 @@ pub struct Engine {
     flushing: Option<std::thread::JoinHandle<()>>,
     /// Polecats whose kept worktree was already reported (once is enough).
     kept_reported: std::collections::HashSet<String>,
+    /// The merge job running for each rig (one at a time per rig).
+    jobs: HashMap<String, refinery::Job>,
+    last_refinery: Option<Instant>,
 }
 
 /// The session id of a new session: its start time.
@@ -221,6 +229,8 @@ impl Engine {
             orphans_checked: false,
             flushing: None,
             kept_reported: Default::default(),
+            jobs: HashMap::new(),
+            last_refinery: None,
         })
     }
 
@@ -275,6 +285,7 @@ impl Engine {
         if !self.orphans_checked {
             self.orphans_checked = true;
             self.kill_orphans()?;
+            self.store.mr_requeue_testing("refinery")?;
         }
         let mut patrolled = false;
         if self
@@ -292,6 +303,10 @@ impl Engine {
             self.last_deacon = Some(now);
             self.deacon()?;
             patrolled = true;
+        }
+        if self.last_refinery.is_none_or(|t| now - t >= REFINERY_EVERY) {
+            self.last_refinery = Some(now);
+            patrolled |= self.refinery()?;
         }
         if store_changed || launched || ended || patrolled {
             self.publish()?;
@@ -378,6 +393,17 @@ impl Engine {
     fn reconcile(&mut self) -> Result<bool> {
         let mut launched = false;
         for a in self.store.agents()? {
+            // A polecat's session belongs to one bead: new work gets a fresh session (with
+            // the new GT_BEAD), the way a handoff does.
+            if let (Some(live), Some(hook)) = (self.live.get(&a.name), &a.hooked_bead) {
+                if live.bead.as_ref() != Some(hook)
+                    && live.stopping.is_none()
+                    && a.role == crate::beads::role::POLECAT
+                {
+                    self.stop(&a.name, Stopping::Handoff)?;
+                    continue;
+                }
+            }
             // Polecats run while they have work; the mayor and crew are long-lived.
             let wants = (a.hooked_bead.is_some() || a.role != crate::beads::role::POLECAT)
                 && !self.live.contains_key(&a.name)
@@ -488,6 +514,7 @@ impl Engine {
             Live {
                 session,
                 id: id.clone(),
+                bead: a.hooked_bead.clone(),
                 pending_prompt,
                 patterns,
                 watch: witness::Watch::started(),

@@ -4,8 +4,9 @@
 //! directory holding `town.toml` walking up from the current directory, else `~/gt`.
 
 mod config;
-mod diag;
+pub(crate) mod diag;
 mod init;
+pub mod merge;
 pub mod sling;
 pub mod worktree;
 

@@ -161,6 +161,11 @@ pub fn source_repo(dir: &Path) {
         git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
             .unwrap();
     std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("test.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
     let mut index = repo.index().unwrap();
     index.add_path(Path::new("test.sh")).unwrap();
     index.write().unwrap();
