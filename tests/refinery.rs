@@ -303,3 +303,34 @@ fn mq_retry_and_reject_from_the_cli() {
     let listed = t.gt().args(["mq"]).output().unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("The merge queue is empty."));
 }
+
+#[test]
+fn a_slung_molecule_is_walked_step_by_step_until_it_closes() {
+    let t = town_with_rig();
+    fast(&t, "");
+    let poured = t.json(&["formula", "pour", "example", "--var", "topic=the cockpit"]);
+    let epic = poured["id"].as_str().unwrap().to_string();
+    let steps: Vec<String> = poured["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps.len(), 3);
+    let _up = Up::start(&t);
+    // Slinging the molecule hooks its first ready step.
+    t.gt().args(["sling", &epic, "demo"]).assert().success();
+    assert_eq!(t.json(&["bead", "show", &steps[0]])["status"], "hooked");
+    assert_eq!(t.json(&["bead", "show", &steps[1]])["status"], "open");
+    wait_for(&t, "the molecule to close", || {
+        t.json(&["bead", "show", &epic])["status"] == "closed"
+    });
+    // Each step merged in formula order.
+    let all = mrs(&t);
+    let order: Vec<&str> = all
+        .iter()
+        .filter(|m| m["state"] == "merged")
+        .map(|m| m["bead_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, steps.iter().map(String::as_str).collect::<Vec<_>>());
+}

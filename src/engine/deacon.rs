@@ -15,6 +15,7 @@ impl Engine {
         self.store.patrol_heartbeat()?;
         self.flush_in_background();
         self.auto_dispatch()?;
+        self.walk_molecules()?;
         self.reap_idle()?;
         self.clean_worktrees()?;
         Ok(())
@@ -105,6 +106,56 @@ impl Engine {
                         )?;
                     }
                     Err(e) => tracing::warn!("auto-dispatch of {} failed: {e}", b.id),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Molecules being walked: when no step is in hand, the next ready step goes to the rig;
+    /// when every step is closed, the molecule closes.
+    fn walk_molecules(&mut self) -> Result<()> {
+        use crate::town::sling::{molecule_steps, MOLECULE_RIG, MOLECULE_RUNTIME};
+        let epics = self.store.list(&crate::beads::ListFilter {
+            status: Some(status::OPEN.into()),
+            issue_type: Some(kind::EPIC.into()),
+            ..Default::default()
+        })?;
+        for epic in epics {
+            let Some(rig) = epic.meta_str(MOLECULE_RIG).map(str::to_string) else {
+                continue;
+            };
+            let runtime = epic.meta_str(MOLECULE_RUNTIME).map(str::to_string);
+            let steps = molecule_steps(&self.store, &epic.id)?;
+            if steps.iter().all(|s| s.status == status::CLOSED) {
+                self.store.close(&epic.id, "every step is done", "deacon")?;
+                continue;
+            }
+            let in_hand = steps
+                .iter()
+                .any(|s| s.status != status::CLOSED && !s.assignee.is_empty());
+            if in_hand {
+                continue;
+            }
+            let next = steps.iter().find(|s| {
+                s.status == status::OPEN && !s.blocked && kind::WORK.contains(&s.issue_type.as_str())
+            });
+            if let Some(step) = next {
+                match crate::town::sling::sling(
+                    &self.town,
+                    &self.store,
+                    &step.id,
+                    &rig,
+                    runtime.as_deref(),
+                    "deacon",
+                ) {
+                    Ok((slung, _)) => self.store.record_event(
+                        &step.id,
+                        ev::DISPATCHED,
+                        "deacon",
+                        &format!("next step of molecule {} to {}", epic.id, slung.agent),
+                    )?,
+                    Err(e) => tracing::warn!("walking molecule {}: {e}", epic.id),
                 }
             }
         }

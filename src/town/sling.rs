@@ -7,6 +7,48 @@ use crate::beads::{Slung, Store};
 use crate::{Error, Result};
 use std::path::PathBuf;
 
+/// Metadata keys on a molecule being walked: the rig (and runtime) its steps go to.
+pub const MOLECULE_RIG: &str = "molecule_rig";
+pub const MOLECULE_RUNTIME: &str = "molecule_runtime";
+
+/// The steps of an epic (its parent-child children), in step order.
+pub fn molecule_steps(store: &Store, epic: &str) -> Result<Vec<crate::beads::Bead>> {
+    let mut steps = Vec::new();
+    for d in store.dependents(epic)? {
+        if d.dep_type == crate::beads::dep::PARENT_CHILD {
+            steps.push(store.get(&d.issue_id)?);
+        }
+    }
+    // `<epic>.<n>`: numeric order, not text order (.10 after .9).
+    steps.sort_by_key(|b| crate::beads::ids::parent_of(&b.id).map(|(_, n)| n).unwrap_or(0));
+    Ok(steps)
+}
+
+/// For an epic with steps, the first step that is ready (Err when none is); None when `bead`
+/// is not an epic with steps.
+pub fn molecule_next_step(store: &Store, bead: &str) -> Result<Option<String>> {
+    let b = store.get(bead)?;
+    if b.issue_type != crate::beads::kind::EPIC {
+        return Ok(None);
+    }
+    let steps = molecule_steps(store, bead)?;
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    let ready = steps.iter().find(|s| {
+        s.status == crate::beads::status::OPEN
+            && !s.blocked
+            && s.assignee.is_empty()
+            && crate::beads::kind::WORK.contains(&s.issue_type.as_str())
+    });
+    match ready {
+        Some(s) => Ok(Some(s.id.clone())),
+        None => Err(Error::Conflict(format!(
+            "no step of {bead} is ready (its steps are in progress, blocked or done)"
+        ))),
+    }
+}
+
 /// The branch a polecat works on for a bead.
 pub fn polecat_branch(agent: &str, bead: &str) -> String {
     format!("polecat/{agent}/{bead}")
@@ -51,6 +93,25 @@ pub fn sling(
             repo.display()
         )));
     }
+    // A molecule (an epic with steps) is walked: its first ready step is slung now, and the
+    // Deacon slings the next one each time a step is done.
+    let bead = match molecule_next_step(store, bead)? {
+        Some(step) => {
+            let mut meta = serde_json::Map::new();
+            meta.insert(MOLECULE_RIG.into(), rig.into());
+            if let Some(r) = runtime {
+                meta.insert(MOLECULE_RUNTIME.into(), r.into());
+            }
+            let upd = crate::beads::BeadUpdate {
+                metadata: Some(meta),
+                ..Default::default()
+            };
+            store.update(bead, &upd, actor)?;
+            step
+        }
+        None => bead.to_string(),
+    };
+    let bead = bead.as_str();
     let slung = store.sling(bead, rig, runtime.unwrap_or(""), actor)?;
     let dir = town.agent_dir("polecat", rig, &slung.agent);
     let made = worktree::add_worktree(
