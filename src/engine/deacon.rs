@@ -138,7 +138,9 @@ impl Engine {
                 continue;
             }
             let next = steps.iter().find(|s| {
-                s.status == status::OPEN && !s.blocked && kind::WORK.contains(&s.issue_type.as_str())
+                s.status == status::OPEN
+                    && !s.blocked
+                    && kind::WORK.contains(&s.issue_type.as_str())
             });
             if let Some(step) = next {
                 match crate::town::sling::sling(

@@ -20,7 +20,11 @@ pub fn molecule_steps(store: &Store, epic: &str) -> Result<Vec<crate::beads::Bea
         }
     }
     // `<epic>.<n>`: numeric order, not text order (.10 after .9).
-    steps.sort_by_key(|b| crate::beads::ids::parent_of(&b.id).map(|(_, n)| n).unwrap_or(0));
+    steps.sort_by_key(|b| {
+        crate::beads::ids::parent_of(&b.id)
+            .map(|(_, n)| n)
+            .unwrap_or(0)
+    });
     Ok(steps)
 }
 
