@@ -224,6 +224,7 @@ impl RecorderThread {
         let handle = std::thread::Builder::new()
             .name("agent-recorder".into())
             .spawn(move || {
+                crate::agent::session::background_priority();
                 let mut ok = true;
                 for msg in rx {
                     if !ok {

@@ -560,6 +560,7 @@ impl Shared {
 }
 
 fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<Msg>) {
+    background_priority();
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         let n = match reader.read(&mut buf) {
@@ -689,6 +690,19 @@ fn exit_from(status: std::io::Result<portable_pty::ExitStatus>, program: &str) -
 fn kill_now(mut child: Box<dyn Child + Send + Sync>) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 10). Reading and
+/// parsing agents' output is throughput work; when the CPU is short, the cockpit's keys and
+/// frames go first. Output is still read as fast as the machine allows otherwise.
+pub fn background_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes its
+    // nice value (an error, e.g. not permitted, leaves it as it was).
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -149,18 +149,7 @@ pub fn prime(ctx: &Ctx) -> Result<()> {
                 "P{} {} · status {}",
                 b.priority, b.issue_type, b.status
             ))?;
-            for (label, text) in [
-                ("Description", &b.description),
-                ("Design", &b.design),
-                ("Acceptance criteria", &b.acceptance_criteria),
-                ("Notes", &b.notes),
-            ] {
-                if !text.is_empty() {
-                    line("")?;
-                    line(&format!("{label}:"))?;
-                    line(text)?;
-                }
-            }
+            super::output::bead_texts(&b, "")?;
             for c in &b.comments {
                 line(&format!("Comment from {}: {}", c.author, c.text))?;
             }

@@ -277,20 +277,7 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
             for d in &dependents {
                 line(&format!("  needed by {} ({})", d.issue_id, d.dep_type))?;
             }
-            for (label, text) in [
-                ("Description", &b.description),
-                ("Design", &b.design),
-                ("Acceptance criteria", &b.acceptance_criteria),
-                ("Notes", &b.notes),
-            ] {
-                if !text.is_empty() {
-                    line("")?;
-                    line(&format!("{label}:"))?;
-                    for l in text.lines() {
-                        line(&format!("  {l}"))?;
-                    }
-                }
-            }
+            super::output::bead_texts(&b, "  ")?;
             if !b.comments.is_empty() {
                 line("")?;
                 line("Comments:")?;

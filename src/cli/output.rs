@@ -36,6 +36,26 @@ pub fn beads_value(beads: &[Bead]) -> Value {
     Value::Array(beads.iter().map(bead_value).collect())
 }
 
+/// A bead's long texts (description, design, acceptance criteria, notes), each under its
+/// heading, indented by `indent`; empty ones are left out.
+pub fn bead_texts(b: &Bead, indent: &str) -> Result<()> {
+    for (label, text) in [
+        ("Description", &b.description),
+        ("Design", &b.design),
+        ("Acceptance criteria", &b.acceptance_criteria),
+        ("Notes", &b.notes),
+    ] {
+        if !text.is_empty() {
+            line("")?;
+            line(&format!("{label}:"))?;
+            for l in text.lines() {
+                line(&format!("{indent}{l}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `2026-01-31T09:05:00.123Z` -> `2026-01-31 09:05`.
 pub fn short_time(t: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(t) {

@@ -51,9 +51,19 @@ pub fn run(town: Town) -> Result<()> {
 
 async fn cockpit(town: Town, mut theme: Theme) -> Result<()> {
     let themes_dir = town.root.join("themes");
+    // Output from any agent wakes the loop once; further output before the loop has looked
+    // costs the reader threads one atomic swap, not a wake-up each.
     let output = Arc::new(Notify::new());
-    let on_output = output.clone();
-    let engine = Engine::new(town, Arc::new(move || on_output.notify_one()))?;
+    let output_pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (on_output, pending) = (output.clone(), output_pending.clone());
+    let engine = Engine::new(
+        town,
+        Arc::new(move || {
+            if !pending.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                on_output.notify_one();
+            }
+        }),
+    )?;
     let sessions: Sessions = engine.sessions();
     let mut snapshots = engine.snapshots();
     let mut events = engine.subscribe();
@@ -257,6 +267,7 @@ async fn cockpit(town: Town, mut theme: Theme) -> Result<()> {
                 dirty = true;
             }
             _ = output.notified() => {
+                output_pending.store(false, std::sync::atomic::Ordering::Release);
                 // Output from some agent: redraw only if the visible one changed.
                 let bytes = app
                     .selected_agent()
