@@ -514,3 +514,47 @@ fn demo_seeds_a_town_with_ready_work_and_a_convoy() {
         .code(2)
         .stderr(contains("already holds beads"));
 }
+
+#[test]
+fn doctor_and_completions() {
+    let t = TestTown::new();
+    // A fresh town defaults to claude, which this machine does not have.
+    let out = t
+        .gt()
+        .arg("doctor")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  runtime claude (default)"));
+    t.gt()
+        .args(["config", "default-runtime", "sim"])
+        .assert()
+        .success();
+    t.gt()
+        .arg("doctor")
+        .assert()
+        .success()
+        .stdout(contains("ok    store"))
+        .stdout(contains("runtime sim"))
+        .stdout(contains("warn  rigs: none yet"));
+    // A default runtime that is not installed is a failure, with exit 1.
+    t.gt()
+        .args(["config", "default-runtime", "codex"])
+        .assert()
+        .success();
+    let out = t
+        .gt()
+        .arg("doctor")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  runtime codex (default)"));
+    t.cmd()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(contains("_gastown__tui()"));
+    t.cmd().args(["completions", "tcsh"]).assert().code(2);
+}

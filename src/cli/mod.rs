@@ -5,6 +5,7 @@ mod agent;
 mod bead;
 mod config;
 mod convoy;
+mod doctor;
 mod feed;
 mod flush;
 mod formula;
@@ -97,6 +98,10 @@ pub enum Command {
     /// Show or edit town.toml.
     #[command(subcommand)]
     Config(config::ConfigCmd),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Check git, the runtimes on PATH, the store, the engine and the rigs.
+    Doctor,
     /// Run the simulated agent (the `sim` runtime).
     SimAgent,
     /// Internal: the debounced writer of .beads/issues.jsonl (started automatically).
@@ -173,6 +178,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Replay(a) => with_store(town, actor, |ctx| session::replay(ctx, a)),
         Command::Mq(a) => with_store(town, actor, |ctx| mq::run(ctx, a)),
         Command::Config(c) => with_store(town, actor, |ctx| config::run(ctx, c)),
+        Command::Completions { shell } => doctor::completions(shell),
+        Command::Doctor => doctor::doctor(town),
         Command::SimAgent => sim::run(town, actor),
     }
 }

@@ -1,0 +1,169 @@
+//! `completions SHELL` and `doctor`.
+
+use super::output::line;
+use super::Cli;
+use crate::agent::runtime;
+use crate::beads::Store;
+use crate::town::{Town, BUILTIN_RUNTIMES};
+use crate::{clock, Error, Result};
+use clap::CommandFactory;
+use std::path::Path;
+
+/// Prints the shell completion script for `shell` (bash, zsh, fish, elvish, powershell).
+pub fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut cmd = Cli::command();
+    // Into memory first: the generator panics on a write error (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "gastown-tui", &mut script);
+    line(String::from_utf8_lossy(&script).trim_end())
+}
+
+/// One check's outcome.
+enum Check {
+    Ok(String),
+    Warn(String),
+    Fail(String),
+}
+
+fn report(name: &str, c: &Check) -> Result<()> {
+    match c {
+        Check::Ok(m) => line(&format!("  ok    {name}: {m}")),
+        Check::Warn(m) => line(&format!("  warn  {name}: {m}")),
+        Check::Fail(m) => line(&format!("  FAIL  {name}: {m}")),
+    }
+}
+
+fn on_path(program: &str, cwd: &Path) -> Option<String> {
+    crate::agent::session::resolve_program(program, cwd, std::env::var_os("PATH").as_deref())
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// `doctor`: checks git, the runtimes on PATH, the store and the rigs; exit 1 when something
+/// is broken (warnings do not fail).
+pub fn doctor(cli_town: Option<&Path>) -> Result<()> {
+    let mut failed = 0;
+    let mut check = |name: &str, c: Check| -> Result<()> {
+        if matches!(c, Check::Fail(_)) {
+            failed += 1;
+        }
+        report(name, &c)
+    };
+    line(&format!("gastown-tui {}", env!("CARGO_PKG_VERSION")))?;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    check(
+        "git",
+        match on_path("git", &cwd) {
+            Some(p) => Check::Ok(format!(
+                "{p} (the program itself uses libgit2; git is for you and your agents)"
+            )),
+            None => Check::Warn("no git on PATH: agents that run git will fail".into()),
+        },
+    )?;
+    let town = match Town::discover(cli_town) {
+        Ok(t) => {
+            check(
+                "town",
+                Check::Ok(format!("'{}' at {}", t.config.name, t.root.display())),
+            )?;
+            Some(t)
+        }
+        Err(e) => {
+            check("town", Check::Fail(e.to_string()))?;
+            None
+        }
+    };
+    if let Some(town) = &town {
+        match Store::open(&town.db_path(), &town.config.prefix, clock::system()) {
+            Ok(store) => {
+                let beads = store.count()?;
+                let agents = store.agents()?.len();
+                check(
+                    "store",
+                    Check::Ok(format!(
+                        "{} ({beads} beads, {agents} agents, schema v{})",
+                        town.db_path().display(),
+                        crate::beads::SCHEMA_VERSION
+                    )),
+                )?;
+                match store.engine_alive(std::time::Duration::from_secs(5))? {
+                    Some(pid) => check("engine", Check::Ok(format!("running (pid {pid})")))?,
+                    None => check(
+                        "engine",
+                        Check::Warn(
+                            "not running (gastown-tui, or gastown-tui up --headless)".into(),
+                        ),
+                    )?,
+                }
+            }
+            Err(e) => check("store", Check::Fail(e.to_string()))?,
+        }
+        let mut names: Vec<String> = BUILTIN_RUNTIMES.iter().map(|s| s.to_string()).collect();
+        names.extend(
+            town.config
+                .runtimes
+                .keys()
+                .filter(|k| !names.contains(k))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        for name in names {
+            let rt = runtime::resolve(&town.config, &name)?;
+            let Some(program) = rt.command.first() else {
+                continue;
+            };
+            let is_default = name == town.config.default_runtime;
+            let label = format!(
+                "runtime {name}{}",
+                if is_default { " (default)" } else { "" }
+            );
+            let c = if program == runtime::SIM_PROGRAM {
+                Check::Ok("built in".into())
+            } else {
+                match on_path(program, &town.root) {
+                    Some(p) => Check::Ok(p),
+                    None if is_default => Check::Fail(format!(
+                        "'{program}' not on PATH, and it is the default runtime"
+                    )),
+                    None => Check::Warn(format!("'{program}' not on PATH")),
+                }
+            };
+            check(&label, c)?;
+        }
+        if town.config.rigs.is_empty() {
+            check(
+                "rigs",
+                Check::Warn("none yet (gastown-tui rig add NAME URL)".into()),
+            )?;
+        }
+        for (name, rig) in &town.config.rigs {
+            let repo = town.rig_repo(name);
+            let c = match git2::Repository::open(&repo) {
+                Err(_) => Check::Fail(format!("no clone at {}", repo.display())),
+                Ok(r) => match r.find_branch(&rig.branch, git2::BranchType::Local) {
+                    Err(_) => Check::Fail(format!(
+                        "branch '{}' missing in {}",
+                        rig.branch,
+                        repo.display()
+                    )),
+                    Ok(_) if rig.test_command.is_none() && !rig.merge_without_tests => Check::Warn(
+                        "no test_command: the Refinery merges nothing for this rig".into(),
+                    ),
+                    Ok(_) => Check::Ok(format!(
+                        "{} on {}, tests: {}",
+                        repo.display(),
+                        rig.branch,
+                        rig.test_command
+                            .as_deref()
+                            .unwrap_or("(none, merge_without_tests)")
+                    )),
+                },
+            };
+            check(&format!("rig {name}"), c)?;
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Conflict(format!("{failed} check(s) failed")));
+    }
+    line("All checks passed.")
+}
