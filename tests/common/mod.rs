@@ -104,8 +104,15 @@ pub struct Up(pub Child);
 
 impl Up {
     pub fn start(t: &TestTown) -> Up {
+        Up::start_at(t, &t.root())
+    }
+
+    /// The engine of the town at `root` (not necessarily `t`'s own).
+    pub fn start_at(t: &TestTown, root: &Path) -> Up {
         let child = std::process::Command::new(BIN)
-            .args(["--town", t.root().to_str().unwrap(), "up", "--headless"])
+            .arg("--town")
+            .arg(root)
+            .args(["up", "--headless"])
             .env_remove("GT_AGENT")
             .env_remove("BD_ACTOR")
             .env_remove("GT_TOWN")
@@ -117,7 +124,13 @@ impl Up {
         let up = Up(child);
         // Ready when its heartbeat lets a request through.
         wait_for(t, "the engine's heartbeat", || {
-            let out = t.gt().args(["nudge", "nobody", "x"]).output().unwrap();
+            let out = t
+                .cmd()
+                .arg("--town")
+                .arg(root)
+                .args(["nudge", "nobody", "x"])
+                .output()
+                .unwrap();
             !String::from_utf8_lossy(&out.stderr).contains("no engine is running")
         });
         up
