@@ -8,7 +8,9 @@
 //! our own (`gastown_tui::agent::Session`, as `tests/cockpit.rs` drives it): its output is parsed
 //! into a screen the way a terminal would, and the session's `notify` callback (called by its
 //! reader thread after each chunk is parsed) wakes the measuring thread, so the screen is read
-//! only when it changed, never by blind polling.
+//! only when it changed, never by blind polling. That reader thread plays the terminal emulator,
+//! a separate program at normal priority: the library starts it at background priority (as it
+//! does for agents' output), so it is put back to nice 0 (`renice`; said if that fails).
 //!
 //! Setup of each town (untimed): `gastown-tui init`, a source git repo with `test.sh`
 //! (`test ! -e BROKEN`) added as rig `demo` with `--test-command ./test.sh`,
@@ -27,18 +29,23 @@
 //! p50/p90/p99/max; the measuring overhead (the screen read's cost, and the time from the
 //! latest parsed chunk to the read that saw the change); the cockpit process's CPU over the
 //! window (utime+stime from `/proc/PID/stat`, whose threads include the in-process engine, every
-//! PTY reader and recorder), split by thread name; the sims' CPU; the whole machine's busy time;
+//! PTY reader and recorder), split by thread name with each group's time runnable but waiting
+//! for a CPU (`/proc/PID/task/TID/schedstat`); the sims' CPU; the whole machine's busy time;
 //! and the aggregate stream rate (growth of the recordings).
 //!
 //! With `GT_BENCH_LOAD=spinner` the streaming agents run `sim: sleep 3600` instead: a spinner
 //! line redrawn every 80 ms, the steady trickle of a working agent (about 1 KB/s each), for
 //! the same measurement under a realistic rather than a saturating load.
 //!
-//! **Idle** (default 100 agents): each bead says `sim: sleep 0`: the sim primes, reads its bead,
-//! runs the tests, calls `done` and goes back to its `sim>` prompt, alive and silent. Once every
-//! recording says it is done (or nothing grew for 3 s) and 3 s more passed, nothing is typed for
-//! IDLE_SECS (default 30): the cockpit's CPU as % of one core, split by thread name, and how
-//! many bytes it wrote to its terminal. Then its RSS (and peak RSS) with those agents.
+//! **Idle** (default 100 agents): each bead says `sim: stall`: the sim primes, reads its bead,
+//! prints `Thinking…` and stays alive and silent with the bead on its hook (no merge request,
+//! so the Refinery has nothing to do; the Witness calls it stalled only after 5 minutes). Once
+//! every recording shows the stall (or nothing grew for 6 s) and 3 s more passed, nothing is
+//! typed for IDLE_SECS (default 30): the cockpit's CPU as % of one core, split by thread name,
+//! and how many bytes it wrote to its terminal. Then its RSS (and peak RSS) with those agents.
+//! `GT_BENCH_IDLE_SCRIPT=done` makes them `sim: sleep 0` instead: each runs the tests, calls
+//! `done` and sits at its `sim>` prompt, which leaves 100 merge requests for the Refinery, so the
+//! "idle" window then includes the merge queue being worked through.
 //!
 //! Each cockpit is quit with `q`, `y` (timed); then no `gastown-tui sim-agent` may be left in
 //! the temp dir (any left are reported and killed by pid); the temp dir is removed.
@@ -140,7 +147,7 @@ fn main() {
     if let Some(p) = &s.latency {
         println!(
             "{:<58} {:>9.1} ms {:>12}",
-            format!("key -> frame, p50 ({streaming} streaming)"),
+            format!("key -> frame, p50 ({streaming} x {})", load.script),
             p[0],
             ""
         );
@@ -317,10 +324,19 @@ struct IdleResult {
 }
 
 fn idle_phase(tmp: &Path, n: usize, secs: u64, hz: u64) -> IdleResult {
-    println!("== {n} idle agents (sim: sleep 0, then at their sim> prompt) ==");
+    // The script, and what its recording shows once the sim has gone quiet.
+    let (script, quiet_mark, state) = match std::env::var("GT_BENCH_IDLE_SCRIPT").as_deref() {
+        Ok("done") => (
+            "sim: sleep 0",
+            "submitted for merge",
+            "done, at their sim> prompt",
+        ),
+        _ => ("sim: stall", "Thinking", "stalled, silent"),
+    };
+    println!("== {n} idle agents ({script}) ==");
     let gt = Gt::setup(&tmp.join("idle"));
     let t = Instant::now();
-    let agents = gt.sling_many(n, "sim: sleep 0");
+    let agents = gt.sling_many(n, script);
     println!(
         "setup: {n} beads created and slung in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -332,11 +348,11 @@ fn idle_phase(tmp: &Path, n: usize, secs: u64, hz: u64) -> IdleResult {
     c.wait("every agent in the list", |s| {
         s.lines().next().is_some_and(|l| l.contains(&want))
     });
-    // Every sim done (or at least nothing moving for 3 s), then 3 s more.
+    // Every sim quiet (or at least nothing moving for 6 s), then 3 s more.
     let logs = gt.town.join("logs");
-    let done = |a: &String| cast_text(&logs.join(a)).contains("submitted for merge");
+    let done = |a: &String| cast_text(&logs.join(a)).contains(quiet_mark);
     let mut last = (dir_bytes(&logs), Instant::now());
-    wait_until("every idle agent done and quiet", || {
+    wait_until("every idle agent quiet", || {
         let b = dir_bytes(&logs);
         if b != last.0 {
             last = (b, Instant::now());
@@ -346,7 +362,7 @@ fn idle_phase(tmp: &Path, n: usize, secs: u64, hz: u64) -> IdleResult {
     });
     let finished = agents.iter().filter(|a| done(a)).count();
     println!(
-        "{finished}/{n} agents done and at their prompt {:.1} s after the cockpit opened",
+        "{finished}/{n} agents {state} {:.1} s after the cockpit opened",
         t.elapsed().as_secs_f64()
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -446,6 +462,8 @@ impl Cockpit {
         c.wait("the cockpit", |s| {
             s.contains("Agents") && s.contains("? help")
         });
+        // After the first output: the reader has set its own priority by now.
+        terminal_priority(pid);
         c
     }
 
@@ -543,6 +561,51 @@ impl Cockpit {
                 let _ = self.s.wait_timeout(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// Our PTY reader (the thread that plays the terminal emulator, `pty-read-PID`) runs at the
+/// priority the library gives agents' output readers; a real terminal is a separate program at
+/// normal priority, so put it back to nice 0 (needs root or `RLIMIT_NICE`; said if it fails).
+fn terminal_priority(pid: u32) {
+    let name: String = format!("pty-read-{pid}").chars().take(15).collect();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let mut found = false;
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        found = true;
+        let nice = |t: &std::fs::DirEntry| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // Field 19 (nice) is the 17th after the comm's closing parenthesis.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(16).map(str::to_string))
+                .unwrap_or_default()
+        };
+        let before = nice(&t);
+        let ok = Command::new("renice")
+            .args(["-n", "0", "-p"])
+            .arg(t.file_name())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        println!(
+            "our terminal's reader thread: nice {before} -> {}{}",
+            nice(&t),
+            if ok {
+                ""
+            } else {
+                " (could not renice: latencies include its lower priority)"
+            }
+        );
+    }
+    if !found {
+        println!("our terminal's reader thread ({name}) not found: its priority is as it was");
     }
 }
 
@@ -726,10 +789,19 @@ fn thread_group(comm: &str) -> String {
         .to_string()
 }
 
+/// A thread's time on a CPU and time runnable but waiting for one (ns), from
+/// `/proc/PID/task/TID/schedstat`.
+fn schedstat(path: &Path) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut f = text.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some((f.next()??, f.next()??))
+}
+
 struct CpuSample {
     at: Instant,
     cockpit: u64,
-    threads: BTreeMap<u32, (String, u64)>,
+    /// By thread id: name group, ns on a CPU, ns waiting for one.
+    threads: BTreeMap<u32, (String, u64, u64)>,
     children: BTreeMap<u32, u64>,
     busy: u64,
     total: u64,
@@ -743,8 +815,9 @@ impl CpuSample {
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for t in tasks.flatten() {
                 let tid = t.file_name().to_string_lossy().parse::<u32>().unwrap_or(0);
-                if let Some((comm, _, ticks)) = proc_stat(&t.path().join("stat")) {
-                    threads.insert(tid, (thread_group(&comm), ticks));
+                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                if let Some((run, wait)) = schedstat(&t.path().join("schedstat")) {
+                    threads.insert(tid, (thread_group(comm.trim()), run, wait));
                 }
             }
         }
@@ -781,17 +854,38 @@ impl CpuSample {
             "cockpit process (UI + in-process engine + PTY readers/recorders): {cockpit:.2} % of \
              one core over {wall:.1} s"
         );
-        let mut groups: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
-        for (tid, (name, ticks)) in &end.threads {
-            let before = self.threads.get(tid).map_or(0, |t| t.1);
+        // By thread name: CPU, and time runnable but waiting for a CPU (summed over the
+        // group's threads, as % of the window).
+        let mut groups: BTreeMap<&str, (u64, u64, usize)> = BTreeMap::new();
+        for (tid, (name, run, wait)) in &end.threads {
+            let (run0, wait0) = self.threads.get(tid).map_or((0, 0), |t| (t.1, t.2));
             let g = groups.entry(name.as_str()).or_default();
-            g.0 += ticks.saturating_sub(before);
-            g.1 += 1;
+            g.0 += run.saturating_sub(run0);
+            g.1 += wait.saturating_sub(wait0);
+            g.2 += 1;
         }
+        let ns = |v: u64| v as f64 / 1e9 / wall * 100.0;
+        let listed: f64 = groups.values().map(|g| ns(g.0)).sum();
         let mut groups: Vec<_> = groups.into_iter().collect();
         groups.sort_by_key(|g| std::cmp::Reverse(g.1 .0));
-        for (name, (ticks, count)) in groups.iter().filter(|g| g.1 .0 > 0) {
-            println!("    {name:<18} x{count:<4} {:>7.2} %", pc(*ticks));
+        println!(
+            "    {:<18} {:>5} {:>9} {:>26}",
+            "threads", "count", "CPU", "runnable, waiting for CPU"
+        );
+        for (name, (run, wait, count)) in groups.iter().filter(|g| g.1 .0 + g.1 .1 > 0) {
+            println!(
+                "    {name:<18} {count:>5} {:>7.2} % {:>24.1} %",
+                ns(*run),
+                ns(*wait)
+            );
+        }
+        if cockpit - listed > 0.05 {
+            println!(
+                "    {:<18} {:>5} {:>7.2} %",
+                "(ended meanwhile)",
+                "",
+                cockpit - listed
+            );
         }
         let children: u64 = end
             .children

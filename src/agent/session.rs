@@ -579,6 +579,9 @@ fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<
         let since = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         shared.last_output.store(since, Ordering::Relaxed);
 
+        // One reader parses at a time, process-wide: the others sleep instead of being
+        // preempted while holding their screen's lock (which is what the cockpit waits on).
+        let gate = ParseGate::enter();
         let mut screen = lock(&shared.screen);
         screen.process(chunk);
         let replies = screen.take_replies();
@@ -590,6 +593,7 @@ fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<
             rec.output(chunk);
         }
         drop(recorder);
+        drop(gate);
         if !replies.is_empty() {
             if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Input(replies)) {
                 tracing::warn!(
@@ -690,6 +694,35 @@ fn exit_from(status: std::io::Result<portable_pty::ExitStatus>, program: &str) -
 fn kill_now(mut child: Box<dyn Child + Send + Sync>) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The process-wide turn to parse agents' output. With many agents streaming on few cores,
+/// readers that all parse at once get preempted while holding their screen's lock, and whoever
+/// needs that screen (the cockpit drawing it) waits for the scheduler. Taking turns keeps every
+/// lock hold short; a single agent's ingest is unaffected.
+struct ParseGate;
+
+static PARSING: Mutex<bool> = Mutex::new(false);
+static PARSE_TURN: Condvar = Condvar::new();
+
+impl ParseGate {
+    fn enter() -> ParseGate {
+        let mut busy = lock(&PARSING);
+        while *busy {
+            busy = PARSE_TURN
+                .wait(busy)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *busy = true;
+        ParseGate
+    }
+}
+
+impl Drop for ParseGate {
+    fn drop(&mut self) {
+        *lock(&PARSING) = false;
+        PARSE_TURN.notify_one();
+    }
 }
 
 /// Lowers the calling thread's scheduling priority (Linux: per-thread nice 10). Reading and

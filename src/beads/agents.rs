@@ -395,11 +395,38 @@ fn fresh_polecat_name(conn: &Connection) -> Result<String> {
     unreachable!("the loop over rounds never ends without a free name")
 }
 
+/// Polecats of `rig` with an empty hook and nothing waiting in the merge queue, oldest first.
+fn free_polecats(conn: &Connection, rig: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM agents a WHERE role = 'polecat' AND rig = ?1
+           AND hooked_bead IS NULL
+           AND NOT EXISTS(SELECT 1 FROM merge_requests m WHERE m.submitter = a.name
+                          AND m.state IN ('queued', 'testing'))
+         ORDER BY created_at, name",
+    )?;
+    let v = stmt
+        .query_map([rig], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(v)
+}
+
 impl Store {
+    /// The polecats `sling` could give work to in `rig`, in the order it would try them.
+    pub fn free_polecats(&self, rig: &str) -> Result<Vec<String>> {
+        free_polecats(self.conn(), rig)
+    }
+
     /// Slings `bead` to `rig`: a free polecat of the rig (no hook, nothing waiting in the merge
-    /// queue) takes it, or a new polecat is named from the pool. The bead is hooked to it in
+    /// queue, not in `exclude`) takes it, or a new polecat is named from the pool. The bead is hooked to it in
     /// the same transaction; the engine then starts the polecat's session.
-    pub fn sling(&self, bead: &str, rig: &str, runtime: &str, actor: &str) -> Result<Slung> {
+    pub fn sling(
+        &self,
+        bead: &str,
+        rig: &str,
+        runtime: &str,
+        actor: &str,
+        exclude: &[String],
+    ) -> Result<Slung> {
         check_id(bead)?;
         self.write(|tx| {
             let actor = check_actor(actor)?;
@@ -433,18 +460,9 @@ impl Store {
                     "{bead} is blocked by an open dependency (see: gastown-tui bead show {bead})"
                 )));
             }
-            let free: Option<String> = tx
-                .conn
-                .query_row(
-                    "SELECT name FROM agents a WHERE role = 'polecat' AND rig = ?1
-                       AND hooked_bead IS NULL
-                       AND NOT EXISTS(SELECT 1 FROM merge_requests m WHERE m.submitter = a.name
-                                      AND m.state IN ('queued', 'testing'))
-                     ORDER BY created_at, name LIMIT 1",
-                    [rig],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let free = free_polecats(tx.conn, rig)?
+                .into_iter()
+                .find(|n| !exclude.iter().any(|e| e == n));
             let new_agent = free.is_none();
             let name = match free {
                 Some(n) => n,
@@ -568,7 +586,7 @@ mod tests {
         let a = s.create(&task("a"), "x").unwrap().id;
         let b = s.create(&task("b"), "x").unwrap().id;
         let c = s.create(&task("c"), "x").unwrap().id;
-        let slung = s.sling(&a, "demo", "sim", "overseer").unwrap();
+        let slung = s.sling(&a, "demo", "sim", "overseer", &[]).unwrap();
         assert_eq!((slung.agent.as_str(), slung.new_agent), ("furiosa", true));
         let bead = s.get(&a).unwrap();
         assert_eq!(
@@ -576,11 +594,14 @@ mod tests {
             ("hooked", "furiosa")
         );
         assert!(s
-            .sling(&a, "demo", "sim", "overseer")
+            .sling(&a, "demo", "sim", "overseer", &[])
             .unwrap_err()
             .to_string()
             .contains("already on furiosa's hook"));
-        assert_eq!(s.sling(&b, "demo", "sim", "overseer").unwrap().agent, "nux");
+        assert_eq!(
+            s.sling(&b, "demo", "sim", "overseer", &[]).unwrap().agent,
+            "nux"
+        );
         // furiosa submits; while its request waits it is not free.
         let out = s
             .done(
@@ -602,32 +623,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("nothing on its hook"));
-        let third = s.sling(&c, "demo", "", "overseer").unwrap();
+        let third = s.sling(&c, "demo", "", "overseer", &[]).unwrap();
         assert_eq!(third.agent, "slit");
         // nux gives up: its bead is ready again, and nux is free for the next sling.
         s.done("nux", DoneStatus::Failed, "", "nux").unwrap();
         let bead = s.get(&b).unwrap();
         assert_eq!((bead.status.as_str(), bead.assignee.as_str()), ("open", ""));
         assert!(s.ready(None).unwrap().iter().any(|r| r.id == b));
-        let again = s.sling(&b, "demo", "", "overseer").unwrap();
+        let again = s.sling(&b, "demo", "", "overseer", &[]).unwrap();
         assert_eq!((again.agent.as_str(), again.new_agent), ("nux", false));
         // Once furiosa's request merged, furiosa is free again.
         s.mr_set_state(mr.id, "merged", "", "", "refinery").unwrap();
         let d = s.create(&task("d"), "x").unwrap().id;
         assert_eq!(
-            s.sling(&d, "demo", "", "overseer").unwrap().agent,
+            s.sling(&d, "demo", "", "overseer", &[]).unwrap().agent,
             "furiosa"
         );
         // Polecats of another rig are separate.
         let e = s.create(&task("e"), "x").unwrap().id;
         assert_eq!(
-            s.sling(&e, "other", "", "overseer").unwrap().agent,
+            s.sling(&e, "other", "", "overseer", &[]).unwrap().agent,
             "rictus"
         );
         // Not work, blocked, or missing: refused.
         let m = s.mail_send("x", "mayor", "hi", "").unwrap().id;
         assert!(s
-            .sling(&m, "demo", "", "o")
+            .sling(&m, "demo", "", "o", &[])
             .unwrap_err()
             .to_string()
             .contains("only work"));
@@ -635,12 +656,12 @@ mod tests {
         let g = s.create(&task("g"), "x").unwrap().id;
         s.add_dep(&f, &g, "blocks", "x").unwrap();
         assert!(s
-            .sling(&f, "demo", "", "o")
+            .sling(&f, "demo", "", "o", &[])
             .unwrap_err()
             .to_string()
             .contains("blocked"));
         assert!(matches!(
-            s.sling("gt-none", "demo", "", "o").unwrap_err(),
+            s.sling("gt-none", "demo", "", "o", &[]).unwrap_err(),
             Error::NotFound { .. }
         ));
         s.agent_report("furiosa", "working").unwrap();

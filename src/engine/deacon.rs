@@ -192,8 +192,19 @@ impl Engine {
     }
 
     fn clean_worktrees(&mut self) -> Result<()> {
+        // A branch still in the merge queue (or being merged) is not touched.
+        let pending: std::collections::HashSet<String> = self
+            .store
+            .merge_requests(None)?
+            .into_iter()
+            .filter(|m| m.state == "queued" || m.state == "testing")
+            .map(|m| m.submitter)
+            .collect();
         for a in self.store.agents()? {
-            if a.role != role::POLECAT || a.hooked_bead.is_some() || self.live.contains_key(&a.name)
+            if a.role != role::POLECAT
+                || a.hooked_bead.is_some()
+                || self.live.contains_key(&a.name)
+                || pending.contains(&a.name)
             {
                 continue;
             }

@@ -263,6 +263,12 @@ impl Engine {
             self.store.engine_heartbeat(std::process::id())?;
             self.last_beat = Some(now);
         }
+        // Sessions an earlier engine left behind are stopped before anything is started.
+        if !self.orphans_checked {
+            self.orphans_checked = true;
+            self.kill_orphans()?;
+            self.store.mr_requeue_testing("refinery")?;
+        }
         let ended = self.reap()?;
         self.deliver_pending()?;
         for req in self.store.control_take()? {
@@ -282,11 +288,7 @@ impl Engine {
             self.last_reconcile = Some(now);
             launched = self.reconcile()?;
         }
-        if !self.orphans_checked {
-            self.orphans_checked = true;
-            self.kill_orphans()?;
-            self.store.mr_requeue_testing("refinery")?;
-        }
+
         let mut patrolled = false;
         if self
             .last_witness
@@ -417,7 +419,10 @@ impl Engine {
             let changed_ns = crate::beads::parse_instant(&a.updated_at, "updated_at").unwrap_or(0);
             let age =
                 Duration::from_nanos(self.store.now_ns().saturating_sub(changed_ns).max(0) as u64);
-            if !dir.exists() && age < WORKTREE_GRACE {
+            // ... and until the worktree can be opened (it is being checked out right now).
+            let ready = a.role != crate::beads::role::POLECAT
+                || crate::town::worktree::current_branch(&dir).is_ok();
+            if !ready && age < WORKTREE_GRACE {
                 continue;
             }
             self.launch_or_record(&a);
@@ -449,6 +454,25 @@ impl Engine {
         };
         let rt = runtime::resolve(&self.town.config, &rt_name)?;
         let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
+        // A polecat works on `polecat/<name>/<bead>`: make sure that is what its worktree holds
+        // (after a crash between hooking and preparing the worktree it may not be), without
+        // ever leaving unmerged work behind (moving on needs a clean, merged worktree).
+        if let (crate::beads::role::POLECAT, Some(bead), Some(rig)) = (
+            a.role.as_str(),
+            &a.hooked_bead,
+            self.town.config.rigs.get(&a.rig),
+        ) {
+            let want = crate::town::sling::polecat_branch(&a.name, bead);
+            if crate::town::worktree::current_branch(&dir).ok().as_deref() != Some(want.as_str()) {
+                crate::town::worktree::add_worktree(
+                    &self.town.rig_repo(&a.rig),
+                    &dir,
+                    &format!("polecat-{}", a.name),
+                    &want,
+                    &rig.branch,
+                )?;
+            }
+        }
         if !dir.is_dir() {
             return Err(Error::Conflict(format!(
                 "{}'s worktree {} is missing",

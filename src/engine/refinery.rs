@@ -269,6 +269,16 @@ fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest) -> Result<Verdict> {
     let repo_dir = town.rig_repo(&mr.rig);
     let repo = git2::Repository::open(&repo_dir)?;
     let base = merge::branch_tip(&repo, &rig.branch)?;
+    // Merged already (an engine that died between moving the target and recording it): say
+    // so rather than testing it again.
+    if let Ok(tip) = merge::branch_tip(&repo, &mr.branch) {
+        if tip == base || repo.graph_descendant_of(base, tip)? {
+            return Ok(Verdict::Merged {
+                tip: base.to_string(),
+                log: "already on the target branch (merged before a restart)".into(),
+            });
+        }
+    }
     let tip = match merge::rebase_onto(&repo, &mr.branch, base)? {
         Rebased::Conflict(files) => return Ok(Verdict::Conflict { files }),
         Rebased::Clean(tip) => tip,

@@ -116,7 +116,18 @@ pub fn sling(
         None => bead.to_string(),
     };
     let bead = bead.as_str();
-    let slung = store.sling(bead, rig, runtime.unwrap_or(""), actor)?;
+    // Free polecats whose worktree still holds unmerged work (a conflicted change, kept so no
+    // commit is lost) cannot take new work: pass over them instead of hooking and unhooking.
+    let mut exclude = Vec::new();
+    for name in store.free_polecats(rig)? {
+        let dir = town.agent_dir("polecat", rig, &name);
+        if dir.exists() && !worktree::reusable(&repo, &dir, &cfg.branch) {
+            exclude.push(name);
+        } else {
+            break;
+        }
+    }
+    let slung = store.sling(bead, rig, runtime.unwrap_or(""), actor, &exclude)?;
     let dir = town.agent_dir("polecat", rig, &slung.agent);
     let made = worktree::add_worktree(
         &repo,

@@ -193,6 +193,26 @@ pub fn diff_against(path: &Path, base: &str, max_bytes: usize) -> Result<String>
     Ok(out)
 }
 
+/// Whether the worktree at `path` can move on to new work: clean, and its branch merged into
+/// `base` (so nothing is left behind).
+pub fn reusable(repo_dir: &Path, path: &Path, base: &str) -> bool {
+    let check = || -> Result<bool> {
+        if !dirty_files(path)?.is_empty() {
+            return Ok(false);
+        }
+        let repo = Repository::open(repo_dir)?;
+        let base_tip = repo
+            .find_branch(base, BranchType::Local)
+            .map_err(|_| Error::bad(format!("branch '{base}' not found")))?
+            .get()
+            .peel_to_commit()?
+            .id();
+        let tip = Repository::open(path)?.head()?.peel_to_commit()?.id();
+        Ok(tip == base_tip || repo.graph_descendant_of(base_tip, tip)?)
+    };
+    check().unwrap_or(false)
+}
+
 /// What `remove_if_merged` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
