@@ -1380,11 +1380,23 @@ fn town_procs(root: &Path) -> Vec<Proc> {
     out
 }
 
-/// The sim agents running in the temp town.
+/// The parent pid of `pid`, from `/proc/PID/stat` (field 4, after the command in parentheses).
+fn ppid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The sim agents running in the temp town. A sim's own child caught between fork and exec
+/// (it still shows the sim's command line and directory for a moment) is not a second sim.
 fn sim_procs(root: &Path) -> Vec<Proc> {
-    town_procs(root)
+    let sims: Vec<Proc> = town_procs(root)
         .into_iter()
         .filter(|p| p.argv.get(1).is_some_and(|a| a == "sim-agent"))
+        .collect();
+    let pids: std::collections::HashSet<i32> = sims.iter().map(|p| p.pid).collect();
+    sims.into_iter()
+        .filter(|p| !ppid(p.pid).is_some_and(|pp| pids.contains(&pp)))
         .collect()
 }
 
