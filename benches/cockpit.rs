@@ -57,6 +57,9 @@
 //! GT_BENCH_LOAD=spinner cargo bench --bench cockpit                   # agents trickle
 //! ```
 
+mod common;
+
+use common::{json_field, machine, ms, pct, source_repo};
 use gastown_tui::agent::{Session, SessionSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -700,37 +703,6 @@ impl Run for Command {
     }
 }
 
-fn json_field(stdout: &[u8], key: &str) -> String {
-    let v: serde_json::Value = serde_json::from_slice(stdout).expect("JSON output");
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no '{key}' in {v}"))
-        .to_string()
-}
-
-fn source_repo(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("source dir");
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(dir, &opts).expect("git init");
-    let script = dir.join("test.sh");
-    std::fs::write(&script, "#!/bin/sh\ntest ! -e BROKEN\n").expect("write test.sh");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod test.sh");
-    }
-    let mut index = repo.index().expect("index");
-    index.add_path(Path::new("test.sh")).expect("add test.sh");
-    index.write().expect("write index");
-    let tree = repo
-        .find_tree(index.write_tree().expect("write tree"))
-        .expect("tree");
-    let sig = git2::Signature::now("bench", "bench@example.com").expect("signature");
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .expect("commit");
-}
-
 /// Bytes of the files directly in `dir` and one level below (an agent's recordings, or all).
 fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -992,16 +964,6 @@ fn env_num(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: usize) -> f64 {
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
-}
-
 fn row(name: &str, v: &[f64]) {
     if v.is_empty() {
         return;
@@ -1019,16 +981,4 @@ fn row(name: &str, v: &[f64]) {
         s[0],
         mean
     );
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "cpus: {cpus}, loadavg: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
 }

@@ -30,6 +30,9 @@
 //! GT_BENCH_ROUNDS=5 cargo bench --bench control    # shorter
 //! ```
 
+mod common;
+
+use common::{json_field, machine, ms, pct, source_repo};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -226,28 +229,6 @@ fn jitter(round: usize, salt: usize) -> Duration {
     Duration::from_millis(ms as u64)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: usize) -> f64 {
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "cpus: {cpus}, loadavg: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
-}
-
 /// The binary with a clean environment, optionally pointed at the town.
 struct Gt {
     home: PathBuf,
@@ -291,14 +272,6 @@ impl Run for Command {
     }
 }
 
-fn json_field(stdout: &[u8], key: &str) -> String {
-    let v: serde_json::Value = serde_json::from_slice(stdout).expect("JSON output");
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no '{key}' in {v}"))
-        .to_string()
-}
-
 /// Polls (every 1 ms) the recordings in `dir` until one satisfies `ok`.
 fn wait_cast(dir: &Path, what: &str, ok: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -321,29 +294,6 @@ fn wait_cast(dir: &Path, what: &str, ok: impl Fn(&str) -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn source_repo(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("source dir");
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(dir, &opts).expect("git init");
-    let script = dir.join("test.sh");
-    std::fs::write(&script, "#!/bin/sh\ntest ! -e BROKEN\n").expect("write test.sh");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod test.sh");
-    }
-    let mut index = repo.index().expect("index");
-    index.add_path(Path::new("test.sh")).expect("add test.sh");
-    index.write().expect("write index");
-    let tree = repo
-        .find_tree(index.write_tree().expect("write tree"))
-        .expect("tree");
-    let sig = git2::Signature::now("bench", "bench@example.com").expect("signature");
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .expect("commit");
 }
 
 /// The engine process; SIGTERM on `stop`, SIGKILL if dropped while still running (a panic).

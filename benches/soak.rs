@@ -58,6 +58,9 @@
 //! GT_SOAK_KEEP=1 cargo bench --bench soak                        # keep the temp town
 //! ```
 
+mod common;
+
+use common::{machine, source_repo};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -1546,39 +1549,4 @@ fn env_num(name: &str, default: u64) -> u64 {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(default)
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "cpus: {cpus}, loadavg: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
-}
-
-fn source_repo(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("source dir");
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(dir, &opts).expect("git init");
-    let script = dir.join("test.sh");
-    std::fs::write(&script, "#!/bin/sh\ntest ! -e BROKEN\n").expect("write test.sh");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod test.sh");
-    }
-    let mut index = repo.index().expect("index");
-    index.add_path(Path::new("test.sh")).expect("add test.sh");
-    index.write().expect("write index");
-    let tree = repo
-        .find_tree(index.write_tree().expect("write tree"))
-        .expect("tree");
-    let sig = git2::Signature::now("bench", "bench@example.com").expect("signature");
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .expect("commit");
 }
