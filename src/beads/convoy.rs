@@ -67,8 +67,7 @@ impl Tx<'_> {
 
     /// Called when `id` closes or reopens: every convoy tracking it re-evaluates.
     pub(crate) fn convoys_follow(&self, id: &str, actor: &str) -> Result<()> {
-        let convoys =
-            self.dep_neighbours(id, super::deps::DepSide::Dependents, Some(dep::TRACKS))?;
+        let convoys = self.dependents_of(id, Some(dep::TRACKS))?;
         for c in convoys {
             self.convoy_check(&c, actor)?;
         }

@@ -13,21 +13,10 @@ use super::{check_actor, Store, Tx};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Which way to follow dependency edges.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum DepSide {
-    /// Beads that depend on the given one.
-    Dependents,
-}
-
 impl Tx<'_> {
-    pub(crate) fn dep_neighbours(
-        &self,
-        id: &str,
-        side: DepSide,
-        dep_type: Option<&str>,
-    ) -> Result<Vec<String>> {
-        dep_neighbours(self.conn, id, side, dep_type)
+    /// The beads that depend on `id` (with a dependency of `dep_type`, or any).
+    pub(crate) fn dependents_of(&self, id: &str, dep_type: Option<&str>) -> Result<Vec<String>> {
+        dependents_of(self.conn, id, dep_type)
     }
 
     /// Adds `issue` -> `depends_on` of `dep_type`. Refuses self-dependencies and cycles among
@@ -117,13 +106,11 @@ impl Tx<'_> {
     }
 }
 
-pub(crate) fn dep_neighbours(
+pub(crate) fn dependents_of(
     conn: &Connection,
     id: &str,
-    side: DepSide,
     dep_type: Option<&str>,
 ) -> Result<Vec<String>> {
-    let DepSide::Dependents = side;
     let mut stmt = conn.prepare_cached(
         "SELECT issue_id FROM deps WHERE depends_on_id = ?1 AND (?2 IS NULL OR type = ?2)",
     )?;
@@ -169,12 +156,7 @@ pub(crate) fn refresh_blocked(conn: &Connection, seeds: Vec<String>) -> Result<(
         if old != new {
             conn.prepare_cached("UPDATE beads SET blocked = ?2 WHERE id = ?1")?
                 .execute(params![id, new])?;
-            queue.extend(dep_neighbours(
-                conn,
-                &id,
-                DepSide::Dependents,
-                Some(dep::PARENT_CHILD),
-            )?);
+            queue.extend(dependents_of(conn, &id, Some(dep::PARENT_CHILD))?);
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! Beads themselves: create, read, list, update, close, claim, comment.
 
-use super::deps::{refresh_blocked, DepSide};
+use super::deps::refresh_blocked;
 use super::events::{ev, NewEvent};
 use super::ids;
 use super::model::{dep, kind, status};
@@ -386,7 +386,7 @@ impl Tx<'_> {
             })?;
         }
         if status::is_active(old) != status::is_active(new) {
-            let dependents = self.dep_neighbours(id, DepSide::Dependents, Some(dep::BLOCKS))?;
+            let dependents = self.dependents_of(id, Some(dep::BLOCKS))?;
             refresh_blocked(self.conn, dependents)?;
         }
         if new == status::CLOSED || old == status::CLOSED {

@@ -14,7 +14,7 @@
 //! place in its convoys), or back in the queue when the target moved during the tests.
 
 use super::Engine;
-use crate::beads::{dep, ev, kind, mr_state, MergeRequest, NewBead};
+use crate::beads::{dep, kind, mr_state, MergeRequest, NewBead};
 use crate::town::merge::{self, Rebased};
 use crate::town::{RigConfig, Town};
 use crate::{Error, Result};
@@ -242,16 +242,7 @@ impl Engine {
             ),
             "refinery",
         )?;
-        self.store.record_event(
-            &new.id,
-            ev::CREATED,
-            "refinery",
-            &format!(
-                "to resolve the conflict of mr-{} in {}",
-                mr.id,
-                files.join(", ")
-            ),
-        )
+        Ok(())
     }
 }
 

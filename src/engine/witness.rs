@@ -270,7 +270,9 @@ impl Engine {
             return Ok(());
         };
         let w = &live.watch;
-        let last_line = tail(&live.session.capture(false), 1);
+        // The screen's last line goes into escalations only: read it when one is made.
+        let session = live.session.clone();
+        let last_line = move || tail(&session.capture(false), 1);
         match w.state.as_str() {
             agent_state::IDLE if hooked && live.pending_prompt.is_none() => {
                 let Some(since) = w.idle_since else {
@@ -302,7 +304,8 @@ impl Engine {
                         name,
                         &format!("{name} is idle with work on its hook"),
                         &format!(
-                            "{name} did not start after {GUPP_NUDGES} nudges. Its screen ends with:\n{last_line}\nLook at it in the cockpit (enter) or run: gastown-tui capture {name}"
+                            "{name} did not start after {GUPP_NUDGES} nudges. Its screen ends with:\n{}\nLook at it in the cockpit (enter) or run: gastown-tui capture {name}",
+                            last_line()
                         ),
                     )?;
                 }
@@ -328,8 +331,9 @@ impl Engine {
                         name,
                         &format!("{name} is stalled"),
                         &format!(
-                            "{name} has produced no output for {}s, even after a nudge. Its screen ends with:\n{last_line}",
-                            stall_after.as_secs()
+                            "{name} has produced no output for {}s, even after a nudge. Its screen ends with:\n{}",
+                            stall_after.as_secs(),
+                            last_line()
                         ),
                     )?;
                 }
@@ -343,7 +347,8 @@ impl Engine {
                     name,
                     &format!("{name} is waiting for you"),
                     &format!(
-                        "{name} asks for input or permission:\n{last_line}\nAnswer it in the cockpit (enter to drill down)."
+                        "{name} asks for input or permission:\n{}\nAnswer it in the cockpit (enter to drill down).",
+                        last_line()
                     ),
                 )?;
             }
