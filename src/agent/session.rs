@@ -38,8 +38,9 @@ const INPUT_QUEUE: usize = 1024;
 const POLL_MIN: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_millis(500);
 /// After the child exits, how long to wait for the reader to drain the last output before
-/// reporting the exit anyway (a grandchild may keep the terminal open).
-const DRAIN_GRACE: Duration = Duration::from_millis(250);
+/// reporting the exit anyway (a grandchild may keep the terminal open). Generous: readers take
+/// turns parsing, so on a busy machine the last output can take a while to be read and recorded.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Between SIGHUP and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(1);
 
