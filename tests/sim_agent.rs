@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestTown, BIN};
+use common::{town_with_rig, TestTown, BIN};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -12,38 +12,6 @@ use std::time::{Duration, Instant};
 
 const NUDGE: &str = "Run gastown-tui prime and begin work on your hook.";
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A town with the rig `demo`, whose repository holds `test.sh` (fails while BROKEN exists).
-fn town_with_rig() -> TestTown {
-    let t = TestTown::new();
-    let src = t.dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    let repo = git2::Repository::init_opts(
-        &src,
-        git2::RepositoryInitOptions::new().initial_head("main"),
-    )
-    .unwrap();
-    std::fs::write(src.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("test.sh")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .unwrap();
-    t.gt()
-        .args([
-            "rig",
-            "add",
-            "demo",
-            src.to_str().unwrap(),
-            "--test-command",
-            "./test.sh",
-        ])
-        .assert()
-        .success();
-    t
-}
 
 /// Creates a bead with `description` and slings it to `demo` with the `sim` runtime; returns
 /// the bead and the polecat's worktree.
