@@ -24,6 +24,10 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// Another engine holds the town's engine lock (one engine per town).
+    #[error("an engine (pid {}) is already running for this town: use that one, or stop it first", pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()))]
+    EngineRunning { pid: Option<u32> },
+
     /// A file-system operation failed; `path` says on what.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -279,3 +279,79 @@ fn config_commands_edit_town_toml_and_keep_comments() {
     let err = t.fails(&["config", "default-runtime", "emacs"], 2);
     assert!(err.contains("unknown runtime \"emacs\""), "{err}");
 }
+
+/// One engine per town, whoever builds it: the cockpit over a running headless engine and a
+/// second `up --headless` are refused with the holder's pid; two racing engines leave one; a
+/// holder killed with -9 frees the town for the next.
+#[test]
+fn one_engine_per_town() {
+    let t = town_with_rig();
+    let mut up = Up::start(&t);
+    let pid = up.0.id();
+    let refused = |args: &[&str]| {
+        let out = t.gt().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?} must be refused: {err}");
+        assert!(
+            err.contains(&format!("an engine (pid {pid}) is already running")),
+            "{args:?}: {err}"
+        );
+    };
+    refused(&["up", "--headless"]);
+    // The cockpit (no subcommand) builds an engine too: refused before it opens the terminal.
+    refused(&[]);
+    assert!(
+        up.0.try_wait().unwrap().is_none(),
+        "the running engine is untouched"
+    );
+
+    // kill -9 of the holder releases the lock: the next engine starts.
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    drop(up);
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(BIN)
+                .arg("--town")
+                .arg(t.root())
+                .args(["up", "--headless"])
+                .env("HOME", t.dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Exactly one of two engines started at once survives; the other says who holds the town.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut alive = Vec::new();
+    let mut refusals = Vec::new();
+    for mut c in racers {
+        match c.try_wait().unwrap() {
+            None => alive.push(c),
+            Some(status) => {
+                let mut err = String::new();
+                use std::io::Read;
+                c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                refusals.push((status, err));
+            }
+        }
+    }
+    assert_eq!(alive.len(), 1, "one engine runs: {refusals:?}");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    let winner = alive[0].id();
+    assert!(!refusals[0].0.success());
+    assert!(
+        refusals[0]
+            .1
+            .contains(&format!("an engine (pid {winner}) is already running")),
+        "{refusals:?}"
+    );
+    for mut c in alive {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}

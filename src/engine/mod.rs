@@ -169,7 +169,55 @@ struct Live {
 /// Live sessions, readable by the cockpit for rendering (the engine alone adds and removes).
 pub type Sessions = Arc<RwLock<HashMap<String, Arc<Session>>>>;
 
+/// The town's engine lock: an exclusive `flock` on `<town>/.beads/engine.lock`, held for the
+/// engine's life (the kernel drops it when the process dies, kill -9 included). The file holds
+/// the holder's pid, so a second engine can say who is running.
+#[derive(Debug)]
+pub struct EngineLock {
+    _file: std::fs::File,
+}
+
+impl EngineLock {
+    /// Takes the lock, or fails with `Error::EngineRunning` naming the holder.
+    pub fn take(town: &Town) -> Result<EngineLock> {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let path = town.beads_dir().join("engine.lock");
+        // Opened close-on-exec (std's default), so agents never inherit the lock.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(Error::EngineRunning {
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            return Err(Error::io("lock", &path, err));
+        }
+        let pid = std::process::id().to_string();
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(pid.as_bytes()))
+            .map_err(|e| Error::io("write", &path, e))?;
+        Ok(EngineLock { _file: file })
+    }
+}
+
 pub struct Engine {
+    /// Held for the engine's life: one engine per town.
+    _lock: EngineLock,
     town: Town,
     store: Store,
     exe: PathBuf,
@@ -203,7 +251,9 @@ fn session_id() -> String {
 
 impl Engine {
     /// An engine for `town`; `notify` is called whenever a session printed something.
+    /// Fails with `Error::EngineRunning` when another engine runs for the town.
     pub fn new(town: Town, notify: Arc<dyn Fn() + Send + Sync>) -> Result<Engine> {
+        let lock = EngineLock::take(&town)?;
         let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
         let exe =
             std::env::current_exe().map_err(|e| Error::io("find", "the gastown-tui binary", e))?;
@@ -211,6 +261,7 @@ impl Engine {
         let (events, _) = broadcast::channel(1024);
         let (snapshot, _) = watch::channel(Snapshot::default());
         Ok(Engine {
+            _lock: lock,
             town,
             store,
             exe,
@@ -935,15 +986,6 @@ pub fn run_headless(town: Town) -> Result<()> {
         .build()
         .map_err(|e| Error::io("start", "the tokio runtime", e))?;
     let engine = Engine::new(town, Arc::new(|| {}))?;
-    if let Some(pid) = engine.store().engine_alive(Duration::from_secs(3))? {
-        // A fresh heartbeat from a process that no longer exists (killed -9) does not count.
-        let gone = cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists();
-        if pid != std::process::id() && !gone {
-            return Err(Error::Conflict(format!(
-                "an engine (pid {pid}) is already running for this town"
-            )));
-        }
-    }
     rt.block_on(async move {
         let (_cmd_tx, cmd_rx) = mpsc::channel(64);
         let (stop_tx, stop_rx) = watch::channel(false);
