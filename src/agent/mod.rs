@@ -5,8 +5,11 @@
 //! - [`screen`]: the emulator boundary ([`Screen`]): panic-safe parsing, answers to terminal
 //!   queries, DEC line drawing, synchronized output, text capture like `tmux capture-pane`.
 //! - [`runtime`]: the runtime presets (claude, codex, ..., sim) merged with town.toml.
+//! - [`program`]: what the town knows of the real programs (Claude Code, Codex, Gemini CLI):
+//!   their first-run dialogs and which the town answers, fatal start errors, resume, versions.
 //! - [`record`]: the recorder and reader of asciicast v2 files, and replay into a screen.
 
+pub mod program;
 pub mod record;
 pub mod runtime;
 pub mod screen;

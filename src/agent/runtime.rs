@@ -24,7 +24,7 @@ fn preset(
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
     RuntimeConfig {
         command: command.iter().map(|s| s.to_string()).collect(),
-        prompt,
+        prompt: Some(prompt),
         ready: opt(ready),
         busy: opt(busy),
         waiting: opt(waiting),
@@ -102,14 +102,21 @@ pub fn resolve(config: &TownConfig, name: &str) -> Result<RuntimeConfig> {
     let base = builtin(name);
     match (base, config.runtimes.get(name)) {
         (Some(b), None) => Ok(b),
-        (None, Some(own)) => Ok(own.clone()),
+        (None, Some(own)) => Ok(RuntimeConfig {
+            prompt: Some(own.prompt.clone().unwrap_or_default()),
+            ..own.clone()
+        }),
         (Some(b), Some(own)) => Ok(RuntimeConfig {
-            command: own.command.clone(),
-            prompt: own.prompt.clone(),
+            command: if own.command.is_empty() {
+                b.command
+            } else {
+                own.command.clone()
+            },
+            prompt: own.prompt.clone().or(b.prompt),
             ready: own.ready.clone().or(b.ready),
             busy: own.busy.clone().or(b.busy),
             waiting: own.waiting.clone().or(b.waiting),
-            env: own.env.clone(),
+            env: b.env.into_iter().chain(own.env.clone()).collect(),
         }),
         (None, None) => Err(Error::bad(format!("unknown runtime '{name}'"))),
     }
@@ -184,7 +191,7 @@ mod tests {
     fn presets_merge_with_town_toml() {
         let mut cfg = TownConfig::default();
         let sim = resolve(&cfg, "sim").unwrap();
-        assert_eq!(sim.prompt, PromptMode::TypeAfterReady);
+        assert_eq!(sim.prompt, Some(PromptMode::TypeAfterReady));
         assert!(Regex::new(&format!("(?m){}", sim.ready.unwrap()))
             .unwrap()
             .is_match("sim>"));
@@ -203,6 +210,20 @@ mod tests {
             "the preset's patterns stay"
         );
         assert!(resolve(&cfg, "emacs").is_err());
+        // A table that only adds environment keeps the preset's command and prompt mode.
+        let mut env = BTreeMap::new();
+        env.insert("IS_SANDBOX".to_string(), "1".to_string());
+        cfg.runtimes.insert(
+            "gemini".into(),
+            RuntimeConfig {
+                env,
+                ..Default::default()
+            },
+        );
+        let gemini = resolve(&cfg, "gemini").unwrap();
+        assert_eq!(gemini.command, builtin("gemini").unwrap().command);
+        assert_eq!(gemini.prompt, builtin("gemini").unwrap().prompt);
+        assert_eq!(gemini.env["IS_SANDBOX"], "1");
         for name in crate::town::BUILTIN_RUNTIMES {
             let rt = builtin(name).unwrap();
             for p in [rt.ready, rt.busy, rt.waiting].into_iter().flatten() {

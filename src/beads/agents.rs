@@ -36,7 +36,8 @@ pub fn name_pool() -> impl Iterator<Item = &'static str> {
 }
 
 const AGENT_COLS: &str = "name, role, rig, runtime, state, hooked_bead, session, pid, \
-     last_activity, restarts, created_at, updated_at, reported_state, reported_at";
+     last_activity, restarts, created_at, updated_at, reported_state, reported_at, state_reason, \
+     conversation, conversation_bead";
 
 fn agent_from_row(r: &Row) -> rusqlite::Result<Agent> {
     Ok(Agent {
@@ -54,6 +55,9 @@ fn agent_from_row(r: &Row) -> rusqlite::Result<Agent> {
         updated_at: r.get(11)?,
         reported_state: r.get(12)?,
         reported_at: r.get(13)?,
+        state_reason: r.get(14)?,
+        conversation: r.get(15)?,
+        conversation_bead: r.get(16)?,
     })
 }
 
@@ -235,10 +239,16 @@ impl Store {
         self.write(|tx| {
             let actor = check_actor(actor)?;
             let a = must_agent(tx.conn, name)?;
-            if a.state != state {
+            // A new reason for the same waiting or dead state is news too (a sign-in after a
+            // permission question); otherwise only a change of state is.
+            let news = a.state != state
+                || (a.state_reason != reason
+                    && matches!(state, agent_state::WAITING | agent_state::DEAD));
+            if news {
                 tx.conn.execute(
-                    "UPDATE agents SET state = ?2, updated_at = ?3 WHERE name = ?1",
-                    params![name, state, tx.now],
+                    "UPDATE agents SET state = ?2, state_reason = ?4, updated_at = ?3
+                     WHERE name = ?1",
+                    params![name, state, tx.now, reason],
                 )?;
                 tx.event(NewEvent {
                     subject: name,
@@ -266,6 +276,24 @@ impl Store {
                 "UPDATE agents SET session = ?2, pid = ?3, last_activity = ?4, updated_at = ?4
                  WHERE name = ?1",
                 params![name, session, pid, tx.now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records the runtime's conversation id for the agent's current bead (None forgets it,
+    /// so the next session starts a fresh conversation).
+    pub fn agent_set_conversation(
+        &self,
+        name: &str,
+        conversation: Option<&str>,
+        bead: Option<&str>,
+    ) -> Result<()> {
+        self.write_bookkeeping(|tx| {
+            must_agent(tx.conn, name)?;
+            tx.conn.execute(
+                "UPDATE agents SET conversation = ?2, conversation_bead = ?3 WHERE name = ?1",
+                params![name, conversation, bead],
             )?;
             Ok(())
         })

@@ -32,6 +32,8 @@ pub mod ev {
     /// The patrols' decisions.
     pub const NUDGED: &str = "nudged";
     pub const ESCALATED: &str = "escalated";
+    /// The town answered a dialog it owns on an agent's screen (folder trust, bypass).
+    pub const ANSWERED: &str = "answered";
     pub const REAPED: &str = "reaped";
     pub const WORKTREE_REMOVED: &str = "worktree_removed";
     pub const WORKTREE_KEPT: &str = "worktree_kept";
@@ -184,6 +186,7 @@ impl Event {
             ev::MR_STATE => format!("{s} is {new}"),
             ev::NUDGED => with_detail(format!("{a} nudged {s}")),
             ev::ESCALATED => with_detail(format!("{a} escalated {s} to the overseer")),
+            ev::ANSWERED => with_detail(format!("{a} answered {s}'s dialog")),
             ev::REAPED => with_detail(format!("{a} reaped {s}")),
             ev::WORKTREE_REMOVED => with_detail(format!("{a} removed {s}'s worktree")),
             ev::WORKTREE_KEPT => with_detail(format!("{a} kept {s}'s worktree")),

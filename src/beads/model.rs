@@ -244,6 +244,12 @@ pub struct Agent {
     /// The last state the agent reported itself (`agent-event`), and when.
     pub reported_state: Option<String>,
     pub reported_at: Option<String>,
+    /// Why the agent is in its state ("needs sign-in", the reason it died, ...).
+    pub state_reason: String,
+    /// The runtime's own conversation id, and the bead it was started for: a restart on the
+    /// same bead resumes it.
+    pub conversation: Option<String>,
+    pub conversation_bead: Option<String>,
 }
 
 /// A merge request in a rig's queue.

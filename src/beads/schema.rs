@@ -142,6 +142,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE agents ADD COLUMN reported_state TEXT;
     ALTER TABLE agents ADD COLUMN reported_at TEXT;
     "#,
+    // 4: why the agent is in its state (shown beside it), and the runtime's own conversation
+    // id (Claude's --session-id, Codex's session) with the bead it belongs to, so a restart
+    // resumes the conversation.
+    r#"
+    ALTER TABLE agents ADD COLUMN state_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE agents ADD COLUMN conversation TEXT;
+    ALTER TABLE agents ADD COLUMN conversation_bead TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -48,7 +48,7 @@ pub fn run(ctx: &mut Ctx, cmd: ConfigCmd) -> Result<()> {
                 line(&format!(
                     "#   {n:<9} {}  (prompt: {})",
                     rt.command.join(" "),
-                    rt.prompt
+                    rt.prompt.clone().unwrap_or_default()
                 ))?;
             }
             Ok(())

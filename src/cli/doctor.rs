@@ -33,6 +33,40 @@ fn report(name: &str, c: &Check) -> Result<()> {
     }
 }
 
+/// A runtime whose program is installed: its version, whether the presets were verified with
+/// it, and what stops it at start (Claude's bypass flag as root).
+fn real_program(rt: &crate::town::RuntimeConfig, path: &str) -> Check {
+    let Some(known) = crate::agent::program::of_command(&rt.command) else {
+        return Check::Ok(path.to_string());
+    };
+    let Some(out) = crate::agent::program::probe_version(Path::new(path)) else {
+        return Check::Warn(format!("{path}: `--version` printed nothing"));
+    };
+    let version = crate::agent::program::version_of(&out).unwrap_or(out.clone());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let sandbox = rt.env.get("IS_SANDBOX").map(String::as_str) == Some("1")
+        || std::env::var("IS_SANDBOX").as_deref() == Ok("1");
+    if known.name == "claude" && root && known.bypass_requested(&rt.command) && !sandbox {
+        return Check::Fail(format!(
+            "{path} {version}: as root Claude Code refuses --dangerously-skip-permissions; \
+             set IS_SANDBOX=1 for it (town.toml: [runtimes.claude.env] IS_SANDBOX = \"1\") \
+             on a sandboxed machine"
+        ));
+    }
+    if known.is_verified(&out) {
+        Check::Ok(format!("{path} {version} (verified)"))
+    } else {
+        Check::Warn(format!(
+            "{path} {version}: not a version the presets were verified with ({}); \
+             `npm install -g {}@{}` installs one",
+            known.verified.join(", "),
+            known.package,
+            known.verified.last().copied().unwrap_or("latest")
+        ))
+    }
+}
+
 fn on_path(program: &str, cwd: &Path) -> Option<String> {
     crate::agent::session::resolve_program(program, cwd, std::env::var_os("PATH").as_deref())
         .ok()
@@ -121,7 +155,7 @@ pub fn doctor(cli_town: Option<&Path>) -> Result<()> {
                 Check::Ok("built in".into())
             } else {
                 match on_path(program, &town.root) {
-                    Some(p) => Check::Ok(p),
+                    Some(p) => real_program(&rt, &p),
                     None if is_default => Check::Fail(format!(
                         "'{program}' not on PATH, and it is the default runtime"
                     )),

@@ -9,6 +9,7 @@
 //! The loop runs on a tokio runtime (`run`); store and PTY calls are short and run through
 //! `block_in_place`. `up --headless` runs it without a UI.
 
+mod contact;
 mod deacon;
 pub mod nudge;
 mod refinery;
@@ -132,6 +133,8 @@ pub struct Snapshot {
     pub ready: Vec<BeadBrief>,
     pub rigs: Vec<String>,
     pub runtimes: Vec<String>,
+    /// Runtimes whose program is not on the engine's PATH (they cannot start).
+    pub runtimes_missing: Vec<String>,
     pub default_runtime: String,
     /// Unread mail for the overseer.
     pub inbox_unread: usize,
@@ -155,6 +158,14 @@ enum Stopping {
 struct Live {
     session: Arc<Session>,
     id: String,
+    /// The real program the session runs, when the town knows it (first contact, resume).
+    program: Option<&'static crate::agent::program::Program>,
+    /// Whether the runtime's command asked the program to skip its permission questions.
+    bypass: bool,
+    /// The directory the session runs in: the agent's own, made by the town.
+    cwd: PathBuf,
+    /// First contact: the dialog on screen, what the last look saw, keys still to type.
+    contact: contact::Contact,
     /// The bead on the agent's hook when the session started (its `GT_BEAD`).
     bead: Option<String>,
     /// Typed once the runtime's ready pattern shows (prompt mode type-after-ready).
@@ -321,6 +332,7 @@ impl Engine {
             self.store.mr_requeue_testing("refinery")?;
         }
         let ended = self.reap()?;
+        let contacted = self.first_contact()?;
         self.deliver_pending()?;
         for req in self.store.control_take()? {
             self.answer(req)?;
@@ -361,7 +373,7 @@ impl Engine {
             self.last_refinery = Some(now);
             patrolled |= self.refinery()?;
         }
-        if store_changed || launched || ended || patrolled {
+        if store_changed || launched || ended || patrolled || contacted {
             self.publish()?;
         }
         Ok(())
@@ -423,8 +435,14 @@ impl Engine {
                 runtimes.push(r.clone());
             }
         }
+        let runtimes_missing = runtimes
+            .iter()
+            .filter(|r| !self.runtime_installed(r))
+            .cloned()
+            .collect();
         Ok(Snapshot {
             town: self.town.config.name.clone(),
+            runtimes_missing,
             agents,
             convoys: self.store.convoys()?,
             merge_requests,
@@ -439,6 +457,25 @@ impl Engine {
                 .patrol_age()?
                 .map(|age| self.store.now_ns() - age.as_nanos() as i64),
         })
+    }
+
+    /// Whether runtime `name`'s program can be found (the built-in sim always can).
+    fn runtime_installed(&self, name: &str) -> bool {
+        let Ok(rt) = runtime::resolve(&self.town.config, name) else {
+            return false;
+        };
+        match rt.command.first() {
+            Some(p) if p == runtime::SIM_PROGRAM => true,
+            Some(p) => {
+                let path = rt
+                    .env
+                    .get("PATH")
+                    .map(std::ffi::OsString::from)
+                    .or_else(|| std::env::var_os("PATH"));
+                crate::agent::session::resolve_program(p, &self.town.root, path.as_deref()).is_ok()
+            }
+            None => false,
+        }
     }
 
     /// Agents with work on their hook, and the mayor and crew, get a session when they have
@@ -540,8 +577,16 @@ impl Engine {
         } else {
             program
         };
+        let known = crate::agent::program::of_command(&rt.command);
+        // The runtime's own conversation: resumed when this session continues the bead the
+        // conversation was started for (a crash, `restart`, an engine restart), fresh
+        // otherwise (a new bead; `handoff` forgets it first).
+        if let Some(resume) = known.and_then(|p| p.resume) {
+            let continuing = a.conversation.is_some() && a.conversation_bead == a.hooked_bead;
+            args = contact::conversation_args(&self.store, a, resume, continuing, args)?;
+        }
         let mut pending_prompt = None;
-        match &rt.prompt {
+        match &rt.prompt.clone().unwrap_or_default() {
             PromptMode::Argument => args.push(nudge::PRIME_PROMPT.to_string()),
             PromptMode::Flag(flag) => {
                 args.push(flag.clone());
@@ -566,6 +611,7 @@ impl Engine {
         );
         spec.title = format!("{} · {} · {}", a.name, a.role, rt_name);
         spec.env = self.agent_env(a, &rt.env);
+        let cwd = spec.cwd.clone();
         let session = Arc::new(Session::spawn(spec, self.notify.clone())?);
         let pid = session.pid();
         self.store
@@ -589,6 +635,10 @@ impl Engine {
             Live {
                 session,
                 id: id.clone(),
+                program: known,
+                bypass: known.is_some_and(|p| p.bypass_requested(&rt.command)),
+                cwd,
+                contact: contact::Contact::default(),
                 bead: a.hooked_bead.clone(),
                 pending_prompt,
                 patterns,
@@ -664,17 +714,22 @@ impl Engine {
             self.store.agent_set_session(name, None, None)?;
             let agent = self.store.agent(name)?;
             match live.stopping {
-                Some(Stopping::Restart) | Some(Stopping::Handoff) => {
-                    if live.stopping == Some(Stopping::Restart) {
-                        self.store
-                            .agent_restarted(name, "restart requested", "engine")?;
-                    }
+                Some(Stopping::Restart) => {
+                    self.store
+                        .agent_restarted(name, "restart requested", "engine")?;
+                    self.launch_or_record(&agent);
+                }
+                Some(Stopping::Handoff) => {
+                    // A handoff starts a fresh conversation on purpose.
+                    self.store.agent_set_conversation(name, None, None)?;
+                    let agent = self.store.agent(name)?;
                     self.launch_or_record(&agent);
                 }
                 Some(Stopping::Kill) => {
                     self.store
                         .agent_set_state(name, agent_state::STOPPED, "killed", "engine")?;
                 }
+                None if self.fatal_start(name, &live, &how)? => {}
                 None if agent.hooked_bead.is_some() => {
                     self.store
                         .agent_set_state(name, agent_state::DEAD, &how, "witness")?;
@@ -732,11 +787,18 @@ impl Engine {
                     finished.push((name.clone(), req, sent.err().map(|e| e.to_string())));
                 }
             }
-            if live.pending_prompt.is_some() && live.pending_enter.is_none() {
-                let is_ready = match &live.patterns.ready {
-                    Some(re) => re.is_match(&live.session.capture(false)),
-                    None => live.session.bytes_read() > 0,
-                };
+            if live.pending_prompt.is_some()
+                && live.pending_enter.is_none()
+                && live.contact.quiet_for_prompt()
+            {
+                let screen = live.session.capture(false);
+                // A dialog is never a ready prompt (its cursor looks like one).
+                let dialog = contact::dialog_on(live.program, &screen).is_some();
+                let is_ready = !dialog
+                    && match &live.patterns.ready {
+                        Some(re) => re.is_match(&screen),
+                        None => live.session.bytes_read() > 0,
+                    };
                 if is_ready {
                     ready_now.push(name.clone());
                 }
@@ -771,6 +833,13 @@ impl Engine {
             .live
             .get_mut(agent)
             .ok_or_else(|| Error::Conflict(format!("{agent} has no running session to nudge")))?;
+        // Nothing is typed into a dialog: the human answers it (or the town, if it owns it).
+        if let Some(seen) = contact::dialog_on(live.program, &live.session.capture(false)) {
+            return Err(Error::Conflict(format!(
+                "{agent} is showing a dialog ({}); nothing was typed: answer it in the cockpit (enter to drill down)",
+                contact::describe(&seen)
+            )));
+        }
         // A nudge still waiting for its Enter is submitted first, so two nudges never run
         // together into one line.
         let mut earlier = None;

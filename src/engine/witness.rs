@@ -74,6 +74,18 @@ impl Watch {
             .flatten()
     }
 
+    /// Records `state` now, without the debounce (first contact knows a dialog when it sees
+    /// one).
+    pub fn force(&mut self, state: &str) {
+        self.candidate = None;
+        if self.state != state {
+            self.state = state.to_string();
+            self.idle_since = None;
+            self.working_since = None;
+            self.waiting_reported = false;
+        }
+    }
+
     /// A prompt was just submitted: expect a reaction.
     pub fn submitted(&mut self, bytes_now: u64) {
         self.enter_check = Some((Instant::now(), bytes_now, 0));
@@ -196,12 +208,17 @@ impl Engine {
             let Some(live) = self.live.get_mut(&name) else {
                 continue;
             };
-            let raw = classify(
-                &live.session,
-                &live.patterns,
-                reported.as_ref().map(|(s, a)| (s.as_str(), *a)),
-                stall_after,
-            );
+            // A dialog that needs the human outranks everything, the agent's own reports too.
+            let dialog = live.contact.waiting.clone();
+            let raw = match &dialog {
+                Some(_) => agent_state::WAITING.to_string(),
+                None => classify(
+                    &live.session,
+                    &live.patterns,
+                    reported.as_ref().map(|(s, a)| (s.as_str(), *a)),
+                    stall_after,
+                ),
+            };
             let w = &mut live.watch;
             let committed = if raw == w.state {
                 w.candidate = None;
@@ -233,7 +250,9 @@ impl Engine {
                 let reason = match state.as_str() {
                     agent_state::IDLE => "at its prompt, no output",
                     agent_state::WORKING => "producing output",
-                    agent_state::WAITING => "asking for input or permission",
+                    agent_state::WAITING => dialog
+                        .as_deref()
+                        .unwrap_or("asking for input or permission"),
                     agent_state::STALLED => "working but silent too long",
                     _ => "",
                 };
@@ -340,14 +359,19 @@ impl Engine {
                 _ => {}
             },
             agent_state::WAITING if !w.waiting_reported => {
+                let why = live
+                    .contact
+                    .waiting
+                    .clone()
+                    .unwrap_or_else(|| "asks for input or permission".into());
                 if let Some(l) = self.live.get_mut(name) {
                     l.watch.waiting_reported = true;
                 }
                 self.escalate(
                     name,
-                    &format!("{name} is waiting for you"),
+                    &format!("{name} is waiting for you: {why}"),
                     &format!(
-                        "{name} asks for input or permission:\n{}\nAnswer it in the cockpit (enter to drill down).",
+                        "{name} {why}. Its screen ends with:\n{}\nAnswer it in the cockpit (enter to drill down).",
                         last_line()
                     ),
                 )?;

@@ -197,7 +197,10 @@ impl TownConfig {
                 add(&base, m);
             }
             let at = |key: &'static str| [base[0], base[1], key];
+            let preset = crate::agent::runtime::builtin(name).is_some();
             match rt.command.first() {
+                // Over a preset, a table may set only what it changes (env, patterns).
+                None if preset && !loc.root_has(&at("command")) => {}
                 None if !loc.root_has(&at("command")) => add(
                     &base,
                     "missing required key 'command' (e.g. command = [\"claude\"])".into(),
@@ -209,7 +212,7 @@ impl TownConfig {
                 ),
                 Some(_) => {}
             }
-            if let PromptMode::Flag(flag) = &rt.prompt {
+            if let Some(PromptMode::Flag(flag)) = &rt.prompt {
                 if flag.trim().is_empty() {
                     add(
                         &at("prompt"),
@@ -326,9 +329,12 @@ impl Default for RigConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
-    /// Program and arguments (required, non-empty).
+    /// Program and arguments (required, non-empty; a table over a built-in preset may leave
+    /// it out and keep the preset's).
     pub command: Vec<String>,
-    pub prompt: PromptMode,
+    /// How the first prompt is delivered (the preset's, else `argument`, when not given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptMode>,
     /// Regex matched against the screen: the agent is at its input prompt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,

@@ -76,7 +76,7 @@ fn spec_example_parses() {
     assert!(!rig.merge_without_tests);
     let rt = &c.runtimes["claude"];
     assert_eq!(rt.command, ["claude", "--dangerously-skip-permissions"]);
-    assert_eq!(rt.prompt, PromptMode::Argument);
+    assert_eq!(rt.prompt, Some(PromptMode::Argument));
     assert_eq!(rt.ready.as_deref(), Some("❯ "));
     assert_eq!(rt.busy.as_deref(), Some("esc to interrupt"));
     assert_eq!(rt.waiting.as_deref(), Some("Do you want to"));
@@ -128,9 +128,9 @@ flush_debounce = "0s"
     assert_eq!(rig.push_remote.as_deref(), Some("origin"));
     assert_eq!(
         c.runtimes["mine"].prompt,
-        PromptMode::Flag("--prompt".into())
+        Some(PromptMode::Flag("--prompt".into()))
     );
-    assert_eq!(c.runtimes["typer"].prompt, PromptMode::TypeAfterReady);
+    assert_eq!(c.runtimes["typer"].prompt, Some(PromptMode::TypeAfterReady));
     assert_eq!(c.runtimes["mine"].env["FOO"], "bar");
     assert_eq!(c.patrol.gupp_idle_after, Duration::from_millis(500));
     assert_eq!(c.patrol.max_restarts, 0);
@@ -296,11 +296,16 @@ fn rig_names_are_checked() {
 
 #[test]
 fn runtime_tables_are_checked() {
-    let msg = bad("[runtimes.codex]\nprompt = \"argument\"\n");
+    // A runtime of the town's own needs its command; a table over a preset may leave it out.
+    let msg = bad("[runtimes.mine]\nprompt = \"argument\"\n");
     assert!(
-        msg.starts_with("/tmp/t/town.toml:1: runtimes.codex: missing required key 'command'"),
+        msg.starts_with("/tmp/t/town.toml:1: runtimes.mine: missing required key 'command'"),
         "{msg}"
     );
+    let c = parse("[runtimes.claude.env]\nIS_SANDBOX = \"1\"\n").unwrap();
+    let claude = crate::agent::runtime::resolve(&c, "claude").unwrap();
+    assert_eq!(claude.command[0], "claude", "the preset's command stays");
+    assert_eq!(claude.env["IS_SANDBOX"], "1");
     let msg = bad("[runtimes.codex]\ncommand = []\n");
     assert_eq!(
         msg,
@@ -899,7 +904,7 @@ fn template_documents_every_key_with_its_default() {
         rig.merge_without_tests,
         RigConfig::default().merge_without_tests
     );
-    assert_eq!(c.runtimes["claude"].prompt, PromptMode::Argument);
+    assert_eq!(c.runtimes["claude"].prompt, Some(PromptMode::Argument));
     // Every key the parser accepts appears in the template.
     for key in [
         "name",

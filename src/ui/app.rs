@@ -279,6 +279,14 @@ impl App {
         v
     }
 
+    /// Where the sling dialog's runtime cursor starts: the first runtime that is installed.
+    pub fn first_installed_runtime(&self) -> usize {
+        self.sling_runtimes()
+            .iter()
+            .position(|r| !self.snapshot.runtimes_missing.contains(r))
+            .unwrap_or(0)
+    }
+
     /// Completions for the command line's current word.
     pub fn completions(&self, input: &str) -> Vec<String> {
         let words: Vec<&str> = input.split(' ').collect();
@@ -297,7 +305,17 @@ impl App {
                 _ => Vec::new(),
             },
             3 if words[0] == "sling" => self.snapshot.rigs.clone(),
-            4 if words[0] == "sling" => self.snapshot.runtimes.clone(),
+            // Installed runtimes first: one whose program is missing cannot start.
+            4 if words[0] == "sling" => {
+                let (mut ok, missing): (Vec<String>, Vec<String>) = self
+                    .snapshot
+                    .runtimes
+                    .iter()
+                    .cloned()
+                    .partition(|r| !self.snapshot.runtimes_missing.contains(r));
+                ok.extend(missing);
+                ok
+            }
             _ => Vec::new(),
         };
         candidates
@@ -627,7 +645,7 @@ impl App {
                         }
                         SlingStep::Rig => {
                             s.rig = self.snapshot.rigs.get(s.selected).cloned();
-                            s.selected = 0;
+                            s.selected = self.first_installed_runtime();
                             s.step = SlingStep::Runtime;
                         }
                         SlingStep::Runtime => {
@@ -891,6 +909,9 @@ mod tests {
                 updated_at: String::new(),
                 reported_state: None,
                 reported_at: None,
+                state_reason: String::new(),
+                conversation: None,
+                conversation_bead: None,
             },
             running,
             pid: None,
@@ -1031,6 +1052,35 @@ mod tests {
         assert_eq!(a.mode, Mode::Normal);
         assert!(fuzzy("sqlinj", "gt-a1 Fix SQL injection"));
         assert!(!fuzzy("zz", "gt-a1 Fix SQL injection"));
+    }
+
+    #[test]
+    fn the_sling_dialog_starts_on_an_installed_runtime() {
+        let mut a = app();
+        let mut snap = a.snapshot.clone();
+        snap.default_runtime = "claude".into();
+        snap.runtimes = vec!["claude".into(), "codex".into(), "sim".into()];
+        snap.runtimes_missing = vec!["claude".into(), "codex".into()];
+        a.set_snapshot(snap);
+        assert_eq!(a.sling_runtimes(), vec!["claude", "codex", "sim"]);
+        a.on_key(key('s'));
+        a.on_key(code(KeyCode::Enter));
+        a.on_key(code(KeyCode::Enter));
+        // The default (claude) is not installed: the cursor starts on sim, the first that is.
+        let acts = a.on_key(code(KeyCode::Enter));
+        assert_eq!(
+            acts,
+            vec![Action::Engine(Command::Sling {
+                bead: "gt-a1".into(),
+                rig: "demo".into(),
+                runtime: Some("sim".into()),
+            })]
+        );
+        assert_eq!(
+            a.completions("sling gt-a1 demo "),
+            vec!["sim", "claude", "codex"],
+            "completion offers installed runtimes first"
+        );
     }
 
     #[test]

@@ -191,9 +191,13 @@ fn sling(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>, s: &SlingDialog) {
                 .into_iter()
                 .enumerate()
                 .map(|(i, r)| {
-                    let mut v = vec![Span::styled(r, t.text)];
+                    let missing = app.snapshot.runtimes_missing.contains(&r);
+                    let mut v = vec![Span::styled(r, if missing { t.dim } else { t.text })];
                     if i == 0 {
                         v.push(Span::styled(" (default)", t.dim));
+                    }
+                    if missing {
+                        v.push(Span::styled(" (not installed)", t.dim));
                     }
                     Line::from(v)
                 })

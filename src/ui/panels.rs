@@ -396,26 +396,44 @@ pub fn terminal_header<'a>(a: &'a AgentView, ctx: &Ctx<'_>, w: usize) -> Vec<Spa
         tail.push(Span::styled(format!(" {age}"), t.dim));
     }
     let name = Span::styled(a.agent.name.as_str(), t.title);
-    let assemble = |parts: [&Option<Span<'a>>; 3], title: &Option<Span<'a>>| {
-        let mut v = vec![name.clone()];
-        for p in parts.into_iter().chain([title]).flatten() {
-            v.push(sep());
-            v.push(p.clone());
-        }
-        v.push(sep());
-        v.extend(tail.iter().cloned());
-        v
+    // Why an agent waits or died says more than its bead's title: it takes the title's place,
+    // after the state.
+    let why = match state {
+        "waiting" | "dead" if !a.agent.state_reason.is_empty() => Some(&a.agent.state_reason),
+        _ => None,
     };
+    let assemble =
+        |parts: [&Option<Span<'a>>; 3], title: &Option<Span<'a>>, reason: &Option<Span<'a>>| {
+            let mut v = vec![name.clone()];
+            for p in parts.into_iter().chain([title]).flatten() {
+                v.push(sep());
+                v.push(p.clone());
+            }
+            v.push(sep());
+            v.extend(tail.iter().cloned());
+            if let Some(r) = reason {
+                v.push(Span::styled(": ", t.dim));
+                v.push(r.clone());
+            }
+            v
+        };
     let len = |v: &[Span]| v.iter().map(|s| s.width()).sum::<usize>();
-    let without_title = assemble([&role, &rig, &bead], &None);
-    if let Some(bt) = &a.bead_title {
+    let without_title = assemble([&role, &rig, &bead], &None, &None);
+    let mut reason = None;
+    if let Some(why) = why {
+        let room =
+            w.saturating_sub(name.width() + 3 + tail.iter().map(|s| s.width()).sum::<usize>() + 2);
+        if room >= 6 {
+            reason = Some(Span::styled(fit(why, room), t.agent_state(state)));
+        }
+    } else if let Some(bt) = &a.bead_title {
         // The bead's title is cut to what is left, or left out below 6 columns.
         let room = w.saturating_sub(len(&without_title) + 3 + 2);
         if room >= 6 {
             title = Some(Span::styled(format!("\"{}\"", fit(bt, room)), t.text));
         }
     }
-    let mut line = assemble([&role, &rig, &bead], &title);
+    let mut line = assemble([&role, &rig, &bead], &title, &reason);
     for drop in 0..3 {
         if len(&line) <= w {
             break;
@@ -425,7 +443,7 @@ pub fn terminal_header<'a>(a: &'a AgentView, ctx: &Ctx<'_>, w: usize) -> Vec<Spa
             1 => rig = None,
             _ => bead = None,
         }
-        line = assemble([&role, &rig, &bead], &None);
+        line = assemble([&role, &rig, &bead], &None, &reason);
     }
     fit_spans(line, w)
 }
@@ -1014,5 +1032,40 @@ mod tests {
             out.push('\n');
         }
         insta::assert_snapshot!("terminal_header_widths", out);
+    }
+
+    #[test]
+    fn a_waiting_agent_s_header_says_why() {
+        let app = fixtures::populated();
+        let theme = Theme::default_theme();
+        let ctx = Ctx {
+            app: &app,
+            theme: &theme,
+            now: fixtures::now(),
+        };
+        let mut a = app.snapshot.agents[1].clone();
+        a.agent.state = "waiting".into();
+        a.agent.state_reason = "needs sign-in: run `codex login` once".into();
+        let text = |a: &AgentView, w: usize| -> String {
+            terminal_header(a, &ctx, w)
+                .iter()
+                .map(|s| s.content.to_string())
+                .collect()
+        };
+        let wide = text(&a, 120);
+        assert!(wide.contains("waiting"), "{wide}");
+        assert!(
+            wide.contains(": needs sign-in: run `codex login` once"),
+            "{wide}"
+        );
+        let narrow = text(&a, 50);
+        assert!(width(&narrow) <= 50, "{narrow}");
+        assert!(
+            narrow.contains(": needs sign"),
+            "the reason stays, cut: {narrow}"
+        );
+        // A working agent shows its bead's title there instead.
+        a.agent.state = "working".into();
+        assert!(!text(&a, 120).contains("needs sign-in"));
     }
 }

@@ -1,0 +1,327 @@
+//! What the town knows of the real agent programs it hosts (Claude Code, Codex, Gemini CLI):
+//! their first-run dialogs and which of them the town answers, the start errors that no
+//! restart can fix, how a conversation is resumed, and the versions this knowledge was taken
+//! from (the fixtures under `tests/fixtures/screens/<program>/<version>/`).
+//!
+//! A program is known by its command's file name, so a town runtime of its own (`claude-opus`
+//! running `claude --model opus`) is handled like the preset.
+//!
+//! The town answers only what it owns: the folder-trust question for a worktree the town made
+//! (the engine checks the session runs in the agent's own directory), and Claude's bypass
+//! warning when the runtime's own command asked for bypass. Every other dialog (a sign-in, an
+//! API-key question, one the town does not know) makes the agent *waiting* with its reason;
+//! nothing is typed into it.
+
+use regex::Regex;
+use std::sync::OnceLock;
+
+/// What the town does about a dialog on an agent's screen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The folder-trust question: answered with these keys for a worktree the town made.
+    Trust(&'static [&'static str]),
+    /// A bypass-permissions warning: answered with these keys when the command asked for it.
+    Bypass(&'static [&'static str]),
+    /// Needs the human: the agent is waiting, for this reason.
+    Human(&'static str),
+}
+
+/// A dialog a program shows, recognised by its text.
+#[derive(Debug)]
+pub struct Dialog {
+    /// A short name for events and tests, e.g. `claude.trust`.
+    pub id: &'static str,
+    pattern: Regex,
+    pub answer: Answer,
+}
+
+/// A start error that restarting cannot fix: the agent is dead until something changes.
+#[derive(Debug)]
+pub struct Fatal {
+    pub id: &'static str,
+    pattern: Regex,
+    /// What went wrong, in the town's words.
+    pub reason: &'static str,
+    /// What the user does about it.
+    pub fix: &'static str,
+}
+
+/// How a runtime continues a conversation after its process ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resume {
+    /// The engine names the conversation (`--session-id ID`) and resumes it (`--resume ID`).
+    Named {
+        start: &'static str,
+        resume: &'static str,
+    },
+    /// The program names it and writes it down (Codex's rollout files); the engine finds it
+    /// after the start and resumes with `<subcommand> ID` before the other arguments.
+    Discovered { subcommand: &'static str },
+    /// The program resumes the newest conversation of the folder it runs in with these
+    /// arguments (each worktree belongs to one agent, so the newest is the agent's).
+    Latest(&'static [&'static str]),
+}
+
+/// One real program.
+#[derive(Debug)]
+pub struct Program {
+    /// The command's file name: `claude`, `codex`, `gemini`.
+    pub name: &'static str,
+    /// The npm package it comes from.
+    pub package: &'static str,
+    /// The versions the presets and dialogs were taken from and tested with.
+    pub verified: &'static [&'static str],
+    /// Arguments that ask the program to skip its permission questions.
+    pub bypass_flags: &'static [&'static str],
+    pub resume: Option<Resume>,
+    dialogs: Vec<Dialog>,
+    fatals: Vec<Fatal>,
+}
+
+fn re(p: &str) -> Regex {
+    Regex::new(&format!("(?m){p}")).expect("a built-in pattern compiles")
+}
+
+fn dialog(id: &'static str, pattern: &str, answer: Answer) -> Dialog {
+    Dialog {
+        id,
+        pattern: re(pattern),
+        answer,
+    }
+}
+
+fn fatal(id: &'static str, pattern: &str, reason: &'static str, fix: &'static str) -> Fatal {
+    Fatal {
+        id,
+        pattern: re(pattern),
+        reason,
+        fix,
+    }
+}
+
+fn programs() -> &'static [Program] {
+    static ALL: OnceLock<Vec<Program>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        vec![
+            Program {
+                name: "claude",
+                package: "@anthropic-ai/claude-code",
+                verified: &["2.1.197"],
+                bypass_flags: &["--dangerously-skip-permissions"],
+                resume: Some(Resume::Named {
+                    start: "--session-id",
+                    resume: "--resume",
+                }),
+                dialogs: vec![
+                    dialog(
+                        "claude.trust",
+                        r"Is this a project you created or one you trust\?",
+                        Answer::Trust(&["\r"]),
+                    ),
+                    dialog(
+                        "claude.bypass",
+                        r"WARNING: Claude Code running in Bypass Permissions mode",
+                        Answer::Bypass(&["\x1b[B", "\r"]),
+                    ),
+                    dialog(
+                        "claude.api-key",
+                        r"Detected a custom API key in your environment",
+                        Answer::Human(
+                            "asks whether to use the API key in its environment (answer it once)",
+                        ),
+                    ),
+                    dialog(
+                        "claude.login",
+                        r"Select login method|Log in with your Anthropic account|Login method",
+                        Answer::Human(
+                            "needs sign-in: run `claude` once and log in, or give the runtime an API key",
+                        ),
+                    ),
+                    dialog(
+                        "claude.theme",
+                        r"Choose the text style that looks best",
+                        Answer::Human(
+                            "shows Claude Code's first-run setup (theme, sign-in): finish it once in the agent's terminal",
+                        ),
+                    ),
+                ],
+                fatals: vec![
+                    fatal(
+                        "claude.root",
+                        r"--dangerously-skip-permissions cannot be used with root/sudo privileges",
+                        "Claude Code refuses --dangerously-skip-permissions as root",
+                        "set IS_SANDBOX=1 for the runtime (town.toml: [runtimes.claude.env] IS_SANDBOX = \"1\") when this machine is a sandbox, or run the town as a normal user",
+                    ),
+                    fatal(
+                        "claude.unknown-option",
+                        r"error: unknown option '(--session-id|--resume|--dangerously-skip-permissions)'",
+                        "this claude does not know an option the preset uses",
+                        "install a verified version: npm install -g @anthropic-ai/claude-code@2.1.197",
+                    ),
+                ],
+            },
+            Program {
+                name: "codex",
+                package: "@openai/codex",
+                verified: &["0.171.0"],
+                bypass_flags: &["--dangerously-bypass-approvals-and-sandbox", "--yolo"],
+                resume: Some(Resume::Discovered {
+                    subcommand: "resume",
+                }),
+                dialogs: vec![
+                    dialog(
+                        "codex.sign-in",
+                        r"Sign in with ChatGPT",
+                        Answer::Human(
+                            "needs sign-in: run `codex login` once, or give the runtime an API key",
+                        ),
+                    ),
+                    dialog(
+                        "codex.trust",
+                        r"Trust this folder\?|Do you trust the contents of this directory\?",
+                        Answer::Trust(&["\r"]),
+                    ),
+                ],
+                fatals: vec![fatal(
+                    "codex.env-key",
+                    r"Missing environment variable: `?([A-Z_]+)`?",
+                    "Codex's model provider needs an API key that is not set",
+                    "set the provider's key variable for the runtime (town.toml: [runtimes.codex.env]) or run `codex login` once",
+                )],
+            },
+            Program {
+                name: "gemini",
+                package: "@google/gemini-cli",
+                verified: &["0.61.0"],
+                bypass_flags: &["--yolo"],
+                resume: None,
+                dialogs: vec![
+                    dialog(
+                        "gemini.trust",
+                        r"Do you trust the files in this folder\?",
+                        Answer::Trust(&["\r"]),
+                    ),
+                    dialog(
+                        "gemini.auth",
+                        r"Get started|How would you like to authenticate",
+                        Answer::Human(
+                            "needs sign-in: run `gemini` once and choose how to authenticate, or set GEMINI_API_KEY for the runtime",
+                        ),
+                    ),
+                ],
+                fatals: vec![],
+            },
+        ]
+    })
+}
+
+/// The program a runtime command runs, if the town knows it.
+pub fn of_command(command: &[String]) -> Option<&'static Program> {
+    let first = command.first()?;
+    let name = std::path::Path::new(first).file_name()?.to_str()?;
+    programs().iter().find(|p| p.name == name)
+}
+
+/// The program called `name`, if the town knows it.
+pub fn named(name: &str) -> Option<&'static Program> {
+    programs().iter().find(|p| p.name == name)
+}
+
+/// Every program the town knows.
+pub fn all() -> &'static [Program] {
+    programs()
+}
+
+/// A numbered menu with a selection cursor on its first line or a later one (`❯ 1. Yes`,
+/// `> 2. No`, `● 1. Trust folder`): a question, whatever program asks it.
+fn menu() -> &'static Regex {
+    static MENU: OnceLock<Regex> = OnceLock::new();
+    MENU.get_or_init(|| re(r"^\s*[│┃|]?\s*[❯>›●▶→]\s*[1-9][.)]\s+\S"))
+}
+
+/// What a screen shows that is not the program's normal work: a dialog of its own, or a
+/// menu the town does not know.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Known(&'static Dialog),
+    /// A numbered menu the town does not know.
+    Unknown,
+}
+
+impl Program {
+    /// The dialog on `screen`, if any. Known dialogs first; then any numbered menu.
+    pub fn dialog(&'static self, screen: &str) -> Option<Seen> {
+        if let Some(d) = self.dialogs.iter().find(|d| d.pattern.is_match(screen)) {
+            return Some(Seen::Known(d));
+        }
+        unknown_dialog(screen).then_some(Seen::Unknown)
+    }
+
+    /// The fatal start error `output` shows, if any.
+    pub fn fatal(&self, output: &str) -> Option<&Fatal> {
+        self.fatals.iter().find(|f| f.pattern.is_match(output))
+    }
+
+    /// Whether `command` asks this program to skip its permission questions.
+    pub fn bypass_requested(&self, command: &[String]) -> bool {
+        command
+            .iter()
+            .skip(1)
+            .any(|a| self.bypass_flags.contains(&a.as_str()))
+    }
+
+    /// Whether `version_output` (what `PROGRAM --version` printed) names a verified version.
+    pub fn is_verified(&self, version_output: &str) -> bool {
+        version_of(version_output).is_some_and(|v| self.verified.contains(&v.as_str()))
+    }
+}
+
+impl PartialEq for Dialog {
+    fn eq(&self, other: &Dialog) -> bool {
+        self.id == other.id
+    }
+}
+
+/// Whether `screen` shows a numbered menu with a cursor (any program's question).
+pub fn unknown_dialog(screen: &str) -> bool {
+    menu().is_match(screen)
+}
+
+/// What `program --version` prints, with a time limit (a node CLI can take seconds to start;
+/// one that hangs is killed). None when it could not be run or printed nothing.
+pub fn probe_version(program: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut out = String::new();
+    child.stdout.take()?.read_to_string(&mut out).ok()?;
+    let out = out.trim().to_string();
+    (!out.is_empty()).then_some(out)
+}
+
+/// The first dotted version number in a program's `--version` output.
+pub fn version_of(output: &str) -> Option<String> {
+    static V: OnceLock<Regex> = OnceLock::new();
+    V.get_or_init(|| Regex::new(r"\d+\.\d+\.\d+").expect("compiles"))
+        .find(output)
+        .map(|m| m.as_str().to_string())
+}
