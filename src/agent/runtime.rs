@@ -126,7 +126,8 @@ pub fn resolve(config: &TownConfig, name: &str) -> Result<RuntimeConfig> {
 pub const CLAUDE_SETTINGS: &str = ".claude/settings.json";
 
 /// Gives a worktree Claude Code hooks that report to the town: `prime` at session start, and
-/// `agent-event` on prompt submit (working), notification (waiting) and stop (idle), so the
+/// `agent-event` on prompt submit (working), notification (waiting when it is a permission
+/// question, idle for the reminder Claude sends after a minute at its prompt) and stop (idle), so the
 /// Witness hears the agent's state from the agent itself. Other keys of an existing settings
 /// file are kept. The file is excluded from git through the repository's `info/exclude`, so
 /// it never makes the worktree dirty.
@@ -154,7 +155,7 @@ pub fn install_claude_hooks(worktree: &std::path::Path, exe: &std::path::Path) -
     if let Some(h) = hooks.as_object_mut() {
         h.insert("SessionStart".into(), hook("prime"));
         h.insert("UserPromptSubmit".into(), hook("agent-event working"));
-        h.insert("Notification".into(), hook("agent-event waiting"));
+        h.insert("Notification".into(), hook("agent-event notification"));
         h.insert("Stop".into(), hook("agent-event stop"));
     }
     if let Some(dir) = path.parent() {

@@ -28,7 +28,8 @@ pub struct DoneArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentEventArgs {
-    /// working, idle, waiting, or stop.
+    /// working, idle, waiting, stop, or notification (a Claude Code Notification hook: its JSON
+    /// on stdin tells a permission question, which is waiting, from the idle reminder).
     pub kind: String,
 }
 
@@ -225,12 +226,70 @@ pub fn agent_event(ctx: &Ctx, a: AgentEventArgs) -> Result<()> {
         "working" => "working",
         "idle" | "stop" => "idle",
         "waiting" => "waiting",
-        other => {
-            return Err(Error::bad(format!(
-                "unknown agent event '{other}' (expected working, idle, waiting or stop)"
-            )))
-        }
+        "notification" => notification_state(&hook_input()),
+        other => return Err(Error::bad(format!(
+            "unknown agent event '{other}' (expected working, idle, waiting, stop or notification)"
+        ))),
     };
     let me = whoami(&ctx.store, &ctx.actor)?;
     ctx.store.agent_report(&me.name, state)
+}
+
+/// What a hook wrote on stdin (a JSON object), read for at most a second and 64 KiB; empty
+/// when stdin is a terminal or nothing came.
+fn hook_input() -> String {
+    use std::io::{IsTerminal, Read};
+    if std::io::stdin().is_terminal() {
+        return String::new();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::stdin().take(64 * 1024).read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx.recv_timeout(Duration::from_secs(1))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Claude Code's Notification hook fires for a permission question and also for its "waiting
+/// for your input" reminder after a minute at the prompt: only the first is waiting.
+fn notification_state(input: &str) -> &'static str {
+    let v: serde_json::Value = serde_json::from_str(input).unwrap_or_default();
+    let kind = v["notification_type"].as_str().unwrap_or("");
+    let message = v["message"].as_str().unwrap_or("").to_lowercase();
+    if kind == "idle_prompt" || message.contains("waiting for your input") {
+        "idle"
+    } else {
+        "waiting"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notification_state;
+
+    #[test]
+    fn claude_s_idle_reminder_is_not_a_question() {
+        assert_eq!(
+            notification_state(
+                r#"{"hook_event_name":"Notification","message":"Claude is waiting for your input"}"#
+            ),
+            "idle"
+        );
+        assert_eq!(
+            notification_state(r#"{"notification_type":"idle_prompt","message":"x"}"#),
+            "idle"
+        );
+        assert_eq!(
+            notification_state(r#"{"message":"Claude needs your permission to use Bash"}"#),
+            "waiting"
+        );
+        assert_eq!(
+            notification_state(""),
+            "waiting",
+            "no input: the hook's own word"
+        );
+    }
 }

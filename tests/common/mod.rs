@@ -109,6 +109,16 @@ impl Up {
 
     /// The engine of the town at `root` (not necessarily `t`'s own).
     pub fn start_at(t: &TestTown, root: &Path) -> Up {
+        Up::start_full(t, root, &[])
+    }
+
+    /// The engine of `t` with extra environment for it and its agents (its HOME is the test
+    /// town's temp dir: a user's first day, unless the test put something there).
+    pub fn start_with(t: &TestTown, env: &[(String, String)]) -> Up {
+        Up::start_full(t, &t.root(), env)
+    }
+
+    fn start_full(t: &TestTown, root: &Path, env: &[(String, String)]) -> Up {
         let child = std::process::Command::new(BIN)
             .arg("--town")
             .arg(root)
@@ -116,6 +126,8 @@ impl Up {
             .env_remove("GT_AGENT")
             .env_remove("BD_ACTOR")
             .env_remove("GT_TOWN")
+            .env("HOME", t.dir.path())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
