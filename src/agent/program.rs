@@ -74,6 +74,9 @@ pub struct Program {
     /// Arguments that ask the program to skip its permission questions.
     pub bypass_flags: &'static [&'static str],
     pub resume: Option<Resume>,
+    /// Arguments that tell the program, for this launch only, that the folder it starts in is
+    /// trusted (no file the program owns is written). Given only for the town's own worktrees.
+    pub trust_args: Option<fn(&std::path::Path) -> Vec<String>>,
     dialogs: Vec<Dialog>,
     fatals: Vec<Fatal>,
 }
@@ -112,6 +115,7 @@ fn programs() -> &'static [Program] {
                     start: "--session-id",
                     resume: "--resume",
                 }),
+                trust_args: None,
                 dialogs: vec![
                     dialog(
                         "claude.trust",
@@ -168,6 +172,7 @@ fn programs() -> &'static [Program] {
                 resume: Some(Resume::Discovered {
                     subcommand: "resume",
                 }),
+                trust_args: Some(codex_trust),
                 dialogs: vec![
                     dialog(
                         "codex.sign-in",
@@ -194,7 +199,11 @@ fn programs() -> &'static [Program] {
                 package: "@google/gemini-cli",
                 verified: &["0.61.0"],
                 bypass_flags: &["--yolo"],
-                resume: None,
+                resume: Some(Resume::Named {
+                    start: "--session-id",
+                    resume: "--resume",
+                }),
+                trust_args: Some(|_| vec!["--skip-trust".to_string()]),
                 dialogs: vec![
                     dialog(
                         "gemini.trust",
@@ -213,6 +222,79 @@ fn programs() -> &'static [Program] {
             },
         ]
     })
+}
+
+/// Codex trusts a project by its path in the config; `-c` sets it for this launch only.
+fn codex_trust(dir: &std::path::Path) -> Vec<String> {
+    let path = dir
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    vec![
+        "-c".to_string(),
+        format!("projects.\"{path}\".trust_level=\"trusted\""),
+    ]
+}
+
+/// Codex's own id for the conversation it started in `cwd` at or after `since`: the newest
+/// rollout file under `codex_home/sessions/YYYY/MM/DD/` whose `session_meta` names that folder.
+/// Only the two newest day folders are read.
+pub fn codex_session(
+    codex_home: &std::path::Path,
+    cwd: &std::path::Path,
+    since: std::time::SystemTime,
+) -> Option<String> {
+    use std::io::BufRead;
+    fn newest(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v.into_iter().rev().take(n).collect()
+    }
+    let mut days = Vec::new();
+    for y in newest(&codex_home.join("sessions"), 2) {
+        for m in newest(&y, 2) {
+            days.extend(newest(&m, 2));
+        }
+    }
+    days.sort();
+    let mut found: Option<(std::time::SystemTime, String)> = None;
+    for day in days.iter().rev().take(2) {
+        for e in std::fs::read_dir(day).into_iter().flatten().flatten() {
+            let path = e.path();
+            let Some(modified) = e.metadata().ok().and_then(|m| m.modified().ok()) else {
+                continue;
+            };
+            if modified < since || path.extension().is_none_or(|x| x != "jsonl") {
+                continue;
+            }
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let mut first = String::new();
+            if std::io::BufReader::new(file).read_line(&mut first).is_err() {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&first).unwrap_or_default();
+            let meta = &v["payload"];
+            if v["type"] != "session_meta" || meta["cwd"].as_str() != cwd.to_str() {
+                continue;
+            }
+            if let Some(id) = meta["id"].as_str() {
+                if found.as_ref().is_none_or(|(t, _)| modified > *t) {
+                    found = Some((modified, id.to_string()));
+                }
+            }
+        }
+    }
+    found.map(|(_, id)| id)
 }
 
 /// The program a runtime command runs, if the town knows it.
@@ -324,4 +406,73 @@ pub fn version_of(output: &str) -> Option<String> {
     V.get_or_init(|| Regex::new(r"\d+\.\d+\.\d+").expect("compiles"))
         .find(output)
         .map(|m| m.as_str().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn codex_s_session_is_found_by_its_folder() {
+        let home = tempfile::tempdir().unwrap();
+        let day = home.path().join("sessions/2026/12/02");
+        std::fs::create_dir_all(&day).unwrap();
+        let since = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+        let meta = |id: &str, cwd: &str| {
+            format!(
+                "{{\"timestamp\":\"t\",\"type\":\"session_meta\",\"payload\":{{\"id\":\"{id}\",\"cwd\":\"{cwd}\"}}}}\n{{\"type\":\"event_msg\"}}\n"
+            )
+        };
+        std::fs::write(
+            day.join("rollout-a-111.jsonl"),
+            meta("111", "/town/demo/polecats/nux"),
+        )
+        .unwrap();
+        std::fs::write(
+            day.join("rollout-b-222.jsonl"),
+            meta("222", "/town/demo/polecats/slit"),
+        )
+        .unwrap();
+        std::fs::write(day.join("notes.txt"), "x").unwrap();
+        let nux = Path::new("/town/demo/polecats/nux");
+        assert_eq!(
+            codex_session(home.path(), nux, since).as_deref(),
+            Some("111")
+        );
+        assert_eq!(
+            codex_session(home.path(), Path::new("/town/demo/polecats/slit"), since).as_deref(),
+            Some("222")
+        );
+        assert_eq!(
+            codex_session(home.path(), Path::new("/elsewhere"), since),
+            None
+        );
+        // Files older than the session are an earlier conversation, not this one.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        assert_eq!(codex_session(home.path(), nux, later), None);
+    }
+
+    #[test]
+    fn programs_are_known_by_their_command_s_file_name() {
+        let cmd = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let claude =
+            of_command(&cmd(&["/opt/bin/claude", "--dangerously-skip-permissions"])).unwrap();
+        assert_eq!(claude.name, "claude");
+        assert!(claude.bypass_requested(&cmd(&["claude", "--dangerously-skip-permissions"])));
+        assert!(!claude.bypass_requested(&cmd(&["claude", "--model", "opus"])));
+        assert!(of_command(&cmd(&["gastown-tui", "sim-agent"])).is_none());
+        assert!(claude.is_verified("2.1.197 (Claude Code)"));
+        assert!(!claude.is_verified("2.0.1 (Claude Code)"));
+        assert_eq!(version_of("codex-cli 0.171.0").as_deref(), Some("0.171.0"));
+        let codex = named("codex").unwrap();
+        let args = (codex.trust_args.unwrap())(Path::new("/t/demo/polecats/nux"));
+        assert_eq!(
+            args,
+            [
+                "-c",
+                "projects.\"/t/demo/polecats/nux\".trust_level=\"trusted\""
+            ]
+        );
+    }
 }

@@ -227,9 +227,11 @@ pub fn agent_event(ctx: &Ctx, a: AgentEventArgs) -> Result<()> {
         "idle" | "stop" => "idle",
         "waiting" => "waiting",
         "notification" => notification_state(&hook_input()),
-        other => return Err(Error::bad(format!(
+        other => {
+            return Err(Error::bad(format!(
             "unknown agent event '{other}' (expected working, idle, waiting, stop or notification)"
-        ))),
+        )))
+        }
     };
     let me = whoami(&ctx.store, &ctx.actor)?;
     ctx.store.agent_report(&me.name, state)

@@ -128,6 +128,20 @@ impl Engine {
             if live.stopping.is_some() {
                 continue;
             }
+            if let Some((home, since)) = &live.discover {
+                if live.contact.seen_at.is_none_or(|t| now - t >= RELOOK) {
+                    if let Some(id) = crate::agent::program::codex_session(home, &live.cwd, *since)
+                    {
+                        live.discover = None;
+                        let bead = live.bead.clone();
+                        self.store
+                            .agent_set_conversation(&name, Some(&id), bead.as_deref())?;
+                    }
+                }
+            }
+            let Some(live) = self.live.get_mut(&name) else {
+                continue;
+            };
             // Keys of an answer go out one at a time.
             while let Some((due, key)) = live.contact.keys.front().copied() {
                 if now < due {

@@ -166,6 +166,9 @@ struct Live {
     cwd: PathBuf,
     /// First contact: the dialog on screen, what the last look saw, keys still to type.
     contact: contact::Contact,
+    /// Where to look for the conversation the program names itself (Codex's home), and since
+    /// when; None once found or when the engine names it.
+    discover: Option<(PathBuf, std::time::SystemTime)>,
     /// The bead on the agent's hook when the session started (its `GT_BEAD`).
     bead: Option<String>,
     /// Typed once the runtime's ready pattern shows (prompt mode type-after-ready).
@@ -585,6 +588,12 @@ impl Engine {
             let continuing = a.conversation.is_some() && a.conversation_bead == a.hooked_bead;
             args = contact::conversation_args(&self.store, a, resume, continuing, args)?;
         }
+        // The town's own worktree, trusted for this launch where the program has a flag for it.
+        if let Some(trust) = known.and_then(|p| p.trust_args) {
+            if dir.starts_with(&self.town.root) {
+                args.extend(trust(&dir));
+            }
+        }
         let mut pending_prompt = None;
         match &rt.prompt.clone().unwrap_or_default() {
             PromptMode::Argument => args.push(nudge::PRIME_PROMPT.to_string()),
@@ -612,6 +621,28 @@ impl Engine {
         spec.title = format!("{} · {} · {}", a.name, a.role, rt_name);
         spec.env = self.agent_env(a, &rt.env);
         let cwd = spec.cwd.clone();
+        // Codex names its conversation itself: find it once the session has written it.
+        let discover = match known.and_then(|p| p.resume) {
+            Some(crate::agent::program::Resume::Discovered { .. }) => {
+                let home = spec
+                    .env
+                    .iter()
+                    .find(|(k, _)| k == "CODEX_HOME")
+                    .map(|(_, v)| PathBuf::from(v))
+                    .or_else(|| std::env::var_os("CODEX_HOME").map(PathBuf::from))
+                    .or_else(|| {
+                        let home = spec
+                            .env
+                            .iter()
+                            .find(|(k, _)| k == "HOME")
+                            .map(|(_, v)| v.into());
+                        home.or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+                            .map(|h: PathBuf| h.join(".codex"))
+                    });
+                home.map(|h| (h, std::time::SystemTime::now() - Duration::from_secs(2)))
+            }
+            _ => None,
+        };
         let session = Arc::new(Session::spawn(spec, self.notify.clone())?);
         let pid = session.pid();
         self.store
@@ -639,6 +670,7 @@ impl Engine {
                 bypass: known.is_some_and(|p| p.bypass_requested(&rt.command)),
                 cwd,
                 contact: contact::Contact::default(),
+                discover,
                 bead: a.hooked_bead.clone(),
                 pending_prompt,
                 patterns,
