@@ -326,7 +326,14 @@ fn one_engine_per_town() {
         })
         .collect();
     // Exactly one of two engines started at once survives; the other says who holds the town.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut racers = racers;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while racers.iter_mut().all(|c| c.try_wait().unwrap().is_none()) {
+        assert!(std::time::Instant::now() < deadline, "neither engine was refused");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The winner keeps running.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let mut alive = Vec::new();
     let mut refusals = Vec::new();
     for mut c in racers {

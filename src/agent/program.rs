@@ -172,7 +172,9 @@ fn programs() -> &'static [Program] {
                 resume: Some(Resume::Discovered {
                     subcommand: "resume",
                 }),
-                trust_args: Some(codex_trust),
+                // Codex 0.171 asks "Trust this folder?" even with a `-c projects...` override,
+                // and saves the answer itself: answered by key (Enter on "Trust and continue").
+                trust_args: None,
                 dialogs: vec![
                     dialog(
                         "codex.sign-in",
@@ -222,19 +224,6 @@ fn programs() -> &'static [Program] {
             },
         ]
     })
-}
-
-/// Codex trusts a project by its path in the config; `-c` sets it for this launch only.
-fn codex_trust(dir: &std::path::Path) -> Vec<String> {
-    let path = dir
-        .display()
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"");
-    vec![
-        "-c".to_string(),
-        format!("projects.\"{path}\".trust_level=\"trusted\""),
-    ]
 }
 
 /// Codex's own id for the conversation it started in `cwd` at or after `since`: the newest
@@ -465,14 +454,12 @@ mod tests {
         assert!(claude.is_verified("2.1.197 (Claude Code)"));
         assert!(!claude.is_verified("2.0.1 (Claude Code)"));
         assert_eq!(version_of("codex-cli 0.171.0").as_deref(), Some("0.171.0"));
-        let codex = named("codex").unwrap();
-        let args = (codex.trust_args.unwrap())(Path::new("/t/demo/polecats/nux"));
-        assert_eq!(
-            args,
-            [
-                "-c",
-                "projects.\"/t/demo/polecats/nux\".trust_level=\"trusted\""
-            ]
+        let gemini = named("gemini").unwrap();
+        let args = (gemini.trust_args.unwrap())(Path::new("/t/demo/polecats/nux"));
+        assert_eq!(args, ["--skip-trust"]);
+        assert!(
+            named("codex").unwrap().trust_args.is_none(),
+            "Codex is answered by key"
         );
     }
 }

@@ -43,12 +43,15 @@ pub fn builtin(name: &str) -> Option<RuntimeConfig> {
             "esc to interrupt",
             "Do you want to",
         ),
+        // Codex 0.171 (tests/fixtures/screens/codex/0.171.0): its input line starts with `›`
+        // ("› Ask Codex to do anything" when empty) above a footer; "• Working (2s • esc to
+        // interrupt)" while busy; "Would you like to run the following command?" to approve.
         "codex" => preset(
             &["codex", "--dangerously-bypass-approvals-and-sandbox"],
             Argument,
-            r"›|▌",
-            "Esc to interrupt",
-            "Allow command\\?|approve",
+            r"^› ",
+            r"esc to interrupt",
+            r"Would you like to (run the following command|make the following edits)\?",
         ),
         "gemini" => preset(
             &["gemini", "--yolo"],

@@ -212,11 +212,20 @@ impl EngineLock {
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(Error::EngineRunning {
-                    pid: text.trim().parse().ok(),
-                });
+                // The holder writes its pid right after taking the lock: until then the file
+                // may hold an earlier engine's (gone) pid or nothing. Give it a moment.
+                let mut pid = None;
+                for _ in 0..50 {
+                    let mut text = String::new();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut text);
+                    pid = text.trim().parse::<u32>().ok();
+                    if pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                return Err(Error::EngineRunning { pid });
             }
             return Err(Error::io("lock", &path, err));
         }

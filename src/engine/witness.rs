@@ -118,13 +118,23 @@ fn tail(screen: &str, n: usize) -> String {
 }
 
 /// What an agent looks like right now, before debouncing.
+///
+/// Real programs draw their input box above a footer, and keep a busy line ("esc to
+/// interrupt") on screen while they work: the ready pattern is tried on the last line first
+/// (the sim, a shell), then the busy pattern on the last lines, then the ready pattern on
+/// them. A dialog of the program's is never taken for its prompt.
 pub(crate) fn classify(
     session: &Session,
     patterns: &Patterns,
+    program: Option<&'static crate::agent::program::Program>,
     reported: Option<(&str, Duration)>,
     stall_after: Duration,
 ) -> String {
     let silent = session.last_output().elapsed();
+    let full = session.capture(false);
+    if program.and_then(|p| p.dialog(&full)).is_some() {
+        return agent_state::WAITING.to_string();
+    }
     // The agent's own word wins while it is fresh (a working report goes stale into stalled).
     if let Some((state, age)) = reported {
         if age < stall_after {
@@ -135,7 +145,7 @@ pub(crate) fn classify(
             .to_string();
         }
     }
-    let screen = tail(&session.capture(false), TAIL_LINES);
+    let screen = tail(&full, TAIL_LINES);
     let last = screen.lines().last().unwrap_or("");
     let matches = |re: &Option<Regex>, text: &str| re.as_ref().is_some_and(|r| r.is_match(text));
     let state = if matches(&patterns.waiting, &screen) {
@@ -144,11 +154,17 @@ pub(crate) fn classify(
         agent_state::WORKING
     } else if matches(&patterns.ready, last) {
         agent_state::IDLE
-    } else if silent >= stall_after {
-        // Busy-looking or not, this long without a byte is a stall.
-        agent_state::STALLED
     } else if matches(&patterns.busy, &screen) {
-        agent_state::WORKING
+        // Busy-looking but this long without a byte is a stall.
+        if silent >= stall_after {
+            agent_state::STALLED
+        } else {
+            agent_state::WORKING
+        }
+    } else if matches(&patterns.ready, &screen) {
+        agent_state::IDLE
+    } else if silent >= stall_after {
+        agent_state::STALLED
     } else {
         // Silent, no prompt, no busy marker: give it the benefit of the doubt until stall_after.
         agent_state::WORKING
@@ -215,6 +231,7 @@ impl Engine {
                 None => classify(
                     &live.session,
                     &live.patterns,
+                    live.program,
                     reported.as_ref().map(|(s, a)| (s.as_str(), *a)),
                     stall_after,
                 ),

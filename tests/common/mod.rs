@@ -241,3 +241,61 @@ pub fn submitted(t: &TestTown, bead: &str) -> bool {
         .iter()
         .any(|e| e["kind"] == "submitted" && e["detail"] == bead)
 }
+
+/// A town with the sample rig for a real runtime: `runtime` is the default, patrols are quick
+/// (GUPP after 3 s, the Witness every 300 ms) but nothing is called stalled or reaped while
+/// a real program thinks, and `extra` is appended to town.toml.
+pub fn real_town(runtime: &str, extra: &str) -> TestTown {
+    let t = town_with_rig();
+    let cfg = t.root().join("town.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[patrol]\ngupp_idle_after = \"3s\"\nwitness_every = \"300ms\"\nstall_after = \"10m\"\n\
+         deacon_every = \"500ms\"\nreap_after = \"30m\"\n{extra}\n"
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    t.gt()
+        .args(["config", "default-runtime", runtime])
+        .assert()
+        .success();
+    // A real user's first day: a git identity and nothing else.
+    std::fs::write(
+        t.dir.path().join(".gitconfig"),
+        "[user]\n\tname = Test User\n\temail = test@example.com\n",
+    )
+    .unwrap();
+    t
+}
+
+/// The environment for an engine whose agents run `cli`: its directory first on PATH.
+pub fn path_with(cli: &Path) -> (String, String) {
+    let dir = cli.parent().unwrap().display().to_string();
+    (
+        "PATH".into(),
+        format!("{dir}:{}", std::env::var("PATH").unwrap_or_default()),
+    )
+}
+
+/// Waits up to `secs` for `ok`, printing `what` and the town's feed on a timeout.
+pub fn wait_long(t: &TestTown, what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        if Instant::now() >= deadline {
+            let feed = t.gt().args(["feed", "--limit", "60"]).output().unwrap();
+            panic!(
+                "timed out after {secs}s waiting for {what}; the feed:\n{}",
+                String::from_utf8_lossy(&feed.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Whether `bead` has a merged merge request.
+pub fn merged(t: &TestTown, bead: &str) -> bool {
+    t.json(&["mq"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["bead_id"] == bead && m["state"] == "merged")
+}

@@ -251,3 +251,59 @@ pub fn cli(name: &str) -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// How a scripted polecat behaves (see [`polecat`]).
+#[derive(Debug, Clone, Default)]
+pub struct Polecat {
+    /// The file its work writes (relative to its worktree) and commits.
+    pub file: String,
+    /// Its first change also creates `BROKEN`, which fails the sample rig's `test.sh`.
+    pub break_tests: bool,
+    /// It answers the first prime prompt with words only, so GUPP must nudge it.
+    pub polite: bool,
+}
+
+/// The model of a Gas Town polecat: on a prime prompt it runs `gastown-tui prime`, then
+/// (reading prime's output) makes its change or, when prime shows a FIX_NEEDED mail, fixes
+/// the rejected one; commits, runs the tests, runs `gastown-tui done`, and says it is done.
+pub fn polecat(p: Polecat) -> Script {
+    Arc::new(move |turn: &Turn| {
+        let primes = turn
+            .user_texts
+            .iter()
+            .filter(|t| t.contains("gastown-tui prime"))
+            .count();
+        if !turn.prompt.contains("gastown-tui prime") {
+            return Action::Say("Noted.".into());
+        }
+        if p.polite && primes <= 1 {
+            return Action::Say("I will wait until I am told again.".into());
+        }
+        let fixing = turn
+            .results
+            .first()
+            .is_some_and(|r| r.contains("FIX_NEEDED"));
+        match turn.results.len() {
+            0 => Action::Shell("gastown-tui prime".into()),
+            1 if fixing => Action::Shell(
+                "git rm -q BROKEN && git commit -qm 'Remove BROKEN: the tests pass again'".into(),
+            ),
+            1 => Action::Write {
+                path: p.file.clone(),
+                content: format!("written by a scripted model for {}\n", p.file),
+            },
+            2 if fixing => Action::Shell("./test.sh && echo TESTS-GREEN || echo TESTS-RED".into()),
+            2 => {
+                let broken = if p.break_tests { " && touch BROKEN && git add BROKEN" } else { "" };
+                Action::Shell(format!(
+                    "git add '{}'{broken} && git commit -qm 'Add {}' && echo COMMITTED",
+                    p.file, p.file
+                ))
+            }
+            3 if fixing => Action::Shell("gastown-tui done".into()),
+            3 => Action::Shell("./test.sh && echo TESTS-GREEN || echo TESTS-RED".into()),
+            4 if !fixing => Action::Shell("gastown-tui done".into()),
+            _ => Action::Say("Done: the work is submitted.".into()),
+        }
+    })
+}
