@@ -329,7 +329,10 @@ fn one_engine_per_town() {
     let mut racers = racers;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while racers.iter_mut().all(|c| c.try_wait().unwrap().is_none()) {
-        assert!(std::time::Instant::now() < deadline, "neither engine was refused");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "neither engine was refused"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The winner keeps running.

@@ -145,9 +145,7 @@ pub struct Server {
 
 impl Server {
     /// Serves `handle` on 127.0.0.1 with a free port, one thread per connection.
-    pub fn start(
-        handle: impl Fn(&Incoming) -> Outgoing + Send + Sync + 'static,
-    ) -> Server {
+    pub fn start(handle: impl Fn(&Incoming) -> Outgoing + Send + Sync + 'static) -> Server {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = server.server_addr().to_ip().expect("an IP address").port();
         let log: Log = Arc::new(Mutex::new(Vec::new()));
@@ -294,7 +292,11 @@ pub fn polecat(p: Polecat) -> Script {
             },
             2 if fixing => Action::Shell("./test.sh && echo TESTS-GREEN || echo TESTS-RED".into()),
             2 => {
-                let broken = if p.break_tests { " && touch BROKEN && git add BROKEN" } else { "" };
+                let broken = if p.break_tests {
+                    " && touch BROKEN && git add BROKEN"
+                } else {
+                    ""
+                };
                 Action::Shell(format!(
                     "git add '{}'{broken} && git commit -qm 'Add {}' && echo COMMITTED",
                     p.file, p.file
