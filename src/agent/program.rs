@@ -18,10 +18,14 @@ use std::sync::OnceLock;
 /// What the town does about a dialog on an agent's screen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// The folder-trust question: answered with these keys for a worktree the town made.
-    Trust(&'static [&'static str]),
-    /// A bypass-permissions warning: answered with these keys when the command asked for it.
-    Bypass(&'static [&'static str]),
+    /// The folder-trust question, for a worktree the town made: the option that starts with
+    /// this label is chosen (by arrow keys from the selected one, then Enter: programs change
+    /// the order of their options, Claude Code puts "No, exit" first when the folder has
+    /// hooks).
+    Trust(&'static str),
+    /// A bypass-permissions warning, when the command asked for it: the option with this
+    /// label is chosen.
+    Bypass(&'static str),
     /// Needs the human: the agent is waiting, for this reason.
     Human(&'static str),
 }
@@ -79,6 +83,10 @@ pub struct Program {
     pub trust_args: Option<fn(&std::path::Path) -> Vec<String>>,
     dialogs: Vec<Dialog>,
     fatals: Vec<Fatal>,
+    /// The program's input prompt, for programs that leave an answered dialog drawn above it
+    /// (Gemini CLI restarts itself after the trust question and draws below the old frame):
+    /// only what shows below the last prompt is a dialog.
+    prompt_below: Option<Regex>,
 }
 
 fn re(p: &str) -> Regex {
@@ -120,13 +128,13 @@ fn programs() -> &'static [Program] {
                     dialog(
                         "claude.trust",
                         r"Is this a project you created or one you trust\?",
-                        Answer::Trust(&["\r"]),
+                        Answer::Trust("Yes, I trust this folder"),
                     ),
-                    // "❯ 1. No, exit" is selected; "2" is "Yes, I accept" and answers at once.
+                    // "❯ 1. No, exit" is selected: "Yes, I accept" is chosen.
                     dialog(
                         "claude.bypass",
                         r"WARNING: Claude Code running in Bypass Permissions mode",
-                        Answer::Bypass(&["2"]),
+                        Answer::Bypass("Yes, I accept"),
                     ),
                     dialog(
                         "claude.api-key",
@@ -185,6 +193,7 @@ fn programs() -> &'static [Program] {
                         "install a verified version: npm install -g @anthropic-ai/claude-code@2.1.197",
                     ),
                 ],
+                prompt_below: None,
             },
             Program {
                 name: "codex",
@@ -208,7 +217,7 @@ fn programs() -> &'static [Program] {
                     dialog(
                         "codex.trust",
                         r"Trust this folder\?|Do you trust the contents of this directory\?",
-                        Answer::Trust(&["\r"]),
+                        Answer::Trust("Trust and continue"),
                     ),
                     dialog(
                         "codex.model-upgrade",
@@ -227,6 +236,7 @@ fn programs() -> &'static [Program] {
                     ),
                 ],
                 fatals: vec![],
+                prompt_below: None,
             },
             Program {
                 name: "gemini",
@@ -242,17 +252,30 @@ fn programs() -> &'static [Program] {
                     dialog(
                         "gemini.trust",
                         r"Do you trust the files in this folder\?",
-                        Answer::Trust(&["\r"]),
+                        Answer::Trust("Trust folder"),
                     ),
                     dialog(
                         "gemini.auth",
-                        r"Get started|How would you like to authenticate",
+                        r"How would you like to authenticate for this project\?",
                         Answer::Human(
-                            "needs sign-in: run `gemini` once and choose how to authenticate, or set GEMINI_API_KEY for the runtime",
+                            "needs sign-in: choose how Gemini CLI authenticates once in the agent's terminal (with GEMINI_API_KEY set for the runtime: \"Use Gemini API Key\"), or set security.auth.selectedType in ~/.gemini/settings.json",
+                        ),
+                    ),
+                    dialog(
+                        "gemini.api-key",
+                        r"Enter Gemini API Key",
+                        Answer::Human(
+                            "asks for a Gemini API key: paste it once in the agent's terminal, or set GEMINI_API_KEY for the runtime",
                         ),
                     ),
                 ],
-                fatals: vec![],
+                fatals: vec![fatal(
+                    "gemini.session-exists",
+                    r#"Session ID "[^"]+" already exists"#,
+                    "Gemini CLI refuses a session id it already has",
+                    "run `gastown-tui handoff AGENT` to start a fresh conversation",
+                )],
+                prompt_below: Some(re(r"^ workspace \(/directory\)\s+sandbox\s+/model$")),
             },
         ]
     })
@@ -354,6 +377,12 @@ pub enum Seen {
 impl Program {
     /// The dialog on `screen`, if any. Known dialogs first; then any numbered menu.
     pub fn dialog(&'static self, screen: &str) -> Option<Seen> {
+        let below = self
+            .prompt_below
+            .as_ref()
+            .and_then(|p| p.find_iter(screen).last())
+            .map_or(0, |m| m.start());
+        let screen = &screen[below..];
         if let Some(d) = self.dialogs.iter().find(|d| d.pattern.is_match(screen)) {
             return Some(Seen::Known(d));
         }
@@ -383,6 +412,83 @@ impl PartialEq for Dialog {
     fn eq(&self, other: &Dialog) -> bool {
         self.id == other.id
     }
+}
+
+/// The arrow key that moves a menu's selection down, and the one that moves it up.
+pub const DOWN: &str = "\x1b[B";
+pub const UP: &str = "\x1b[A";
+
+/// One line of a menu as drawn: whether the selection cursor is on it, its number if it has
+/// one, the column its text starts at, and the text.
+struct MenuLine<'a> {
+    selected: bool,
+    number: Option<u32>,
+    column: usize,
+    text: &'a str,
+}
+
+fn menu_line(line: &str) -> MenuLine<'_> {
+    let mut rest = line.trim_start();
+    rest = rest
+        .strip_prefix(['│', '┃', '|'])
+        .unwrap_or(rest)
+        .trim_start();
+    let selected = rest.starts_with(['❯', '>', '›', '●', '▶', '→']);
+    if selected {
+        let mut chars = rest.chars();
+        chars.next();
+        rest = chars.as_str().trim_start();
+    }
+    let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+    let mut number = None;
+    if digits > 0 && rest[digits..].starts_with(['.', ')']) {
+        let after = &rest[digits + 1..];
+        if after.starts_with(' ') {
+            number = rest[..digits].parse().ok();
+            rest = after.trim_start();
+        }
+    }
+    let text = rest.trim_end().trim_end_matches(['│', '┃', '|']).trim_end();
+    MenuLine {
+        selected,
+        number,
+        column: line.chars().count() - rest.chars().count(),
+        text,
+    }
+}
+
+/// The keys that choose the option starting with `label` in the menu on `screen`: arrows
+/// from the selected option to it, then Enter. None when the screen has no such option or
+/// no selected one near it (the town then leaves the dialog to the human).
+pub fn keys_to_choose(screen: &str, label: &str) -> Option<Vec<&'static str>> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let parsed: Vec<MenuLine> = lines.iter().map(|l| menu_line(l)).collect();
+    let target = parsed.iter().position(|m| m.text.starts_with(label))?;
+    let near = target.saturating_sub(12)..(target + 13).min(parsed.len());
+    let cursor = near.clone().find(|&i| parsed[i].selected)?;
+    let t = &parsed[target];
+    let steps: i64 = match (t.number, parsed[cursor].number) {
+        // Numbered options: their numbers tell the distance (descriptions in between do not
+        // count).
+        (Some(to), Some(from)) => to as i64 - from as i64,
+        (None, None) => {
+            // Unnumbered: the lines between with the options' text column are options.
+            let (lo, hi) = (cursor.min(target), cursor.max(target));
+            let n = (lo + 1..=hi)
+                .filter(|&i| parsed[i].column == t.column && !parsed[i].text.is_empty())
+                .count() as i64;
+            if target >= cursor {
+                n
+            } else {
+                -n
+            }
+        }
+        _ => return None,
+    };
+    let arrow = if steps >= 0 { DOWN } else { UP };
+    let mut keys = vec![arrow; steps.unsigned_abs() as usize];
+    keys.push("\r");
+    Some(keys)
 }
 
 /// Whether `screen` shows a numbered menu with a cursor (any program's question).
@@ -492,6 +598,56 @@ mod tests {
         assert!(
             named("codex").unwrap().trust_args.is_none(),
             "Codex is answered by key"
+        );
+    }
+
+    fn fixture(rel: &str) -> String {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+        std::fs::read_to_string(root.join(rel)).unwrap()
+    }
+
+    /// The option the town means is chosen wherever the program put it and whichever option
+    /// the program selected first, in the real screens of every version captured.
+    #[test]
+    fn the_town_chooses_its_answer_by_the_option_s_label() {
+        let cases: &[(&str, &[&str])] = &[
+            // "❯ 1. Yes, I trust this folder" is selected: Enter.
+            ("claude/2.1.197/trust.txt", &["\r"]),
+            // "❯ 1. No, exit" is selected, "2. Yes, I accept" below it.
+            ("claude/2.1.197/bypass.txt", &[DOWN, "\r"]),
+            // A later Claude Code, with hooks in the folder: "❯ No, exit" first, unnumbered.
+            ("claude/2.1.332/trust-hooks.txt", &[DOWN, "\r"]),
+            ("claude/2.1.332/bypass.txt", &[DOWN, "\r"]),
+            ("codex/0.171.0/trust.txt", &["\r"]),
+            ("gemini/0.61.0/trust.txt", &["\r"]),
+        ];
+        for (file, want) in cases {
+            let screen = fixture(file);
+            let program = named(file.split('/').next().unwrap()).unwrap();
+            let Some(Seen::Known(d)) = program.dialog(&screen) else {
+                panic!("{file}: no known dialog");
+            };
+            let label = match d.answer {
+                Answer::Trust(l) | Answer::Bypass(l) => l,
+                Answer::Human(r) => panic!("{file}: {} is for the human: {r}", d.id),
+            };
+            assert_eq!(
+                keys_to_choose(&screen, label).as_deref(),
+                Some(*want),
+                "{file}"
+            );
+        }
+        // Upwards, and a description line under an option is not an option.
+        let menu = "  1. Trust folder\n     it is yours\n  2. Other\n> 3. Don't trust\n";
+        assert_eq!(
+            keys_to_choose(menu, "Trust folder").as_deref(),
+            Some(&[UP, UP, "\r"][..])
+        );
+        // No such option, or no selection to move from: nothing is typed.
+        assert_eq!(keys_to_choose(menu, "Yes, I accept"), None);
+        assert_eq!(
+            keys_to_choose("  1. Trust folder\n  2. No\n", "Trust folder"),
+            None
         );
     }
 }

@@ -59,12 +59,16 @@ pub fn builtin(name: &str) -> Option<RuntimeConfig> {
             r"esc to interrupt",
             r"Would you like to (run the following command|make the following edits)\?",
         ),
+        // Gemini CLI 0.61 (tests/fixtures/screens/gemini/0.61.0): its footer "workspace
+        // (/directory)  sandbox  /model" shows under the input box, idle or busy, never with a
+        // dialog; "⠴ Thinking... (esc to cancel, 8s)" above the box while it works; "Allow
+        // execution of [Shell]?" or "Apply this change?" to approve.
         "gemini" => preset(
             &["gemini", "--yolo"],
             Flag("--prompt-interactive".into()),
-            r"^\s*>",
-            "esc to cancel",
-            "Allow execution",
+            r"^ workspace \(/directory\)\s+sandbox\s+/model$",
+            r"\(esc to cancel, [0-9hms ]+\)",
+            r"Allow execution of |Apply this change\?|Do you want to proceed\?",
         ),
         "cursor" => preset(
             &["cursor-agent", "--force"],

@@ -152,6 +152,10 @@ struct Shared {
     last_output: AtomicU64,
     epoch: Instant,
     kill_requested: AtomicBool,
+    /// The program's process group (it leads its own session in its PTY): signals go to the
+    /// whole group, so what it started in its terminal ends with it (Gemini CLI relaunches
+    /// itself as a child that outlives its parent's hangup).
+    group: Option<i32>,
     notify: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -293,6 +297,7 @@ impl Session {
             last_output: AtomicU64::new(0),
             epoch,
             kill_requested: AtomicBool::new(false),
+            group: pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1),
             notify,
         });
         let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
@@ -502,6 +507,7 @@ impl Shared {
                 .clone_killer()
                 .kill()
                 .map_err(|e| Error::io("signal the program in", &self.tty, e))?;
+            self.signal_group(libc::SIGHUP);
         }
         if self.kill_requested.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -530,6 +536,7 @@ impl Shared {
                 let mut child = lock(&shared.child);
                 if let Ok(None) = child.try_wait() {
                     // SIGHUP again, a short grace, then SIGKILL.
+                    shared.signal_group(libc::SIGKILL);
                     if let Err(e) = child.kill() {
                         tracing::warn!("could not kill '{}': {e}", shared.program);
                     }
@@ -537,6 +544,17 @@ impl Shared {
             })
             .map_err(|e| Error::io("start a thread for", &self.tty, e))?;
         Ok(())
+    }
+
+    /// Signals the program's process group, while its leader is unreaped (so the group id
+    /// cannot belong to anyone else yet).
+    fn signal_group(&self, signal: i32) {
+        if let Some(group) = self.group {
+            // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
+            unsafe {
+                libc::kill(-group, signal);
+            }
+        }
     }
 
     fn publish_exit(&self, exit: Exit) {

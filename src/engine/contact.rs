@@ -179,7 +179,7 @@ impl Engine {
                 changed |= self.wait_for_human(&name, ASKS_PERMISSION)?;
                 continue;
             }
-            changed |= self.contact(&name, program, seen, now)?;
+            changed |= self.contact(&name, program, seen, &screen, now)?;
         }
         Ok(changed)
     }
@@ -190,6 +190,7 @@ impl Engine {
         name: &str,
         program: &'static Program,
         seen: Option<Seen>,
+        screen: &str,
         now: Instant,
     ) -> Result<bool> {
         let in_town = self
@@ -197,7 +198,7 @@ impl Engine {
             .get(name)
             .is_some_and(|l| l.cwd.starts_with(&self.town.root));
         let bypass = self.live.get(name).is_some_and(|l| l.bypass);
-        let (id, keys, why) = match seen {
+        let (id, label, why) = match seen {
             None => {
                 // The dialog is gone (the human answered it): the Witness takes over again.
                 if let Some(l) = self.live.get_mut(name) {
@@ -209,9 +210,9 @@ impl Engine {
             Some(Seen::Unknown) => return self.wait_for_human(name, UNKNOWN),
             Some(Seen::Known(d)) => match &d.answer {
                 Answer::Human(reason) => return self.wait_for_human(name, reason),
-                Answer::Trust(keys) if in_town => (
+                Answer::Trust(label) if in_town => (
                     d.id,
-                    *keys,
+                    *label,
                     format!(
                         "{}'s folder-trust question: {} is a worktree the town made",
                         program.name,
@@ -224,9 +225,9 @@ impl Engine {
                         "asks to trust a folder the town did not make: answer it yourself",
                     )
                 }
-                Answer::Bypass(keys) if bypass => (
+                Answer::Bypass(label) if bypass => (
                     d.id,
-                    *keys,
+                    *label,
                     format!(
                         "{}'s bypass-permissions warning: the runtime's command asks for bypass",
                         program.name
@@ -239,6 +240,15 @@ impl Engine {
                     )
                 }
             },
+        };
+        let Some(keys) = crate::agent::program::keys_to_choose(screen, label) else {
+            return self.wait_for_human(
+                name,
+                &format!(
+                    "shows {} without a \"{label}\" option the town can choose: answer it yourself",
+                    describe(seen.as_ref().expect("a dialog was seen"))
+                ),
+            );
         };
         let Some(live) = self.live.get_mut(name) else {
             return Ok(false);
@@ -255,7 +265,7 @@ impl Engine {
             );
         }
         live.contact.answered = Some((id, now, tries + 1));
-        for (i, key) in keys.iter().enumerate() {
+        for (i, key) in keys.into_iter().enumerate() {
             live.contact
                 .keys
                 .push_back((now + KEY_GAP * (i as u32 + 1), key));

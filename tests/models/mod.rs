@@ -282,7 +282,8 @@ pub fn polecat(p: Polecat) -> Script {
         let fixing = turn
             .results
             .first()
-            .is_some_and(|r| r.contains("FIX_NEEDED"));
+            // A mail's subject (prime's own text mentions FIX_NEEDED mails too).
+            .is_some_and(|r| r.contains("FIX_NEEDED: "));
         let bead = turn
             .results
             .first()

@@ -1,0 +1,201 @@
+//! The real Claude Code (2.1.197) as a town's polecats, through the engine, against a scripted
+//! Anthropic Messages server: first contact, the whole loop, the hooks, resume and handoff.
+//!
+//! Each town's HOME is a user's first day with Claude Code after signing in once
+//! (`~/.claude.json` says the onboarding is done): no folder is trusted and the bypass warning
+//! was never accepted, so the engine must answer both for every worktree. The runtime is
+//! pointed at the server by its environment in town.toml, as a user would do for a proxy.
+
+#[path = "models/anthropic.rs"]
+mod anthropic;
+mod common;
+#[allow(unused_imports)]
+mod models;
+
+use common::{merged, path_with, real_town, wait_long, TestTown, Up};
+use models::{polecat, Logged, Polecat, Server};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// town.toml for Claude Code against `server`: the variables that point it there, keep it off
+/// the network otherwise, and let it take the bypass flag as root.
+fn claude_env(server: &Server) -> String {
+    format!(
+        "[runtimes.claude.env]\n\
+         ANTHROPIC_BASE_URL = \"{}\"\n\
+         ANTHROPIC_AUTH_TOKEN = \"scripted\"\n\
+         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\"\n\
+         DISABLE_AUTOUPDATER = \"1\"\n\
+         CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL = \"1\"\n\
+         IS_SANDBOX = \"1\"\n",
+        server.url()
+    )
+}
+
+/// A town whose default runtime is `claude`, its HOME signed in once and nothing else.
+fn claude_town(server: &Server) -> TestTown {
+    let t = real_town("claude", &claude_env(server));
+    std::fs::write(
+        t.dir.path().join(".claude.json"),
+        r#"{"hasCompletedOnboarding": true}"#,
+    )
+    .unwrap();
+    t
+}
+
+fn up(t: &TestTown, cli: &Path) -> Up {
+    Up::start_with(t, &[path_with(cli)])
+}
+
+fn sling(t: &TestTown, title: &str) -> (String, String) {
+    let bead = t.create(title, &[]);
+    t.gt().args(["sling", &bead, "demo"]).assert().success();
+    let who = t
+        .json(&["agents"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["hooked_bead"] == bead.as_str())
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .expect("a polecat holds the bead");
+    (bead, who)
+}
+
+fn feed(t: &TestTown) -> Vec<Value> {
+    t.json(&["feed", "--limit", "5000"])
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The turn requests that came from the polecat working in `worktree`.
+fn turns_of(server: &Server, worktree: &Path) -> Vec<Logged> {
+    server
+        .turns()
+        .into_iter()
+        .filter(|l| anthropic::cwd_of(&l.body).as_deref() == Some(worktree))
+        .collect()
+}
+
+fn worktree(t: &TestTown, name: &str) -> PathBuf {
+    t.root().join("demo").join("polecats").join(name)
+}
+
+/// The user texts of a request (prompts and nudges, not tool results), oldest first.
+fn user_texts(l: &Logged) -> Vec<String> {
+    anthropic::turn_of(&l.body).user_texts
+}
+
+#[test]
+fn two_claude_polecats_go_from_sling_to_merged_with_no_key_pressed() {
+    let Some(cli) = models::cli("claude") else {
+        return;
+    };
+    // Each polecat first answers with words only (GUPP must nudge it), and its first change
+    // breaks the tests (the Refinery must send it back with FIX_NEEDED).
+    let server = anthropic::start(polecat(Polecat {
+        file: "{bead}.txt".into(),
+        break_tests: true,
+        polite: true,
+    }));
+    let t = claude_town(&server);
+    let _up = up(&t, &cli);
+    if std::env::var_os("GT_TEST_DEBUG").is_some() {
+        let root = t.dir.path().to_path_buf();
+        std::thread::spawn(move || loop {
+            let _ = std::process::Command::new("cp")
+                .args(["-r", &root.display().to_string(), "/tmp/dbg-town"])
+                .status();
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        });
+    }
+    let (a, who_a) = sling(&t, "Add the first file");
+    let (b, who_b) = sling(&t, "Add the second file");
+    wait_long(&t, "both beads merged", 240, || {
+        merged(&t, &a) && merged(&t, &b)
+    });
+
+    let events = feed(&t);
+    if std::env::var_os("GT_TEST_DEBUG").is_some() {
+        let out = t.gt().args(["feed", "--limit", "300"]).output().unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        for l in server.turns() {
+            eprintln!("TURN {:?} -> {:?}", anthropic::turn_of(&l.body), l.action);
+        }
+    }
+    for (bead, who) in [(&a, &who_a), (&b, &who_b)] {
+        // The engine answered the trust question and the bypass warning; nobody else typed.
+        for dialog in ["folder-trust question", "bypass-permissions warning"] {
+            assert!(
+                events.iter().any(|e| e["kind"] == "answered"
+                    && e["subject"] == who.as_str()
+                    && e["detail"].as_str().unwrap_or("").contains(dialog)),
+                "{who}: no answer to the {dialog}: {events:#?}"
+            );
+        }
+        let turns = turns_of(&server, &worktree(&t, who));
+        assert!(!turns.is_empty(), "{who} sent no turn");
+        // The first prompt and a GUPP nudge arrived as submitted user turns.
+        let texts = user_texts(turns.last().unwrap());
+        let primes = texts
+            .iter()
+            .filter(|x| x.contains("gastown-tui prime"))
+            .count();
+        assert!(
+            primes >= 2,
+            "{who}: the first prompt and a nudge as user turns: {texts:?}"
+        );
+        assert!(
+            events.iter().any(|e| e["kind"] == "nudged"
+                && e["subject"] == who.as_str()
+                && e["actor"] == "gupp"),
+            "{who}: no GUPP nudge in the feed"
+        );
+        // The red change came back: a turn saw FIX_NEEDED in prime's output and fixed it.
+        assert!(
+            turns.iter().any(|l| anthropic::turn_of(&l.body)
+                .results
+                .first()
+                .is_some_and(|r| r.contains(&format!("FIX_NEEDED: {bead}")))),
+            "{who}: no turn saw the FIX_NEEDED mail"
+        );
+        // Claude's hooks reported the turns: working, then idle, through agent-event.
+        let reported: Vec<&str> = events
+            .iter()
+            .filter(|e| {
+                e["kind"] == "agent_state"
+                    && e["subject"] == who.as_str()
+                    && e["detail"] == "reported by the agent"
+            })
+            .filter_map(|e| e["new_value"].as_str())
+            .collect();
+        let working = reported.iter().position(|s| *s == "working");
+        assert!(
+            working.is_some_and(|i| reported[i..].contains(&"idle")),
+            "{who}: the hooks did not report working then idle: {reported:?}"
+        );
+    }
+    // Never a dialog typed into, never a key from a human: the agents never showed waiting
+    // for the human, and no nudge was refused.
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["kind"] == "agent_state" && e["new_value"] == "waiting"),
+        "{events:#?}"
+    );
+    // The target branch holds both files and no BROKEN.
+    let repo = git2::Repository::open(t.root().join("demo/repo")).unwrap();
+    let tree = repo
+        .find_branch("main", git2::BranchType::Local)
+        .unwrap()
+        .get()
+        .peel_to_tree()
+        .unwrap();
+    for bead in [&a, &b] {
+        assert!(
+            tree.get_name(&format!("{bead}.txt")).is_some(),
+            "{bead}.txt"
+        );
+    }
+    assert!(tree.get_name("BROKEN").is_none());
+}
