@@ -12,10 +12,12 @@ mod common;
 #[allow(unused_imports)]
 mod models;
 
-use common::{merged, path_with, real_town, wait_long, TestTown, Up};
-use models::{polecat, Logged, Polecat, Server};
+use common::{agent, merged, path_with, real_town, wait_long, TestTown, Up};
+use models::{polecat, Action, Logged, Polecat, Server, Turn};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// town.toml for Claude Code against `server`: the variables that point it there, keep it off
 /// the network otherwise, and let it take the bypass flag as root.
@@ -198,4 +200,129 @@ fn two_claude_polecats_go_from_sling_to_merged_with_no_key_pressed() {
         );
     }
     assert!(tree.get_name("BROKEN").is_none());
+}
+
+/// What the held polecat says until it is let go.
+const WAIT: &str = "I will wait until I am told again.";
+
+/// Whether Claude's transcript of `conversation` under `home` holds `text` (Claude writes it
+/// a moment after the answer shows; a kill before that loses the turn).
+fn transcript_has(home: &Path, conversation: &str, text: &str) -> bool {
+    let Ok(projects) = std::fs::read_dir(home.join(".claude/projects")) else {
+        return false;
+    };
+    projects.flatten().any(|p| {
+        std::fs::read_to_string(p.path().join(format!("{conversation}.jsonl")))
+            .is_ok_and(|t| t.contains(text))
+    })
+}
+
+/// The turn requests after the first `mark`.
+fn turns_after(server: &Server, mark: usize) -> Vec<Logged> {
+    server.turns().into_iter().skip(mark).collect()
+}
+
+fn conversation(t: &TestTown, who: &str) -> Option<String> {
+    agent(t, who)["conversation"].as_str().map(str::to_string)
+}
+
+#[test]
+fn a_claude_polecat_resumes_after_a_kill_9_and_a_restart_and_starts_fresh_after_handoff() {
+    let Some(cli) = models::cli("claude") else {
+        return;
+    };
+    // The polecat only says WAIT until the test lets it go, then does its work.
+    let released = Arc::new(AtomicBool::new(false));
+    let work = polecat(Polecat {
+        file: "{bead}.txt".into(),
+        ..Polecat::default()
+    });
+    let go = released.clone();
+    let server = anthropic::start(Arc::new(move |turn: &Turn| {
+        if go.load(Ordering::SeqCst) || !turn.results.is_empty() {
+            work(turn)
+        } else {
+            Action::Say(WAIT.into())
+        }
+    }));
+    let t = claude_town(&server);
+    let home = t.dir.path().to_path_buf();
+    let mut engine = up(&t, &cli);
+    let (bead, who) = sling(&t, "Add a file");
+    let first = wait_conversation(&t, &server, &who, &home);
+
+    // The engine dies with kill -9; its successor resumes the same conversation.
+    engine.0.kill().unwrap();
+    engine.0.wait().unwrap();
+    let mark = server.turns().len();
+    let _engine = up(&t, &cli);
+    wait_long(&t, "a turn after the engine's restart", 120, || {
+        turns_after(&server, mark)
+            .iter()
+            .any(|l| anthropic::cwd_of(&l.body) == Some(worktree(&t, &who)))
+    });
+    let after = turns_after(&server, mark);
+    assert!(
+        after[0].body.to_string().contains(WAIT),
+        "the resumed conversation's request holds the earlier answer: {}",
+        after[0].body
+    );
+    assert_eq!(conversation(&t, &who).as_deref(), Some(first.as_str()));
+
+    // `restart` continues it too.
+    wait_long(&t, "the transcript of the resumed turn", 60, || {
+        transcript_has(&home, &first, WAIT)
+    });
+    let mark = server.turns().len();
+    t.gt().args(["restart", &who]).assert().success();
+    wait_long(&t, "a turn after restart", 120, || {
+        !turns_after(&server, mark).is_empty()
+    });
+    let after = turns_after(&server, mark);
+    assert!(
+        after[0].body.to_string().contains(WAIT),
+        "{}",
+        after[0].body
+    );
+
+    // A handoff starts a fresh conversation: nothing of the earlier ones in its request.
+    let mark = server.turns().len();
+    t.gt().args(["handoff", &who]).assert().success();
+    wait_long(&t, "a turn after the handoff", 120, || {
+        !turns_after(&server, mark).is_empty()
+    });
+    let after = turns_after(&server, mark);
+    assert!(
+        !after[0].body.to_string().contains(WAIT),
+        "a handoff's first request carries no earlier turn: {}",
+        after[0].body
+    );
+    assert_eq!(
+        user_texts(&after[0]).len(),
+        1,
+        "{:?}",
+        user_texts(&after[0])
+    );
+    let fresh = conversation(&t, &who).expect("a conversation after the handoff");
+    assert_ne!(fresh, first);
+
+    // Let it work: the bead still ends merged.
+    released.store(true, Ordering::SeqCst);
+    wait_long(&t, "the bead merged", 180, || merged(&t, &bead));
+}
+
+/// Waits for the polecat's first answer to be in the server's log and in Claude's transcript,
+/// and returns the conversation id the engine gave it.
+fn wait_conversation(t: &TestTown, server: &Server, who: &str, home: &Path) -> String {
+    wait_long(t, "the first answer", 120, || {
+        server
+            .turns()
+            .iter()
+            .any(|l| l.action == Some(Action::Say(WAIT.into())))
+    });
+    let id = conversation(t, who).expect("the engine names Claude's conversation");
+    wait_long(t, "the transcript of the first answer", 60, || {
+        transcript_has(home, &id, WAIT)
+    });
+    id
 }
