@@ -106,7 +106,7 @@ fn two_claude_polecats_go_from_sling_to_merged_with_no_key_pressed() {
         let root = t.dir.path().to_path_buf();
         std::thread::spawn(move || loop {
             let _ = std::process::Command::new("cp")
-                .args(["-r", &root.display().to_string(), "/tmp/dbg-town"])
+                .args(["-rT", &root.display().to_string(), "/tmp/dbg-town"])
                 .status();
             std::thread::sleep(std::time::Duration::from_secs(2));
         });

@@ -275,7 +275,9 @@ fn programs() -> &'static [Program] {
                     "Gemini CLI refuses a session id it already has",
                     "run `gastown-tui handoff AGENT` to start a fresh conversation",
                 )],
-                prompt_below: Some(re(r"^ workspace \(/directory\)\s+sandbox\s+/model$")),
+                prompt_below: Some(re(
+                    r"^ workspace \(/directory\)\s+(?:branch\s+)?sandbox\s+/model$",
+                )),
             },
         ]
     })

@@ -53,20 +53,27 @@ pub fn builtin(name: &str) -> Option<RuntimeConfig> {
         // ("› Ask Codex to do anything" when empty) above a footer; "• Working (2s • esc to
         // interrupt)" while busy; "Would you like to run the following command?" to approve.
         "codex" => preset(
-            &["codex", "--dangerously-bypass-approvals-and-sandbox"],
+            // Codex runs its commands in a login shell by default, whose profile resets PATH
+            // (Debian's /etc/profile does): `gastown-tui` would not be found.
+            &[
+                "codex",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "-c",
+                "allow_login_shell=false",
+            ],
             Argument,
             r"^› ",
             r"esc to interrupt",
             r"Would you like to (run the following command|make the following edits)\?",
         ),
         // Gemini CLI 0.61 (tests/fixtures/screens/gemini/0.61.0): its footer "workspace
-        // (/directory)  sandbox  /model" shows under the input box, idle or busy, never with a
+        // (/directory)  [branch]  sandbox  /model" (branch in a git repository) shows under the input box, idle or busy, never with a
         // dialog; "⠴ Thinking... (esc to cancel, 8s)" above the box while it works; "Allow
         // execution of [Shell]?" or "Apply this change?" to approve.
         "gemini" => preset(
             &["gemini", "--yolo"],
             Flag("--prompt-interactive".into()),
-            r"^ workspace \(/directory\)\s+sandbox\s+/model$",
+            r"^ workspace \(/directory\)\s+(?:branch\s+)?sandbox\s+/model$",
             r"\(esc to cancel, [0-9hms ]+\)",
             r"Allow execution of |Apply this change\?|Do you want to proceed\?",
         ),

@@ -479,6 +479,8 @@ mod tests {
             ("codex/0.171.0/missing-env-key.txt", "codex.env-key"),
             ("gemini/0.61.0/ready.txt", "ready"),
             ("gemini/0.61.0/ready-yolo.txt", "ready"),
+            // In a git repository (every town worktree) the footer has a branch column.
+            ("gemini/0.61.0/ready-git-branch.txt", "ready"),
             ("gemini/0.61.0/ready-typed.txt", "ready"),
             ("gemini/0.61.0/ready-after-turn.txt", "ready"),
             // The trust question stays drawn above the prompt after Gemini restarts itself.
