@@ -531,8 +531,20 @@ fn doctor_and_completions() {
         .args(["config", "default-runtime", "sim"])
         .assert()
         .success();
+    // Only git and sh on PATH: whatever agents this machine has installed (a claude that
+    // refuses root, say) is not part of this check.
+    let bin = t.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for tool in ["git", "sh"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} is on PATH"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
     t.gt()
         .arg("doctor")
+        .env("PATH", &bin)
         .assert()
         .success()
         .stdout(contains("ok    store"))
