@@ -14,7 +14,7 @@ mod gemini;
 mod models;
 
 use gastown_tui::agent::{Session, SessionSpec};
-use models::{plan, Action, Server};
+use models::{plan, wait_screen, Action, Server};
 use regex::Regex;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,28 +118,15 @@ impl Sandbox {
 
     /// Processes whose command line or environment names this sandbox.
     fn leftovers(&self) -> Vec<i32> {
-        let me = std::process::id() as i32;
-        let mark = self.dir.path().display().to_string();
-        let mut pids = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return pids;
-        };
-        for e in entries.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if pid == me {
-                continue;
-            }
-            // A zombie has neither; it is gone once its parent reaps it.
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            let names = |bytes: &[u8]| String::from_utf8_lossy(bytes).contains(&mark);
-            if names(&cmdline) || names(&environ) {
-                pids.push(pid);
-            }
-        }
-        pids
+        models::procs_of(self.dir.path())
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Ends what still runs from this sandbox (a CLI's daemon or relaunched child).
+    fn kill_leftovers(&self) {
+        models::kill_procs_of(self.dir.path());
     }
 
     fn signal_all(&self, sig: i32) {
@@ -148,16 +135,6 @@ impl Sandbox {
             unsafe {
                 libc::kill(pid, sig);
             }
-        }
-    }
-
-    fn kill_leftovers(&self) {
-        for sig in [libc::SIGTERM, libc::SIGKILL] {
-            if self.leftovers().is_empty() {
-                return;
-            }
-            self.signal_all(sig);
-            std::thread::sleep(Duration::from_millis(500));
         }
     }
 
@@ -184,25 +161,6 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.kill_leftovers();
-    }
-}
-
-/// Waits until the screen satisfies `ok`, or panics with the screen after `secs`.
-fn wait_screen(s: &Session, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let screen = s.capture(false);
-        if ok(&screen) {
-            return screen;
-        }
-        if let Some(exit) = s.exit_status() {
-            panic!("gemini {exit} while waiting for {what}; its screen:\n{screen}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; the screen:\n{screen}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -20,12 +20,9 @@ mod models;
 #[path = "models/openai.rs"]
 mod openai;
 
-use common::real::{
-    alive, check_whole_loop, debug_copy, feed, kill_procs_of, polecat_dir, procs_of, sling_to,
-    SeenTurn,
-};
+use common::real::{check_whole_loop, debug_copy, feed, polecat_dir, sling_to, SeenTurn};
 use common::{agent, capture, merged, path_with, real_town, wait_long, TestTown, Up};
-use models::{polecat, Action, Logged, Polecat, Server};
+use models::{alive, kill_procs_of, polecat, procs_of, Action, Logged, Polecat, Server};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

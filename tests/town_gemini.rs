@@ -16,12 +16,9 @@ mod gemini;
 #[allow(unused_imports)]
 mod models;
 
-use common::real::{
-    check_whole_loop, debug_copy, feed, kill_procs_of, polecat_dir, procs_of, sling_to, Reaper,
-    SeenTurn,
-};
+use common::real::{check_whole_loop, debug_copy, feed, polecat_dir, sling_to, SeenTurn};
 use common::{agent, capture, merged, path_with, real_town, wait_long, TestTown, Up};
-use models::{polecat, Logged, Polecat, Server};
+use models::{kill_procs_of, polecat, procs_of, Logged, Polecat, Reaper, Server};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

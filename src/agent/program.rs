@@ -652,4 +652,27 @@ mod tests {
             None
         );
     }
+
+    /// The start errors no restart fixes are told apart by what the program printed; other
+    /// exits are not fatal (the Witness restarts them).
+    #[test]
+    fn fatal_start_errors_are_known_by_their_output() {
+        let claude = named("claude").unwrap();
+        let old = "error: unknown option '--session-id'\n(Did you mean --resume?)";
+        assert_eq!(
+            claude.fatal(old).map(|f| f.id),
+            Some("claude.unknown-option")
+        );
+        let root = fixture("claude/2.1.197/root-refusal.txt");
+        let f = claude.fatal(&root).unwrap();
+        assert!(f.fix.contains("IS_SANDBOX=1"), "{}", f.fix);
+        assert!(claude.fatal("Error: connection reset").is_none());
+        let gemini = named("gemini").unwrap();
+        let exists = "Error starting session: Session ID \"9b2e\" already exists. Use --resume to resume it, or provide a different ID.";
+        assert_eq!(
+            gemini.fatal(exists).map(|f| f.id),
+            Some("gemini.session-exists")
+        );
+        assert!(named("codex").unwrap().fatal(exists).is_none());
+    }
 }

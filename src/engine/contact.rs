@@ -66,6 +66,20 @@ pub(crate) fn describe(seen: &Seen) -> String {
     }
 }
 
+/// Whether what the screen shows is the runtime's permission question: a menu the town does
+/// not know as a dialog, which the runtime's waiting pattern knows.
+pub(crate) fn is_permission_menu(
+    seen: Option<&Seen>,
+    patterns: &super::witness::Patterns,
+    screen: &str,
+) -> bool {
+    seen == Some(&Seen::Unknown)
+        && patterns
+            .waiting
+            .as_ref()
+            .is_some_and(|r| r.is_match(screen))
+}
+
 const UNKNOWN: &str = "asks a question the town does not know: drill down and answer it";
 const ASKS_PERMISSION: &str = "asks permission: drill down and answer it";
 
@@ -168,14 +182,7 @@ impl Engine {
             c.seen_at = Some(now);
             let screen = live.session.capture(false);
             let seen = program.dialog(&screen);
-            // A menu the runtime's waiting pattern knows is its permission question.
-            if seen == Some(Seen::Unknown)
-                && live
-                    .patterns
-                    .waiting
-                    .as_ref()
-                    .is_some_and(|r| r.is_match(&screen))
-            {
+            if is_permission_menu(seen.as_ref(), &live.patterns, &screen) {
                 changed |= self.wait_for_human(&name, ASKS_PERMISSION)?;
                 continue;
             }

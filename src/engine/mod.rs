@@ -722,7 +722,21 @@ impl Engine {
                 env.push(("PATH".to_string(), joined.to_string_lossy().into_owned()));
             }
         }
-        env.extend(git_identity(worktree, extra));
+        // Some runtimes run their commands with the user's git config hidden (Gemini CLI 0.61
+        // sets GIT_CONFIG_GLOBAL=/dev/null): the identity the worktree resolves goes in the
+        // environment, unless the engine's environment or the runtime's table sets it.
+        if let Some((name, email)) = crate::town::worktree::identity(worktree) {
+            for (var, value) in [
+                ("GIT_AUTHOR_NAME", &name),
+                ("GIT_COMMITTER_NAME", &name),
+                ("GIT_AUTHOR_EMAIL", &email),
+                ("GIT_COMMITTER_EMAIL", &email),
+            ] {
+                if std::env::var_os(var).is_none() && !extra.contains_key(var) {
+                    env.push((var.to_string(), value.clone()));
+                }
+            }
+        }
         env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         env
     }
@@ -1119,33 +1133,4 @@ pub fn run_headless(town: Town) -> Result<()> {
         });
         engine.run(cmd_rx, stop_rx).await
     })
-}
-
-/// The git identity the worktree's repository resolves (its own config, then the user's), as
-/// `GIT_AUTHOR_*`/`GIT_COMMITTER_*` for the agent: some runtimes run their shell commands with
-/// the user's git config hidden (Gemini CLI 0.61 sets `GIT_CONFIG_GLOBAL=/dev/null`), and a
-/// commit with no identity fails. Variables already set (by the engine's environment or the
-/// runtime's table) win.
-fn git_identity(
-    worktree: &std::path::Path,
-    runtime_env: &std::collections::BTreeMap<String, String>,
-) -> Vec<(String, String)> {
-    let Ok(config) = git2::Repository::open(worktree).and_then(|r| r.config()) else {
-        return Vec::new();
-    };
-    let mut env = Vec::new();
-    for (key, vars) in [
-        ("user.name", ["GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"]),
-        ("user.email", ["GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"]),
-    ] {
-        let Ok(value) = config.get_string(key) else {
-            continue;
-        };
-        for var in vars {
-            if std::env::var_os(var).is_none() && !runtime_env.contains_key(var) {
-                env.push((var.to_string(), value.clone()));
-            }
-        }
-    }
-    env
 }

@@ -529,11 +529,12 @@ mod tests {
                 match prog.dialog(&screen) {
                     Some(Seen::Known(d)) => d.id.to_string(),
                     // The engine calls a menu its waiting pattern knows a permission question.
-                    Some(Seen::Unknown)
-                        if patterns
-                            .waiting
-                            .as_ref()
-                            .is_some_and(|r| r.is_match(&screen)) =>
+                    seen @ Some(Seen::Unknown)
+                        if super::super::contact::is_permission_menu(
+                            seen.as_ref(),
+                            &patterns,
+                            &screen,
+                        ) =>
                     {
                         "waiting".into()
                     }

@@ -5,6 +5,16 @@ use crate::{Error, Result};
 use git2::{BranchType, ErrorCode, Repository, StatusOptions, WorktreeAddOptions};
 use std::path::Path;
 
+/// The git identity (`user.name`, `user.email`) a worktree's repository resolves: its own
+/// config, then the user's. None when either is unset.
+pub fn identity(worktree: &Path) -> Option<(String, String)> {
+    let config = Repository::open(worktree).and_then(|r| r.config()).ok()?;
+    Some((
+        config.get_string("user.name").ok()?,
+        config.get_string("user.email").ok()?,
+    ))
+}
+
 fn looks_like_url(s: &str) -> bool {
     s.contains("://") || (s.contains('@') && s.contains(':'))
 }

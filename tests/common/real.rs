@@ -1,4 +1,5 @@
-//! Helpers for the tests that run real agent CLIs as a town's polecats (tests/town_*.rs).
+//! Helpers for the tests that run real agent CLIs as a town's polecats (tests/town_*.rs);
+//! their processes are found and ended by `models::procs_of` and `models::Reaper`.
 
 use super::{path_with, TestTown};
 use serde_json::Value;
@@ -54,73 +55,6 @@ pub fn debug_copy(t: &TestTown, tag: &str) {
             .status();
         std::thread::sleep(Duration::from_secs(2));
     });
-}
-
-/// The live processes (pid, argv), other than this one, whose command line or environment
-/// names `dir`: the engine, its agents and whatever they started.
-pub fn procs_of(dir: &Path) -> Vec<(i32, Vec<String>)> {
-    let me = std::process::id() as i32;
-    let mark = dir.display().to_string();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid == me || !alive(pid) {
-            continue;
-        }
-        let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
-        let cmdline = read("cmdline");
-        let names = |bytes: &[u8]| String::from_utf8_lossy(bytes).contains(&mark);
-        if !names(&cmdline) && !names(&read("environ")) {
-            continue;
-        }
-        let argv = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        found.push((pid, argv));
-    }
-    found
-}
-
-/// Whether `pid` runs (and is not a zombie).
-pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next())
-        })
-        .is_some_and(|state| state != 'Z' && state != 'X')
-}
-
-/// Kills every process of `dir` (TERM, then KILL).
-pub fn kill_procs_of(dir: &Path) {
-    for sig in [libc::SIGTERM, libc::SIGKILL] {
-        let procs = procs_of(dir);
-        if procs.is_empty() {
-            return;
-        }
-        for (pid, _) in procs {
-            // SAFETY: kill(2) with a pid read from /proc; a gone pid gives ESRCH.
-            unsafe {
-                libc::kill(pid, sig);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// Kills what still runs from a test's temp dir when the test ends, passed or not (a CLI's
-/// daemon or relaunched child). Declare it before the engine so it drops after it.
-pub struct Reaper(pub PathBuf);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        kill_procs_of(&self.0);
-    }
 }
 
 /// One request of a polecat's conversation, as the scripted server read it.

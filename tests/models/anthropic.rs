@@ -190,16 +190,7 @@ pub fn is_injected(text: &str) -> bool {
 
 /// A tool result's text: a string, or the text blocks of a content list.
 fn result_text(block: &Value) -> String {
-    match block.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(""),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
+    crate::models::text_of(block.get("content"))
 }
 
 /// The turn a request's `messages` describe.

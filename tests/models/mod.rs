@@ -14,6 +14,7 @@
 
 use serde_json::Value;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +61,21 @@ pub fn plan(rules: Vec<(&str, Vec<Action>)>, done_text: &str) -> Script {
         }
         Action::Say(done.clone())
     })
+}
+
+/// The text of a message field as the APIs write it: a string, or a list of parts whose
+/// `text`s are joined; anything else as JSON; nothing as "".
+pub fn text_of(field: Option<&Value>) -> String {
+    match field {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
 }
 
 /// One request as the server received it.
@@ -319,4 +335,96 @@ pub fn polecat(p: Polecat) -> Script {
             _ => Action::Say("Done: the work is submitted.".into()),
         }
     })
+}
+
+/// The live processes (pid, argv), other than this one, whose command line or environment
+/// names `dir`: the engine, its agents and whatever they started.
+pub fn procs_of(dir: &Path) -> Vec<(i32, Vec<String>)> {
+    let me = std::process::id() as i32;
+    let mark = dir.display().to_string();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me || !alive(pid) {
+            continue;
+        }
+        let read = |f: &str| std::fs::read(e.path().join(f)).unwrap_or_default();
+        let cmdline = read("cmdline");
+        let names = |bytes: &[u8]| String::from_utf8_lossy(bytes).contains(&mark);
+        if !names(&cmdline) && !names(&read("environ")) {
+            continue;
+        }
+        let argv = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        found.push((pid, argv));
+    }
+    found
+}
+
+/// Whether `pid` runs (and is not a zombie).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+        })
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// Kills every process of `dir` (TERM, then KILL).
+pub fn kill_procs_of(dir: &Path) {
+    for sig in [libc::SIGTERM, libc::SIGKILL] {
+        let procs = procs_of(dir);
+        if procs.is_empty() {
+            return;
+        }
+        for (pid, _) in procs {
+            // SAFETY: kill(2) with a pid read from /proc; a gone pid gives ESRCH.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Kills what still runs from a test's temp dir when the test ends, passed or not (a CLI's
+/// daemon or relaunched child). Declare it before the engine so it drops after it.
+pub struct Reaper(pub PathBuf);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        kill_procs_of(&self.0);
+    }
+}
+
+/// Waits until `s`'s screen satisfies `ok`, or panics with the screen after `secs` (or at
+/// once when the program ends first).
+pub fn wait_screen(
+    s: &gastown_tui::agent::Session,
+    what: &str,
+    secs: u64,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let screen = s.capture(false);
+        if ok(&screen) {
+            return screen;
+        }
+        if let Some(exit) = s.exit_status() {
+            panic!("the program ended ({exit:?}) while waiting for {what}; its screen:\n{screen}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}; the screen:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

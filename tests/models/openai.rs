@@ -114,16 +114,7 @@ fn message_text(item: &Value) -> String {
 
 /// A tool output's text: a string, or the text parts of a content list.
 fn output_text(item: &Value) -> String {
-    match item.get("output") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(""),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
+    crate::models::text_of(item.get("output"))
 }
 
 /// Whether a user message is one of the context blocks Codex injects.
