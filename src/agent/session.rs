@@ -44,6 +44,29 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Between SIGHUP and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(1);
 
+/// The variables of `inherited` (names) a session's program does not get: those that describe
+/// another terminal (`TMUX`, `TMUX_PANE`, `COLUMNS`, `LINES`), and the markers of a CI job
+/// (`CI`, `CI_*`, `CONTINUOUS_INTEGRATION`, `GITHUB_ACTIONS`, `BUILD_NUMBER`, `RUN_ID`). A
+/// session is an interactive terminal, whatever started the engine: with `CI=true` Gemini CLI
+/// runs headless (and exits at once when no sign-in is selected), and Ink, which draws Claude
+/// Code and Gemini CLI, draws only its last frame.
+pub fn not_inherited(inherited: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    const TERMINAL: [&str; 4] = ["TMUX", "TMUX_PANE", "COLUMNS", "LINES"];
+    const CI: [&str; 5] = [
+        "CI",
+        "CONTINUOUS_INTEGRATION",
+        "GITHUB_ACTIONS",
+        "BUILD_NUMBER",
+        "RUN_ID",
+    ];
+    let mut out: Vec<OsString> = TERMINAL.iter().map(OsString::from).collect();
+    out.extend(inherited.filter(|k| {
+        k.to_str()
+            .is_some_and(|k| CI.contains(&k) || k.starts_with("CI_"))
+    }));
+    out
+}
+
 /// What to run and how.
 #[derive(Clone, Debug)]
 pub struct SessionSpec {
@@ -54,7 +77,8 @@ pub struct SessionSpec {
     /// The working directory; it must exist.
     pub cwd: PathBuf,
     /// Added to the inherited environment (and overriding it). `TERM=xterm-256color` is set
-    /// unless given here; `TMUX`, `TMUX_PANE`, `COLUMNS` and `LINES` are not inherited.
+    /// unless given here; `TMUX`, `TMUX_PANE`, `COLUMNS`, `LINES` and the markers of a CI
+    /// job ([`not_inherited`]) are not inherited.
     pub env: Vec<(String, String)>,
     /// The terminal's size, which should be the size of the pane that shows it (clamped to
     /// 2..=1000 each).
@@ -248,7 +272,7 @@ impl Session {
         };
         cmd.args(&spec.args);
         cmd.cwd(&spec.cwd);
-        for var in ["TMUX", "TMUX_PANE", "COLUMNS", "LINES"] {
+        for var in not_inherited(std::env::vars_os().map(|(k, _)| k)) {
             cmd.env_remove(var);
         }
         cmd.env("TERM", &term);
@@ -793,4 +817,44 @@ pub fn resolve_program(
 
 fn is_executable(m: &std::fs::Metadata) -> bool {
     m.is_file() && m.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_inherited;
+    use std::ffi::OsString;
+
+    #[test]
+    fn a_ci_job_and_another_terminal_are_not_inherited() {
+        let names = [
+            "CI",
+            "CI_JOB_ID",
+            "GITHUB_ACTIONS",
+            "HOME",
+            "PATH",
+            "CIRCLE",
+            "TERM",
+        ];
+        let dropped = not_inherited(names.iter().map(OsString::from));
+        for gone in [
+            "CI",
+            "CI_JOB_ID",
+            "GITHUB_ACTIONS",
+            "TMUX",
+            "TMUX_PANE",
+            "COLUMNS",
+            "LINES",
+        ] {
+            assert!(
+                dropped.contains(&OsString::from(gone)),
+                "{gone}: {dropped:?}"
+            );
+        }
+        for kept in ["HOME", "PATH", "CIRCLE", "TERM"] {
+            assert!(
+                !dropped.contains(&OsString::from(kept)),
+                "{kept}: {dropped:?}"
+            );
+        }
+    }
 }
