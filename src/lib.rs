@@ -25,6 +25,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod formula;
+pub mod server;
 pub mod town;
 pub mod ui;
 

@@ -75,7 +75,7 @@ impl Default for QueryColors {
 }
 
 /// The colour of a cell's text or background.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Color {
     /// The terminal's default colour.
     #[default]
@@ -113,6 +113,38 @@ pub struct Cell<'a> {
     pub wide: bool,
     /// The second half of a double-width character (draw nothing here).
     pub wide_continuation: bool,
+}
+
+/// What a renderer reads of a terminal screen: the engine's [`Screen`], or the copy of it a
+/// cockpit keeps from the engine's updates ([`crate::server::protocol::Grid`]).
+pub trait Cells {
+    /// `(rows, cols)`.
+    fn size(&self) -> (u16, u16);
+    /// The cell at `row`, `col` of the current view, if inside the screen.
+    fn cell(&self, row: u16, col: u16) -> Option<Cell<'_>>;
+    /// The cursor as `(row, col)`.
+    fn cursor(&self) -> (u16, u16);
+    fn cursor_visible(&self) -> bool;
+    /// Lines the view is scrolled back (0 = live).
+    fn view_offset(&self) -> usize;
+}
+
+impl Cells for Screen {
+    fn size(&self) -> (u16, u16) {
+        Screen::size(self)
+    }
+    fn cell(&self, row: u16, col: u16) -> Option<Cell<'_>> {
+        Screen::cell(self, row, col)
+    }
+    fn cursor(&self) -> (u16, u16) {
+        Screen::cursor(self)
+    }
+    fn cursor_visible(&self) -> bool {
+        Screen::cursor_visible(self)
+    }
+    fn view_offset(&self) -> usize {
+        Screen::view_offset(self)
+    }
 }
 
 /// Which mouse events the program asked for.

@@ -441,10 +441,18 @@ impl Session {
         f(&lock(&self.shared.screen))
     }
 
-    /// Scrolls the screen's view `rows` lines up into the history (0 = live); returns the
-    /// offset actually set.
-    pub fn set_view_offset(&self, rows: usize) -> usize {
-        lock(&self.shared.screen).set_view_offset(rows)
+    /// Runs `f` on the screen with its view scrolled `rows` lines up into the history (0 =
+    /// live, clamped to the history kept), under the screen's lock; the view is live again
+    /// afterwards, so every reader sees its own offset.
+    pub fn with_view<R>(&self, rows: usize, f: impl FnOnce(&Screen) -> R) -> R {
+        let mut screen = lock(&self.shared.screen);
+        if rows == 0 {
+            return f(&screen);
+        }
+        screen.set_view_offset(rows);
+        let r = f(&screen);
+        screen.set_view_offset(0);
+        r
     }
 
     /// The window title the program set (OSC 0 / 2).

@@ -2,7 +2,7 @@
 //! requests. Statuses and types are strings so values written by other Beads versions survive
 //! a round trip; the constants below are the ones this program writes and understands.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub mod status {
@@ -212,7 +212,7 @@ pub struct ListFilter {
 }
 
 /// One line of the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: i64,
     /// What the event is about: a bead id, an agent name, or `mr-<n>`.
@@ -226,7 +226,7 @@ pub struct Event {
 }
 
 /// A persistent agent identity. Sessions come and go; this row stays.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
     pub name: String,
     pub role: String,
@@ -253,7 +253,7 @@ pub struct Agent {
 }
 
 /// A merge request in a rig's queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MergeRequest {
     pub id: i64,
     pub rig: String,
@@ -278,7 +278,7 @@ pub mod mr_state {
 }
 
 /// A convoy with its progress.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Convoy {
     pub id: String,
     pub name: String,

@@ -295,9 +295,9 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let root = town.root.display().to_string();
     use std::io::IsTerminal;
     if !a.no_cockpit && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-        crate::ui::run(town)?;
-        println!("The demo town is still at {root} (GT_TOWN={root} gastown-tui reopens it).");
-        return Ok(());
+        let outcome = crate::ui::run(town.clone(), crate::ui::Kind::Demo)?;
+        super::session::say_outcome(&town, &outcome)?;
+        return line(&format!("The demo town is at {root}."));
     }
     let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
     line(&format!("Demo town created at {root}"))?;

@@ -14,7 +14,7 @@ mod mail;
 mod mq;
 mod output;
 mod rig;
-mod session;
+pub(crate) mod session;
 mod sim;
 
 use crate::beads::{control_kind, Store};
@@ -79,8 +79,14 @@ pub enum Command {
     Done(agent::DoneArgs),
     /// (agent side) Report your state: working, idle, waiting, stop.
     AgentEvent(agent::AgentEventArgs),
-    /// Run the engine: agents in their terminals, patrols, the control loop.
+    /// Start the town's engine in the background (agents, patrols, the merge queue).
     Up(session::UpArgs),
+    /// Stop the town's engine and its agents (their hooks stay).
+    Down,
+    /// How the town's engine is: pid, socket, uptime, attached clients; agent counts.
+    Status(session::StatusArgs),
+    /// One agent's terminal, full screen, like `tmux attach` (the escape key detaches).
+    Attach { agent: String },
     /// Type a message into an agent's prompt and submit it (needs a running engine).
     Nudge { agent: String, message: String },
     /// An agent's screen as text, like `tmux capture-pane -p`.
@@ -143,7 +149,9 @@ pub fn run(cli: Cli) -> Result<()> {
     let town = cli.town.as_deref();
     let actor = cli.actor.as_deref();
     let Some(command) = cli.command else {
-        return with_store(town, actor, |ctx| crate::ui::run(ctx.town.clone()));
+        return with_store(town, actor, |ctx| {
+            session::cockpit(ctx, crate::ui::Kind::Cockpit)
+        });
     };
     match command {
         Command::Init(a) => init::init(a, town),
@@ -162,6 +170,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Done(a) => with_store(town, actor, |ctx| agent::done(ctx, a)),
         Command::AgentEvent(a) => with_store(town, actor, |ctx| agent::agent_event(ctx, a)),
         Command::Up(a) => with_store(town, actor, |ctx| session::up(ctx, a)),
+        Command::Down => with_store(town, actor, |ctx| session::down(ctx)),
+        Command::Status(a) => with_store(town, actor, |ctx| session::status(ctx, a)),
+        Command::Attach { agent } => with_store(town, actor, |ctx| {
+            crate::beads::check_agent_name(&agent)?;
+            session::cockpit(ctx, crate::ui::Kind::Attach(agent))
+        }),
         Command::Nudge { agent, message } => {
             with_store(town, actor, |ctx| session::nudge(ctx, &agent, &message))
         }

@@ -1,12 +1,14 @@
-//! Live sessions from another shell: `up --headless`, `nudge`, `capture`, `kill`, `restart`,
-//! `handoff`, `replay`. What needs a live session goes to the running engine through the
-//! store's control table; the CLI itself never touches a PTY.
+//! The engine and live sessions from a shell: the cockpit and `attach` (clients of the
+//! engine), `up`, `down`, `status`, `nudge`, `capture`, `kill`, `restart`, `handoff`,
+//! `replay`. `status` and `down` ask the engine over its socket; what acts on a live session
+//! goes to the running engine through the store's control table. The CLI never touches a PTY.
 
 use super::agent::ENGINE_FRESH;
 use super::output::line;
 use super::Ctx;
 use crate::beads::control_kind;
 use crate::engine;
+use crate::server::client;
 use crate::{Error, Result};
 use clap::Args;
 use std::io::Write;
@@ -18,9 +20,16 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Run the engine without the cockpit (until Ctrl-C or SIGTERM).
+    /// Run the engine in the foreground, in this terminal (until Ctrl-C, SIGTERM or
+    /// `gastown-tui down`); without it the engine starts in the background.
     #[arg(long)]
     pub headless: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -65,15 +74,151 @@ fn ask(ctx: &Ctx, kind: &str, agent: &str, payload: &str) -> Result<String> {
 }
 
 pub fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
-    if !a.headless {
-        return crate::ui::run(ctx.town.clone());
+    let town = &ctx.town;
+    if a.headless {
+        eprintln!(
+            "engine running for town '{}' at {} (Ctrl-C or `gastown-tui down` stops it)",
+            town.config.name,
+            town.root.display()
+        );
+        return crate::server::serve(town.clone());
     }
-    eprintln!(
-        "engine running for town '{}' at {} (Ctrl-C to stop)",
-        ctx.town.config.name,
-        ctx.town.root.display()
-    );
-    engine::run_headless(ctx.town.clone())
+    let (c, started) = client::block_on(client::connect_or_start(town, "cli"))?;
+    let pid = c.welcome.pid;
+    if started {
+        line(&format!(
+            "Started the engine of town '{}' (pid {pid}, socket {}); its output goes to {}.",
+            town.config.name,
+            c.socket.display(),
+            client::engine_log(town).display()
+        ))?;
+    } else {
+        line(&format!(
+            "The engine of town '{}' is already running (pid {pid}).",
+            town.config.name
+        ))?;
+    }
+    line("  gastown-tui        opens the cockpit on it (q detaches; the agents keep running)")?;
+    line("  gastown-tui down   stops it and its agents (their hooks stay)")
+}
+
+pub fn down(ctx: &Ctx) -> Result<()> {
+    let town = &ctx.town;
+    match client::block_on(client::stop(town))? {
+        client::Stopped::Engine { pid, agents } => line(&format!(
+            "Stopped the engine of town '{}' (pid {pid}){}; their hooks stay, and the next \
+             `gastown-tui` or `gastown-tui up` starts them again.",
+            town.config.name,
+            match agents {
+                0 => " and its agents".to_string(),
+                1 => " and its 1 running agent".to_string(),
+                n => format!(" and its {n} running agents"),
+            }
+        )),
+        client::Stopped::NoEngine => line(&format!(
+            "No engine is running for town '{}'.",
+            town.config.name
+        )),
+    }
+}
+
+pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<()> {
+    use crate::server::protocol::AgentCounts;
+    let engine = client::block_on(client::status(&ctx.town))?;
+    // With no engine the store still knows the agents; none has a live session.
+    let agents = match &engine {
+        Some(s) => s.agents.clone(),
+        None => {
+            let mut c = AgentCounts::default();
+            for ag in ctx.store.agents()? {
+                c.total += 1;
+                *c.by_state.entry(ag.state).or_default() += 1;
+            }
+            c
+        }
+    };
+    if a.json {
+        let engine_json = engine.as_ref().map(|s| {
+            serde_json::json!({
+                "pid": s.pid,
+                "socket": s.socket,
+                "uptime_s": s.uptime_s,
+                "clients": s.clients,
+                "version": s.version,
+                "protocol": s.protocol,
+            })
+        });
+        let v = serde_json::json!({
+            "town": ctx.town.config.name,
+            "engine": engine_json,
+            "agents": agents,
+        });
+        return line(&serde_json::to_string_pretty(&v)?);
+    }
+    match &engine {
+        Some(s) => line(&format!(
+            "engine: running, pid {}, up {}, {} client{} attached, socket {}",
+            s.pid,
+            humantime::format_duration(Duration::from_secs(s.uptime_s)),
+            s.clients,
+            if s.clients == 1 { "" } else { "s" },
+            s.socket
+        ))?,
+        None => line("engine: not running (gastown-tui up starts it)")?,
+    }
+    let states: Vec<String> = agents
+        .by_state
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    line(&format!(
+        "agents: {} ({} running{}{})",
+        agents.total,
+        agents.running,
+        if states.is_empty() { "" } else { "; " },
+        states.join(", ")
+    ))
+}
+
+/// What the cockpit prints once the terminal is back.
+pub fn say_outcome(town: &crate::town::Town, o: &crate::ui::Outcome) -> Result<()> {
+    use crate::ui::Outcome;
+    let name = &town.config.name;
+    let root = town.root.display();
+    match o {
+        Outcome::Detached {
+            running,
+            pid: Some(pid),
+        } => {
+            line(&format!(
+                "Detached from town '{name}': {} keep{} running in its engine (pid {pid}).",
+                match running {
+                    1 => "1 agent".to_string(),
+                    n => format!("{n} agents"),
+                },
+                if *running == 1 { "s" } else { "" }
+            ))?;
+            line(&format!("  gastown-tui --town {root}        attaches again"))?;
+            line(&format!(
+                "  gastown-tui --town {root} down   stops them (their hooks stay)"
+            ))
+        }
+        Outcome::Detached { pid: None, .. } => line(&format!(
+            "Left the cockpit; no engine is running for town '{name}' (gastown-tui --town {root} up starts it)."
+        )),
+        Outcome::Stopped { pid } => line(&format!(
+            "Stopped the engine of town '{name}' (pid {pid}) and its agents; their hooks stay \
+             (gastown-tui --town {root} starts them again)."
+        )),
+        Outcome::StoppedElsewhere { reason } => line(&format!(
+            "The engine of town '{name}' stopped ({reason}); its agents' hooks stay."
+        )),
+    }
+}
+
+pub fn cockpit(ctx: &Ctx, kind: crate::ui::Kind) -> Result<()> {
+    let outcome = crate::ui::run(ctx.town.clone(), kind)?;
+    say_outcome(&ctx.town, &outcome)
 }
 
 pub fn nudge(ctx: &Ctx, agent: &str, text: &str) -> Result<()> {

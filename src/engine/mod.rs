@@ -1,13 +1,14 @@
 //! The engine: the only owner of live agent sessions.
 //!
-//! `Command`s come in (from the cockpit through a channel, from other processes through the
-//! store's control table); `Event`s and a `Snapshot` go out. Every `tick` it records a
+//! `Command`s come in (from the cockpits through the server's channel, from other processes
+//! through the store's control table); `Event`s and a `Snapshot` go out. Every `tick` it records a
 //! heartbeat, notices sessions that ended, answers control requests, delivers pending prompts
 //! and Enters, and reconciles the store with what runs: an agent with work on its hook and no
 //! session gets one. All durable state is in the store first; a session is cattle.
 //!
 //! The loop runs on a tokio runtime (`run`); store and PTY calls are short and run through
-//! `block_in_place`. `up --headless` runs it without a UI.
+//! `block_in_place`. The server ([`crate::server`]) runs it and carries its snapshots, events
+//! and screens to the cockpits.
 
 mod contact;
 mod deacon;
@@ -21,7 +22,8 @@ use crate::beads::{agent_state, control_kind, Agent, ControlRequest, Convoy, Mer
 use crate::clock;
 use crate::town::{PromptMode, Town};
 use crate::{Error, Result};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -40,20 +42,13 @@ const WORKTREE_GRACE: Duration = Duration::from_secs(10);
 /// The terminal size agents start at when no pane has told the engine its size.
 pub const DEFAULT_PANE: (u16, u16) = (40, 120);
 
-/// What the cockpit (or a test) asks of the engine.
-#[derive(Debug, Clone, PartialEq)]
+/// What a cockpit asks of the engine (through the server, see [`crate::server`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Type `text` into the agent's prompt and submit it.
     Nudge { agent: String, text: String },
     /// Raw input for the agent's terminal (keys typed in the drill-down view).
     Input { agent: String, bytes: Vec<u8> },
-    /// The pane showing agents changed size: every session follows (`agent: None`), or just
-    /// one agent's (the drill-down view gives one agent the whole screen).
-    Resize {
-        agent: Option<String>,
-        rows: u16,
-        cols: u16,
-    },
     /// Stop the agent's session; it stays stopped until restarted.
     Kill { agent: String },
     /// Stop and start the agent's session (counted as a restart).
@@ -66,12 +61,44 @@ pub enum Command {
         rig: String,
         runtime: Option<String>,
     },
-    /// The agent's worktree diff against its rig's branch (answered with `Event::Diff`).
+    /// The agent's worktree diff against its rig's branch (the answer's text).
     Diff { agent: String },
 }
 
-/// What happened, for the cockpit's feed and for tests.
-#[derive(Debug, Clone, PartialEq)]
+impl Command {
+    /// What the command is about (an agent, or the bead being slung), for error reports.
+    pub fn subject(&self) -> &str {
+        match self {
+            Command::Nudge { agent, .. }
+            | Command::Input { agent, .. }
+            | Command::Kill { agent }
+            | Command::Restart { agent }
+            | Command::Handoff { agent }
+            | Command::Diff { agent } => agent,
+            Command::Sling { bead, .. } => bead,
+        }
+    }
+}
+
+/// What the engine's loop takes: a cockpit's command with where its answer goes, or the
+/// terminal sizes the server worked out from its clients.
+#[derive(Debug)]
+pub enum Request {
+    /// The answer is `Ok(Some(text))` for a diff, `Ok(None)` for everything else.
+    Command {
+        cmd: Command,
+        reply: Option<tokio::sync::oneshot::Sender<std::result::Result<Option<String>, String>>>,
+    },
+    /// Every session gets `pane` (rows, cols), except the agents named in `agents`, which get
+    /// their own (a cockpit shows them full screen).
+    Sizes {
+        pane: (u16, u16),
+        agents: BTreeMap<String, (u16, u16)>,
+    },
+}
+
+/// What happened, for the cockpits' notices and for tests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     Started {
         agent: String,
@@ -93,14 +120,10 @@ pub enum Event {
         bead: String,
         agent: String,
     },
-    Diff {
-        agent: String,
-        text: String,
-    },
 }
 
 /// One agent as the cockpit shows it: its identity row and its live session, if any.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentView {
     pub agent: Agent,
     pub running: bool,
@@ -111,7 +134,7 @@ pub struct AgentView {
 }
 
 /// A ready bead, as the sling dialog lists it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BeadBrief {
     pub id: String,
     pub title: String,
@@ -120,7 +143,7 @@ pub struct BeadBrief {
 }
 
 /// The state the cockpit renders (plain data, rebuilt when the store changes).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub town: String,
     pub agents: Vec<AgentView>,
@@ -247,6 +270,8 @@ pub struct Engine {
     live: HashMap<String, Live>,
     sessions: Sessions,
     pane: (u16, u16),
+    /// Agents shown full screen by a cockpit, at that cockpit's size.
+    own_size: BTreeMap<String, (u16, u16)>,
     last_version: i64,
     last_reconcile: Option<Instant>,
     last_beat: Option<Instant>,
@@ -291,6 +316,7 @@ impl Engine {
             live: HashMap::new(),
             sessions: Arc::new(RwLock::new(HashMap::new())),
             pane: DEFAULT_PANE,
+            own_size: BTreeMap::new(),
             last_version: -1,
             last_reconcile: None,
             last_beat: None,
@@ -314,6 +340,11 @@ impl Engine {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// The sender of the engine's events (whoever holds it can subscribe later).
+    pub fn events(&self) -> broadcast::Sender<Event> {
+        self.events.clone()
     }
 
     pub fn snapshots(&self) -> watch::Receiver<Snapshot> {
@@ -618,8 +649,7 @@ impl Engine {
         let id = session_id();
         let mut spec = SessionSpec::new(program, dir);
         spec.args = args;
-        spec.rows = self.pane.0;
-        spec.cols = self.pane.1;
+        (spec.rows, spec.cols) = self.size_of(&a.name);
         spec.scrollback = DEFAULT_SCROLLBACK;
         spec.recording = Some(
             self.town
@@ -912,36 +942,34 @@ impl Engine {
         Ok(())
     }
 
-    /// Handles one command from the cockpit.
-    pub fn handle(&mut self, cmd: Command) -> Result<()> {
+    /// The terminal size `agent`'s session should have.
+    fn size_of(&self, agent: &str) -> (u16, u16) {
+        self.own_size.get(agent).copied().unwrap_or(self.pane)
+    }
+
+    /// Takes the sizes the cockpits want: every session is resized to its own.
+    pub fn set_sizes(&mut self, pane: (u16, u16), agents: BTreeMap<String, (u16, u16)>) {
+        self.pane = pane;
+        self.own_size = agents;
+        for (name, l) in &self.live {
+            let (rows, cols) = self.size_of(name);
+            if let Err(e) = l.session.resize(rows, cols) {
+                tracing::warn!(agent = %name, "cannot resize: {e}");
+            }
+        }
+    }
+
+    /// Handles one command from a cockpit; a diff answers with its text.
+    pub fn handle(&mut self, cmd: Command) -> Result<Option<String>> {
         match cmd {
-            Command::Nudge { agent, text } => self.type_nudge(&agent, &text, None),
+            Command::Nudge { agent, text } => self.type_nudge(&agent, &text, None).map(|_| None),
             Command::Input { agent, bytes } => match self.live.get(&agent) {
-                Some(l) => l.session.write(&bytes),
+                Some(l) => l.session.write(&bytes).map(|_| None),
                 None => Err(Error::Conflict(format!("{agent} has no running session"))),
             },
-            Command::Resize {
-                agent: None,
-                rows,
-                cols,
-            } => {
-                self.pane = (rows, cols);
-                for l in self.live.values() {
-                    l.session.resize(rows, cols)?;
-                }
-                Ok(())
-            }
-            Command::Resize {
-                agent: Some(agent),
-                rows,
-                cols,
-            } => match self.live.get(&agent) {
-                Some(l) => l.session.resize(rows, cols),
-                None => Ok(()),
-            },
-            Command::Kill { agent } => self.stop(&agent, Stopping::Kill),
-            Command::Restart { agent } => self.restart(&agent),
-            Command::Handoff { agent } => self.stop(&agent, Stopping::Handoff),
+            Command::Kill { agent } => self.stop(&agent, Stopping::Kill).map(|_| None),
+            Command::Restart { agent } => self.restart(&agent).map(|_| None),
+            Command::Handoff { agent } => self.stop(&agent, Stopping::Handoff).map(|_| None),
             Command::Sling { bead, rig, runtime } => {
                 let (slung, _) = crate::town::sling::sling(
                     &self.town,
@@ -951,13 +979,15 @@ impl Engine {
                     runtime.as_deref(),
                     "overseer",
                 )?;
+                let said = format!("{} slung to {}", slung.bead, slung.agent);
                 self.emit(Event::Slung {
                     bead: slung.bead,
                     agent: slung.agent,
                 });
                 // Start it now rather than at the next tick.
                 self.reconcile()?;
-                self.publish()
+                self.publish()?;
+                Ok(Some(said))
             }
             Command::Diff { agent } => {
                 let a = self.store.agent(&agent)?;
@@ -966,9 +996,7 @@ impl Engine {
                     Some(r) => r.branch.clone(),
                     None => return Err(Error::bad(format!("{agent} has no rig to diff against"))),
                 };
-                let text = crate::town::worktree::diff_against(&dir, &base, 512 * 1024)?;
-                self.emit(Event::Diff { agent, text });
-                Ok(())
+                crate::town::worktree::diff_against(&dir, &base, 512 * 1024).map(Some)
             }
         }
     }
@@ -1039,30 +1067,39 @@ impl Engine {
         self.store.engine_stopped()
     }
 
-    /// Runs the engine until `shutdown` turns true, taking commands from `commands`.
+    /// Runs the engine until `shutdown` turns true, taking requests from `requests`; then
+    /// ends every session.
     pub async fn run(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
+        mut requests: mpsc::Receiver<Request>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(cmd) = commands.recv() => {
-                    let agent = match &cmd {
-                        Command::Nudge { agent, .. } | Command::Input { agent, .. }
-                        | Command::Kill { agent } | Command::Restart { agent }
-                        | Command::Handoff { agent } | Command::Diff { agent } => agent.clone(),
-                        Command::Sling { bead, .. } => bead.clone(),
-                        Command::Resize { .. } => String::new(),
-                    };
-                    let r = tokio::task::block_in_place(|| self.handle(cmd));
-                    if let Err(e) = r {
-                        tracing::warn!("command failed: {e}");
-                        self.emit(Event::Failed { agent, message: e.to_string() });
+                Some(req) = requests.recv() => match req {
+                    Request::Command { cmd, reply } => {
+                        let subject = cmd.subject().to_string();
+                        let r = tokio::task::block_in_place(|| self.handle(cmd));
+                        if let Err(e) = &r {
+                            tracing::warn!("command failed: {e}");
+                        }
+                        match reply {
+                            Some(reply) => {
+                                let _ = reply.send(r.map_err(|e| e.to_string()));
+                            }
+                            None => {
+                                if let Err(e) = r {
+                                    self.emit(Event::Failed { agent: subject, message: e.to_string() });
+                                }
+                            }
+                        }
                     }
-                }
+                    Request::Sizes { pane, agents } => {
+                        tokio::task::block_in_place(|| self.set_sizes(pane, agents));
+                    }
+                },
                 _ = tick.tick() => {
                     if let Err(e) = tokio::task::block_in_place(|| self.tick()) {
                         tracing::warn!("engine tick failed: {e}");
@@ -1102,35 +1139,4 @@ fn capture_cast(path: &Path, scrollback: bool) -> Result<String> {
     let cast = crate::agent::read_cast(path)?;
     let mut screen = replay_cast(&cast, None, DEFAULT_SCROLLBACK);
     Ok(screen.capture(scrollback))
-}
-
-/// `up --headless`: the engine on its own until Ctrl-C or SIGTERM.
-pub fn run_headless(town: Town) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("start", "the tokio runtime", e))?;
-    let engine = Engine::new(town, Arc::new(|| {}))?;
-    rt.block_on(async move {
-        let (_cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                        let _ = stop_tx.send(true);
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            let _ = stop_tx.send(true);
-        });
-        engine.run(cmd_rx, stop_rx).await
-    })
 }

@@ -74,8 +74,12 @@ pub enum Dialog {
     Help {
         focus: Focus,
     },
-    /// Quitting while agents run.
-    ConfirmQuit {
+    /// `:stop`: stop the engine and its agents?
+    ConfirmStop {
+        running: usize,
+    },
+    /// Leaving the demo: leave its town running, or stop it?
+    LeaveDemo {
         running: usize,
     },
     /// An agent's diff against its base branch; `scroll` is the first line shown.
@@ -105,7 +109,12 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Engine(Command),
-    Quit,
+    /// Close the cockpit; the agents keep running in the engine.
+    Detach,
+    /// Stop the engine and its agents (their hooks stay), then close.
+    StopEngine,
+    /// Start the town's engine again (it is gone).
+    StartEngine,
 }
 
 /// The key that leaves the drill-down view (and copy mode), by default `ctrl-]`.
@@ -165,6 +174,12 @@ pub struct App {
     /// A transient line for the status bar (errors, confirmations).
     pub notice: Option<String>,
     pub escape: EscapeKey,
+    /// `attach AGENT`: only this agent, full screen; the escape key detaches.
+    pub only: Option<String>,
+    /// The demo's cockpit: leaving asks whether to stop the demo town.
+    pub demo: bool,
+    /// Set while the engine does not answer: why (the cockpit keeps trying to reconnect).
+    pub engine_gone: Option<String>,
 }
 
 /// The `:` commands, for completion and help.
@@ -177,7 +192,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("convoy", "convoy: focus the convoys panel"),
     ("mail", "mail: show unread mail count"),
     ("theme", "theme NAME (default, light, mono)"),
-    ("quit", "quit"),
+    ("stop", "stop: stop the engine and its agents (asks; hooks stay)"),
+    ("quit", "quit: detach (the agents keep running)"),
 ];
 
 impl App {
@@ -194,7 +210,18 @@ impl App {
             term_scroll: 0,
             notice: None,
             escape: EscapeKey::default(),
+            only: None,
+            demo: false,
+            engine_gone: None,
         }
+    }
+
+    /// The app of `attach AGENT`: that agent's terminal, full screen.
+    pub fn attached(snapshot: Snapshot, agent: &str) -> App {
+        let mut app = App::new(snapshot);
+        app.only = Some(agent.to_string());
+        app.mode = Mode::DrillDown;
+        app
     }
 
     /// The agents the list shows, after the filter.
@@ -203,6 +230,7 @@ impl App {
         self.snapshot
             .agents
             .iter()
+            .filter(|a| self.only.as_ref().is_none_or(|only| a.agent.name == *only))
             .filter(|a| {
                 f.is_empty()
                     || a.agent.name.to_lowercase().contains(&f)
@@ -370,9 +398,13 @@ impl App {
         let agent = self.selected_agent().map(|a| a.agent.name.clone());
         match k.code {
             KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
-                return self.ask_quit();
+                return self.leave();
             }
-            KeyCode::Char('q') => return self.ask_quit(),
+            KeyCode::Char('q') => return self.leave(),
+            KeyCode::Char('r') if self.engine_gone.is_some() => {
+                self.notice = Some("starting the engine…".into());
+                return vec![Action::StartEngine];
+            }
             KeyCode::Char('j') | KeyCode::Down => self.move_selection(1),
             KeyCode::Char('k') | KeyCode::Up => self.move_selection(-1),
             KeyCode::Char('g') | KeyCode::Home => self.move_selection(-100_000),
@@ -423,12 +455,26 @@ impl App {
         Vec::new()
     }
 
-    fn ask_quit(&mut self) -> Vec<Action> {
-        let running = self.running();
-        if running == 0 {
-            return vec![Action::Quit];
+    /// `q`: detach at once (nothing stops); the demo asks whether to stop its town.
+    fn leave(&mut self) -> Vec<Action> {
+        if self.demo && self.engine_gone.is_none() {
+            self.mode = Mode::Dialog(Dialog::LeaveDemo {
+                running: self.running(),
+            });
+            return Vec::new();
         }
-        self.mode = Mode::Dialog(Dialog::ConfirmQuit { running });
+        vec![Action::Detach]
+    }
+
+    /// `:stop`: asks first.
+    fn ask_stop(&mut self) -> Vec<Action> {
+        if self.engine_gone.is_some() {
+            self.notice = Some("the engine is not running".into());
+            return Vec::new();
+        }
+        self.mode = Mode::Dialog(Dialog::ConfirmStop {
+            running: self.running(),
+        });
         Vec::new()
     }
 
@@ -451,6 +497,9 @@ impl App {
     }
 
     fn key_drill_down(&mut self, k: KeyEvent) -> Vec<Action> {
+        if self.escape.matches(&k) && self.only.is_some() {
+            return vec![Action::Detach];
+        }
         if self.escape.matches(&k) {
             self.mode = Mode::Normal;
             self.term_scroll = 0;
@@ -492,8 +541,16 @@ impl App {
                 }
                 Vec::new()
             }
-            Dialog::ConfirmQuit { .. } => match k.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => vec![Action::Quit],
+            Dialog::ConfirmStop { .. } => match k.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => vec![Action::StopEngine],
+                _ => {
+                    self.mode = Mode::Normal;
+                    Vec::new()
+                }
+            },
+            Dialog::LeaveDemo { .. } => match k.code {
+                KeyCode::Char('l') | KeyCode::Char('L') | KeyCode::Enter => vec![Action::Detach],
+                KeyCode::Char('s') | KeyCode::Char('S') => vec![Action::StopEngine],
                 _ => {
                     self.mode = Mode::Normal;
                     Vec::new()
@@ -728,7 +785,8 @@ impl App {
                 }
                 Vec::new()
             }
-            Some("q") | Some("quit") => self.ask_quit(),
+            Some("q") | Some("quit") | Some("detach") => self.leave(),
+            Some("stop") => self.ask_stop(),
             Some(other) => {
                 self.notice = Some(format!("unknown command :{other} (tab completes)"));
                 Vec::new()
@@ -1126,16 +1184,63 @@ mod tests {
     }
 
     #[test]
-    fn quitting_asks_while_agents_run() {
+    fn q_detaches_at_once_and_stop_asks_first() {
         let mut a = app();
-        assert!(a.on_key(key('q')).is_empty());
-        assert_eq!(a.mode, Mode::Dialog(Dialog::ConfirmQuit { running: 3 }));
+        // q: nothing stops, so nothing to ask.
+        assert_eq!(a.on_key(key('q')), vec![Action::Detach]);
+        assert_eq!(a.mode, Mode::Normal);
+        assert_eq!(a.run_command("quit"), vec![Action::Detach]);
+        // :stop asks; anything but y keeps the engine.
+        assert!(a.run_command("stop").is_empty());
+        assert_eq!(a.mode, Mode::Dialog(Dialog::ConfirmStop { running: 3 }));
         assert!(a.on_key(key('n')).is_empty());
         assert_eq!(a.mode, Mode::Normal);
+        a.run_command("stop");
+        assert!(a.on_key(KeyEvent::from(KeyCode::Enter)).is_empty(), "enter is not yes");
+        a.run_command("stop");
+        assert_eq!(a.on_key(key('y')), vec![Action::StopEngine]);
+        // With the engine gone there is nothing to stop, and r starts one.
+        let mut gone = app();
+        gone.engine_gone = Some("the engine exited".into());
+        assert!(gone.run_command("stop").is_empty());
+        assert_eq!(gone.mode, Mode::Normal);
+        assert_eq!(gone.on_key(key('r')), vec![Action::StartEngine]);
+        assert!(a.on_key(key('r')).is_empty(), "r means nothing while connected");
+    }
+
+    #[test]
+    fn leaving_the_demo_asks_whether_to_stop_its_town() {
+        let mut a = app();
+        a.demo = true;
+        assert!(a.on_key(key('q')).is_empty());
+        assert_eq!(a.mode, Mode::Dialog(Dialog::LeaveDemo { running: 3 }));
+        assert!(a.on_key(KeyEvent::from(KeyCode::Esc)).is_empty());
+        assert_eq!(a.mode, Mode::Normal);
         a.on_key(key('q'));
-        assert_eq!(a.on_key(key('y')), vec![Action::Quit]);
-        let mut idle = App::new(Snapshot::default());
-        assert_eq!(idle.on_key(key('q')), vec![Action::Quit]);
+        assert_eq!(a.on_key(key('l')), vec![Action::Detach]);
+        a.on_key(key('q'));
+        assert_eq!(a.on_key(key('s')), vec![Action::StopEngine]);
+    }
+
+    #[test]
+    fn attach_shows_one_agent_and_the_escape_key_detaches() {
+        let snapshot = app().snapshot;
+        let name = snapshot.agents[1].agent.name.clone();
+        let mut a = App::attached(snapshot, &name);
+        assert_eq!(a.mode, Mode::DrillDown);
+        assert_eq!(a.visible_agents().len(), 1);
+        assert_eq!(a.selected_agent().unwrap().agent.name, name);
+        // Keys go to the agent...
+        assert_eq!(
+            a.on_key(key('x')),
+            vec![Action::Engine(Command::Input {
+                agent: name.clone(),
+                bytes: b"x".to_vec()
+            })]
+        );
+        // ... and ctrl-] detaches instead of going back to the panels.
+        let esc = KeyEvent::new(KeyCode::Char(']'), KeyModifiers::CONTROL);
+        assert_eq!(a.on_key(esc), vec![Action::Detach]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The dialogs drawn over the cockpit: sling, nudge, the `:` command line, help, quit
+//! The dialogs drawn over the cockpit: sling, nudge, the `:` command line, help, stop / leave
 //! confirmation, diff and message. Each is a function of the app's [`Dialog`] state.
 
 use super::app::{Dialog, Focus, SlingDialog, SlingStep, COMMANDS};
@@ -78,7 +78,28 @@ pub fn draw(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>, dialog: &Dialog) {
         Dialog::Nudge { agent, input } => nudge(buf, area, ctx.theme, agent, input),
         Dialog::Command { input, selected } => command(buf, area, ctx, input, *selected),
         Dialog::Help { focus } => help(buf, area, ctx, *focus),
-        Dialog::ConfirmQuit { running } => confirm_quit(buf, area, ctx.theme, *running),
+        Dialog::ConfirmStop { running } => confirm(
+            buf,
+            area,
+            ctx.theme,
+            "Stop the engine",
+            &format!(
+                "Stop the town's engine? {}; their hooks stay, and the next `gastown-tui` starts them again.",
+                agents_stop(*running)
+            ),
+            &[("y", "stop"), ("n", "keep it running")],
+        ),
+        Dialog::LeaveDemo { running } => confirm(
+            buf,
+            area,
+            ctx.theme,
+            "Leave the demo",
+            &format!(
+                "Leave the demo town running in the background, or stop it? {}.",
+                agents_running(*running)
+            ),
+            &[("l", "leave it running"), ("s", "stop it"), ("esc", "stay")],
+        ),
         Dialog::Diff {
             agent,
             text,
@@ -397,7 +418,8 @@ fn global_keys(escape: &str) -> Vec<(String, &'static str)> {
         ("d".into(), "the selected agent's diff"),
         (":".into(), "command line (tab completes)"),
         ("?".into(), "this help"),
-        ("q  ctrl-c".into(), "quit (asks while agents run)"),
+        ("q  ctrl-c".into(), "detach: close; the agents keep running"),
+        (":stop".into(), "stop the engine and its agents (asks)"),
         ("mouse".into(), "click focuses, wheel scrolls"),
     ]
 }
@@ -466,17 +488,35 @@ fn wrapped_height(text: &str, w: usize) -> u16 {
         .clamp(1, 1000) as u16
 }
 
-fn confirm_quit(buf: &mut Buffer, area: Rect, t: &Theme, running: usize) {
-    let text = if running == 1 {
-        "1 agent is running. Quit and stop it?".to_string()
-    } else {
-        format!("{running} agents are running. Quit and stop them?")
-    };
-    let w = (width(&text).min(200) as u16 + 4).min(56).min(area.width);
+fn agents_stop(running: usize) -> String {
+    match running {
+        0 => "No agent is running".to_string(),
+        1 => "1 running agent stops".to_string(),
+        n => format!("{n} running agents stop"),
+    }
+}
+
+fn agents_running(running: usize) -> String {
+    match running {
+        1 => "1 agent is running".to_string(),
+        n => format!("{n} agents are running"),
+    }
+}
+
+/// A question with its answers' keys on the last line.
+fn confirm(
+    buf: &mut Buffer,
+    area: Rect,
+    t: &Theme,
+    heading: &str,
+    text: &str,
+    keys: &[(&str, &str)],
+) {
+    let w = (width(text).min(200) as u16 + 4).min(60).min(area.width);
     let inner_w = usize::from(w.saturating_sub(4));
-    let h = wrapped_height(&text, inner_w) + 4;
+    let h = wrapped_height(text, inner_w) + 4;
     let r = centered(area, w, h);
-    let inner = popup(buf, r, title("Quit", t), None, t);
+    let inner = popup(buf, r, title(heading, t), None, t);
     let inner = Rect::new(
         inner.x + 1.min(inner.width),
         inner.y,
@@ -489,22 +529,17 @@ fn confirm_quit(buf: &mut Buffer, area: Rect, t: &Theme, running: usize) {
         inner.width,
         inner.height.saturating_sub(1),
     );
-    Paragraph::new(text)
+    Paragraph::new(text.to_string())
         .style(t.text)
         .wrap(Wrap { trim: true })
         .render(body, buf);
     if inner.height >= 1 {
-        put(
-            buf,
-            inner,
-            inner.height - 1,
-            Line::from(vec![
-                Span::styled("y", t.key),
-                Span::styled(" quit   ", t.text),
-                Span::styled("n", t.key),
-                Span::styled(" stay", t.text),
-            ]),
-        );
+        let mut spans = Vec::new();
+        for (k, what) in keys {
+            spans.push(Span::styled(k.to_string(), t.key));
+            spans.push(Span::styled(format!(" {what}   "), t.text));
+        }
+        put(buf, inner, inner.height - 1, Line::from(spans));
     }
 }
 

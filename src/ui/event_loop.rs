@@ -1,10 +1,15 @@
-//! The cockpit's event loop: owns the terminal, runs the engine on the same tokio runtime,
-//! and redraws only when something visible changed, at most once per frame interval.
+//! The cockpit's event loop: a client of the town's engine. It owns the terminal and the
+//! connection; it sends the engine its sizes, the agent it shows and the user's commands, and
+//! redraws from the snapshots and screen updates the engine sends, only when something
+//! visible changed and at most once per frame interval. When the engine goes away it says so
+//! and reconnects as soon as one answers again.
 
 use super::app::{Action, App, Areas, Dialog, Mode};
 use super::theme::Theme;
 use super::view;
-use crate::engine::{Command, Engine, Event as EngineEvent, Sessions};
+use crate::engine::{Command, Event as EngineEvent};
+use crate::server::client::{self, Connection};
+use crate::server::protocol::{FromEngine, Grid, ToEngine};
 use crate::town::Town;
 use crate::{Error, Result};
 use crossterm::event::{
@@ -12,17 +17,42 @@ use crossterm::event::{
     KeyEventKind,
 };
 use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::mpsc;
 
 /// At most this many frames a second.
 const FRAME: Duration = Duration::from_millis(16);
 /// The panels show times in state; redraw at least this often.
 const CLOCK_TICK: Duration = Duration::from_secs(1);
-/// A child inside a synchronized update is not drawn for at most this long.
-const SYNC_WAIT: Duration = Duration::from_millis(100);
+/// While the engine is gone, look for it this often.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+/// How long the first snapshot may take.
+const FIRST_SNAPSHOT: Duration = Duration::from_secs(15);
+
+/// Which cockpit to open.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// The whole cockpit.
+    Cockpit,
+    /// The demo's cockpit: leaving asks whether to stop the demo town.
+    Demo,
+    /// One agent's terminal, full screen (`gastown-tui attach AGENT`).
+    Attach(String),
+}
+
+/// How the cockpit ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Detached: the engine (pid, when one was connected) keeps `running` agents going.
+    Detached { running: usize, pid: Option<u32> },
+    /// The user stopped the engine (pid) and its agents.
+    Stopped { pid: u32 },
+    /// Someone else stopped the engine (why).
+    StoppedElsewhere { reason: String },
+}
 
 /// Restores the terminal however the loop ends.
 struct TerminalGuard;
@@ -38,38 +68,98 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Opens the cockpit on `town` and runs until the user quits.
-pub fn run(town: Town) -> Result<()> {
+/// Opens the cockpit on `town`, starting its engine first when none answers, and runs until
+/// the user detaches or the engine stops.
+pub fn run(town: Town, kind: Kind) -> Result<Outcome> {
     let theme = Theme::from_env(&town.config.theme, Some(&town.root.join("themes")))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| Error::io("start", "the tokio runtime", e))?;
-    rt.block_on(cockpit(town, theme))
+    rt.block_on(cockpit(town, theme, kind))
 }
 
-async fn cockpit(town: Town, mut theme: Theme) -> Result<()> {
-    let themes_dir = town.root.join("themes");
-    // Output from any agent wakes the loop once; further output before the loop has looked
-    // costs the reader threads one atomic swap, not a wake-up each.
-    let output = Arc::new(Notify::new());
-    let output_pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (on_output, pending) = (output.clone(), output_pending.clone());
-    let engine = Engine::new(
-        town,
-        Arc::new(move || {
-            if !pending.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                on_output.notify_one();
+/// The live connection: where commands go, where the engine's messages come from.
+struct Link {
+    wr: OwnedWriteHalf,
+    rx: mpsc::Receiver<FromEngine>,
+    pid: u32,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    fn start(c: Connection) -> Link {
+        let Connection {
+            mut rd,
+            wr,
+            welcome,
+            ..
+        } = c;
+        let (tx, rx) = mpsc::channel(256);
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(m)) =
+                crate::server::protocol::read_msg::<_, FromEngine>(&mut rd).await
+            {
+                if tx.send(m).await.is_err() {
+                    return;
+                }
             }
-        }),
-    )?;
-    let sessions: Sessions = engine.sessions();
-    let mut snapshots = engine.snapshots();
-    let mut events = engine.subscribe();
-    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(256);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let engine_task = tokio::spawn(engine.run(cmd_rx, stop_rx));
+        });
+        Link {
+            wr,
+            rx,
+            pid: welcome.pid,
+            reader,
+        }
+    }
+
+    async fn send(&mut self, m: &ToEngine) -> bool {
+        crate::server::protocol::write_msg(&mut self.wr, m)
+            .await
+            .is_ok()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn client_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Attach(_) => "attach",
+        _ => "cockpit",
+    }
+}
+
+async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
+    let themes_dir = town.root.join("themes");
+    let (conn, _) = client::connect_or_start(&town, client_name(&kind)).await?;
+    let mut link = Link::start(conn);
+    let snapshot = loop {
+        match tokio::time::timeout(FIRST_SNAPSHOT, link.rx.recv()).await {
+            Ok(Some(FromEngine::Snapshot(s))) => break *s,
+            Ok(Some(_)) => continue,
+            Ok(None) => return Err(Error::Conflict("the engine closed the connection".into())),
+            Err(_) => return Err(Error::Conflict("the engine sent no snapshot".into())),
+        }
+    };
+    let mut app = match &kind {
+        Kind::Attach(agent) => {
+            if !snapshot.agents.iter().any(|a| a.agent.name == *agent) {
+                return Err(Error::NotFound {
+                    kind: "agent",
+                    id: agent.clone(),
+                });
+            }
+            App::attached(snapshot, agent)
+        }
+        _ => App::new(snapshot),
+    };
+    app.demo = kind == Kind::Demo;
+    let mut link = Some(link);
 
     // Keys, mouse and resizes come from a plain thread blocking on the terminal.
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Event>();
@@ -91,161 +181,137 @@ async fn cockpit(town: Town, mut theme: Theme) -> Result<()> {
     let _guard = TerminalGuard;
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
 
-    let mut app = App::new(snapshots.borrow().clone());
+    let mut grids: HashMap<String, Grid> = HashMap::new();
     let mut areas = Areas::default();
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
-    let mut drawn_bytes: u64 = u64::MAX;
-    let mut sync_since: Option<Instant> = None;
-    // The pane size agents were last given, and which agent holds the drill-down size.
-    let mut pane: Option<(u16, u16)> = None;
-    let mut drilled: Option<String> = None;
+    // What the engine was last told: sizes, and the agent shown.
+    let mut sent_size: Option<((u16, u16), (u16, u16))> = None;
+    let mut sent_show: Option<(Option<String>, bool, usize)> = None;
+    // Commands waiting for their answer: what to do with it.
+    let mut pending: HashMap<u64, Command> = HashMap::new();
+    let mut next_id: u64 = 0;
+    let mut last_pid = link.as_ref().map(|l| l.pid);
+    let (started_tx, mut started_rx) = mpsc::channel::<Result<()>>(1);
 
     loop {
-        // Keep the PTYs the size of the pane that shows them.
         let size = terminal
             .size()
             .map_err(|e| Error::io("read", "the terminal size", e))?;
         let full = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-        let want = view::terminal_size(full, false);
-        if pane != Some(want) {
-            pane = Some(want);
-            let _ = cmd_tx
-                .send(Command::Resize {
-                    agent: None,
-                    rows: want.0,
-                    cols: want.1,
-                })
-                .await;
-        }
-        let drill = match app.mode {
-            Mode::DrillDown => app.selected_agent().map(|a| a.agent.name.clone()),
-            _ => None,
-        };
-        if drill != drilled {
-            if let Some(old) = drilled.take() {
-                let _ = cmd_tx
-                    .send(Command::Resize {
-                        agent: Some(old),
-                        rows: want.0,
-                        cols: want.1,
+        if let Some(l) = link.as_mut() {
+            let want = (
+                view::terminal_size(full, false),
+                view::terminal_size(full, true),
+            );
+            let mut ok = true;
+            if sent_size != Some(want) {
+                sent_size = Some(want);
+                ok &= l
+                    .send(&ToEngine::Size {
+                        pane: want.0,
+                        full: want.1,
                     })
                     .await;
             }
-            if let Some(new) = &drill {
-                let (rows, cols) = view::terminal_size(full, true);
-                let _ = cmd_tx
-                    .send(Command::Resize {
-                        agent: Some(new.clone()),
-                        rows,
-                        cols,
+            let drill = app.mode == Mode::DrillDown;
+            let show = (
+                app.selected_agent().map(|a| a.agent.name.clone()),
+                drill,
+                if drill { app.term_scroll } else { 0 },
+            );
+            if sent_show.as_ref() != Some(&show) {
+                grids.retain(|k, _| show.0.as_deref() == Some(k.as_str()));
+                sent_show = Some(show.clone());
+                ok &= l
+                    .send(&ToEngine::Show {
+                        agent: show.0,
+                        full: show.1,
+                        offset: show.2,
                     })
                     .await;
+                dirty = true;
             }
-            drilled = drill;
-            dirty = true;
+            if !ok {
+                link = None;
+                app.engine_gone = Some("the engine's connection broke".into());
+                dirty = true;
+            }
         }
 
-        if dirty {
-            let wait = FRAME.saturating_sub(last_draw.elapsed());
-            if wait.is_zero() {
-                let map = sessions.read().map(|m| m.clone()).unwrap_or_default();
-                let visible = app
-                    .selected_agent()
-                    .and_then(|a| map.get(&a.agent.name).cloned());
-                // Hold a frame while the visible program is mid-update (bounded).
-                let mid_update = visible
-                    .as_ref()
-                    .is_some_and(|s| s.with_screen(|sc| sc.synchronized_update()));
-                let hold = mid_update && sync_since.is_some_and(|t| t.elapsed() < SYNC_WAIT);
-                if mid_update && sync_since.is_none() {
-                    sync_since = Some(Instant::now());
-                }
-                if !hold {
-                    sync_since = None;
-                    // Scrollback: the visible screen shows history only in the drill-down view.
-                    if let Some(s) = &visible {
-                        let want = if app.mode == Mode::DrillDown {
-                            app.term_scroll
-                        } else {
-                            0
-                        };
-                        app.term_scroll = s.set_view_offset(want).min(app.term_scroll);
-                    }
-                    drawn_bytes = visible.as_ref().map(|s| s.bytes_read()).unwrap_or(0);
-                    let _ = crossterm::queue!(std::io::stdout(), BeginSynchronizedUpdate);
-                    terminal
-                        .draw(|f| areas = view::draw(f, &app, &map, &theme))
-                        .map_err(|e| Error::io("draw", "the terminal", e))?;
-                    let _ = crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate);
-                    let _ = std::io::stdout().flush();
-                    last_draw = Instant::now();
-                    dirty = false;
-                }
-            }
+        if dirty && last_draw.elapsed() >= FRAME {
+            let _ = crossterm::queue!(std::io::stdout(), BeginSynchronizedUpdate);
+            terminal
+                .draw(|f| areas = view::draw(f, &app, &grids, &theme))
+                .map_err(|e| Error::io("draw", "the terminal", e))?;
+            let _ = crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate);
+            let _ = std::io::stdout().flush();
+            last_draw = Instant::now();
+            dirty = false;
         }
         // Asleep until something happens; once a second the clocks in the panels move on.
         let timer = if dirty {
-            FRAME
-                .saturating_sub(last_draw.elapsed())
-                .max(Duration::from_millis(1))
+            FRAME.saturating_sub(last_draw.elapsed())
+        } else if link.is_none() {
+            RECONNECT_EVERY
         } else {
-            CLOCK_TICK
-                .saturating_sub(last_draw.elapsed())
-                .max(Duration::from_millis(1))
+            CLOCK_TICK.saturating_sub(last_draw.elapsed())
+        }
+        .max(Duration::from_millis(1));
+        let from_engine = async {
+            match link.as_mut() {
+                Some(l) => l.rx.recv().await,
+                None => std::future::pending().await,
+            }
         };
 
         tokio::select! {
             Some(ev) = input_rx.recv() => {
-                let mut actions = Vec::new();
-                match ev {
-                    Event::Key(k) if k.kind != KeyEventKind::Release => {
-                        actions = app.on_key(k);
-                        // Arrow keys in application-cursor mode (vim, less) are ESC O x.
-                        for a in &mut actions {
-                            if let Action::Engine(Command::Input { agent, bytes }) = a {
-                                let app_cursor = sessions
-                                    .read()
-                                    .ok()
-                                    .and_then(|m| m.get(agent.as_str()).cloned())
-                                    .is_some_and(|s| s.with_screen(|sc| sc.application_cursor()));
-                                if app_cursor && bytes.len() == 3 && bytes[0] == 0x1b && bytes[1] == b'[' {
-                                    bytes[1] = b'O';
-                                }
-                            }
-                        }
-                    }
-                    Event::Mouse(m) => actions = app.on_mouse(m, &areas),
-                    Event::Paste(text) => {
-                        if let (Mode::DrillDown, Some(a)) = (&app.mode, app.selected_agent()) {
-                            let agent = a.agent.name.clone();
-                            let bracketed = sessions
-                                .read()
-                                .ok()
-                                .and_then(|m| m.get(&agent).cloned())
-                                .is_some_and(|s| s.with_screen(|sc| sc.bracketed_paste()));
-                            let mut bytes = Vec::new();
-                            if bracketed { bytes.extend_from_slice(b"\x1b[200~"); }
-                            bytes.extend_from_slice(text.as_bytes());
-                            if bracketed { bytes.extend_from_slice(b"\x1b[201~"); }
-                            actions.push(Action::Engine(Command::Input { agent, bytes }));
-                        } else if let Mode::Dialog(Dialog::Nudge { input, .. }) = &mut app.mode {
-                            input.push_str(&crate::engine::nudge::sanitize(&text));
-                        }
-                    }
-                    _ => {}
-                }
                 dirty = true;
+                let actions = on_input(&mut app, ev, &areas, &grids);
                 for action in actions {
                     match action {
-                        Action::Quit => {
-                            let _ = stop_tx.send(true);
-                            let _ = engine_task.await;
-                            return Ok(());
+                        Action::Detach => {
+                            return Ok(Outcome::Detached {
+                                running: app.running(),
+                                pid: link.as_ref().map(|l| l.pid),
+                            });
                         }
-                        Action::Engine(cmd) => {
-                            let _ = cmd_tx.send(cmd).await;
+                        Action::StopEngine => {
+                            let Some(mut l) = link.take() else {
+                                app.notice = Some("the engine is not running".into());
+                                continue;
+                            };
+                            let pid = l.pid;
+                            app.notice = Some("stopping the engine and its agents…".into());
+                            app.mode = Mode::Normal;
+                            let _ = terminal.draw(|f| areas = view::draw(f, &app, &grids, &theme));
+                            if l.send(&ToEngine::Stop).await {
+                                // Until it closes the connection (its agents have stopped).
+                                while l.rx.recv().await.is_some() {}
+                            }
+                            drop(l);
+                            wait_gone(&town, pid).await;
+                            return Ok(Outcome::Stopped { pid });
                         }
+                        Action::StartEngine => {
+                            let (town, tx) = (town.clone(), started_tx.clone());
+                            tokio::spawn(async move {
+                                let r = client::start(&town, "cli").await.map(|_| ());
+                                let _ = tx.send(r).await;
+                            });
+                        }
+                        Action::Engine(cmd) => match link.as_mut() {
+                            Some(l) => {
+                                next_id += 1;
+                                pending.insert(next_id, cmd.clone());
+                                if !l.send(&ToEngine::Command { id: next_id, cmd }).await {
+                                    link = None;
+                                    app.engine_gone = Some("the engine's connection broke".into());
+                                }
+                            }
+                            None => app.notice = Some("the engine is gone: nothing was sent (r starts it)".into()),
+                        },
                     }
                 }
                 if let Some(name) = app.notice.as_deref().and_then(|n| n.strip_prefix("theme:")) {
@@ -259,45 +325,133 @@ async fn cockpit(town: Town, mut theme: Theme) -> Result<()> {
                     }
                 }
             }
-            changed = snapshots.changed() => {
-                if changed.is_err() {
-                    return Err(Error::Conflict("the engine stopped".into()));
-                }
-                app.set_snapshot(snapshots.borrow_and_update().clone());
+            msg = from_engine => {
                 dirty = true;
-            }
-            _ = output.notified() => {
-                output_pending.store(false, std::sync::atomic::Ordering::Release);
-                // Output from some agent: redraw only if the visible one changed.
-                let bytes = app
-                    .selected_agent()
-                    .and_then(|a| sessions.read().ok().and_then(|m| m.get(&a.agent.name).cloned()))
-                    .map(|s| s.bytes_read())
-                    .unwrap_or(0);
-                if bytes != drawn_bytes {
-                    dirty = true;
-                }
-            }
-            ev = events.recv() => {
-                match ev {
-                    Ok(EngineEvent::Diff { agent, text }) => {
-                        app.mode = Mode::Dialog(Dialog::Diff { agent, text, scroll: 0 });
+                match msg {
+                    None => {
+                        link = None;
+                        grids.clear();
+                        app.engine_gone = Some(match last_pid {
+                            Some(pid) => format!("the engine (pid {pid}) is gone"),
+                            None => "the engine is gone".into(),
+                        });
                     }
-                    Ok(EngineEvent::Failed { agent, message }) => {
+                    Some(FromEngine::Snapshot(s)) => app.set_snapshot(*s),
+                    Some(FromEngine::Screen(u)) => {
+                        let agent = u.agent.clone();
+                        let g = grids.entry(agent).or_default();
+                        g.apply(u);
+                        app.term_scroll = app.term_scroll.min(g.state.history);
+                    }
+                    Some(FromEngine::NoScreen { agent }) => {
+                        grids.remove(&agent);
+                    }
+                    Some(FromEngine::Answer { id, result }) => {
+                        let cmd = pending.remove(&id);
+                        match (cmd, result) {
+                            (Some(Command::Diff { agent }), Ok(Some(text))) => {
+                                app.mode = Mode::Dialog(Dialog::Diff { agent, text, scroll: 0 });
+                            }
+                            (Some(Command::Sling { .. }), Ok(Some(said))) => app.notice = Some(said),
+                            (Some(cmd), Err(message)) => {
+                                app.notice = Some(format!("{}: {message}", cmd.subject()));
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(FromEngine::Event(EngineEvent::Failed { agent, message })) => {
                         app.notice = Some(if agent.is_empty() { message } else { format!("{agent}: {message}") });
                     }
-                    Ok(EngineEvent::Slung { bead, agent }) => {
-                        app.notice = Some(format!("{bead} slung to {agent}"));
+                    Some(FromEngine::Event(_)) | Some(FromEngine::Status(_)) => {}
+                    Some(FromEngine::Stopping { reason }) => {
+                        return Ok(Outcome::StoppedElsewhere { reason });
                     }
-                    _ => {}
                 }
+            }
+            Some(r) = started_rx.recv() => {
                 dirty = true;
+                if let Err(e) = r {
+                    app.notice = Some(e.to_string());
+                }
             }
             _ = tokio::time::sleep(timer) => {
+                if link.is_none() {
+                    match client::connect(&town, client_name(&kind)).await {
+                        Ok(Some(c)) => {
+                            let l = Link::start(c);
+                            app.notice = Some(format!("reconnected to the engine (pid {})", l.pid));
+                            last_pid = Some(l.pid);
+                            link = Some(l);
+                            app.engine_gone = None;
+                            sent_size = None;
+                            sent_show = None;
+                            pending.clear();
+                            dirty = true;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            app.engine_gone = Some(e.to_string());
+                            dirty = true;
+                        }
+                    }
+                }
                 if last_draw.elapsed() >= CLOCK_TICK {
                     dirty = true;
                 }
             }
         }
+    }
+}
+
+/// Turns one terminal event into the app's actions (keys encoded the way the shown program
+/// wants them).
+fn on_input(app: &mut App, ev: Event, areas: &Areas, grids: &HashMap<String, Grid>) -> Vec<Action> {
+    let shown = |app: &App| {
+        app.selected_agent()
+            .and_then(|a| grids.get(&a.agent.name))
+            .map(|g| g.state.clone())
+    };
+    match ev {
+        Event::Key(k) if k.kind != KeyEventKind::Release => {
+            let mut actions = app.on_key(k);
+            // Arrow keys in application-cursor mode (vim, less) are ESC O x.
+            let app_cursor = shown(app).is_some_and(|s| s.application_cursor);
+            for a in &mut actions {
+                if let Action::Engine(Command::Input { bytes, .. }) = a {
+                    if app_cursor && bytes.len() == 3 && bytes[0] == 0x1b && bytes[1] == b'[' {
+                        bytes[1] = b'O';
+                    }
+                }
+            }
+            actions
+        }
+        Event::Mouse(m) => app.on_mouse(m, areas),
+        Event::Paste(text) => {
+            if let (Mode::DrillDown, Some(a)) = (&app.mode, app.selected_agent()) {
+                let agent = a.agent.name.clone();
+                let bracketed = shown(app).is_some_and(|s| s.bracketed_paste);
+                let mut bytes = Vec::new();
+                if bracketed {
+                    bytes.extend_from_slice(b"\x1b[200~");
+                }
+                bytes.extend_from_slice(text.as_bytes());
+                if bracketed {
+                    bytes.extend_from_slice(b"\x1b[201~");
+                }
+                return vec![Action::Engine(Command::Input { agent, bytes })];
+            } else if let Mode::Dialog(Dialog::Nudge { input, .. }) = &mut app.mode {
+                input.push_str(&crate::engine::nudge::sanitize(&text));
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Waits (a while) for the engine `pid` to have exited.
+async fn wait_gone(town: &Town, pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client::lock_holder(town) == Some(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

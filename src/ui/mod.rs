@@ -1,5 +1,6 @@
-//! The cockpit: a ratatui app over the engine. `app` holds the state and turns keys into
-//! actions; `view` draws a frame from the state; `run` owns the terminal and the event loop.
+//! The cockpit: a ratatui app, a client of the town's engine. `app` holds the state and turns
+//! keys into actions; `view` draws a frame from the state; `run` owns the terminal and the
+//! connection to the engine (see [`crate::server`]).
 
 pub mod app;
 pub mod dialogs;
@@ -8,22 +9,23 @@ pub mod term;
 pub mod theme;
 pub mod view;
 
-use crate::agent::{Screen, Session};
+use crate::agent::screen::Cells;
+use crate::agent::Screen;
+use crate::server::protocol::Grid;
 use std::collections::HashMap;
-use std::sync::Arc;
 
-/// Where the view finds an agent's terminal screen: the engine's live sessions, or (in tests)
-/// screens built from bytes.
+/// Where the view finds an agent's terminal screen: the copies the engine keeps a cockpit
+/// up to date with, or (in tests) screens built from bytes.
 pub trait ScreenSource {
     /// Calls `f` with the agent's screen; false when the agent has none.
-    fn with_screen(&self, agent: &str, f: &mut dyn FnMut(&Screen)) -> bool;
+    fn with_screen(&self, agent: &str, f: &mut dyn FnMut(&dyn Cells)) -> bool;
 }
 
-impl ScreenSource for HashMap<String, Arc<Session>> {
-    fn with_screen(&self, agent: &str, f: &mut dyn FnMut(&Screen)) -> bool {
+impl ScreenSource for HashMap<String, Grid> {
+    fn with_screen(&self, agent: &str, f: &mut dyn FnMut(&dyn Cells)) -> bool {
         match self.get(agent) {
             Some(s) => {
-                s.with_screen(|screen| f(screen));
+                f(s);
                 true
             }
             None => false,
@@ -32,7 +34,7 @@ impl ScreenSource for HashMap<String, Arc<Session>> {
 }
 
 impl ScreenSource for HashMap<String, Screen> {
-    fn with_screen(&self, agent: &str, f: &mut dyn FnMut(&Screen)) -> bool {
+    fn with_screen(&self, agent: &str, f: &mut dyn FnMut(&dyn Cells)) -> bool {
         match self.get(agent) {
             Some(s) => {
                 f(s);
@@ -44,4 +46,4 @@ impl ScreenSource for HashMap<String, Screen> {
 }
 
 mod event_loop;
-pub use event_loop::run;
+pub use event_loop::{run, Kind, Outcome};

@@ -724,6 +724,7 @@ const HINTS: &[(&str, &str, &str)] = &[
     (":", "command", "cmd"),
     ("/", "filter", "filter"),
     ("?", "help", "help"),
+    ("q", "detach", "detach"),
 ];
 
 fn hints(t: &Theme, short: bool, gap: &'static str) -> Vec<Span<'static>> {
@@ -810,7 +811,11 @@ pub fn status_bar(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
                 l.push(Span::raw("  "));
             }
             l.push(Span::styled(app.escape.label(), t.key));
-            l.push(Span::raw(" back · "));
+            l.push(Span::raw(if app.only.is_some() {
+                " detach · "
+            } else {
+                " back · "
+            }));
             if app.term_scroll > 0 {
                 l.push(Span::styled(
                     format!("scrolled back {} · ", app.term_scroll),
@@ -822,6 +827,23 @@ pub fn status_bar(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
                 l.push(Span::styled("shift-PgUp", t.key));
                 l.push(Span::raw(" scroll"));
             }
+            lefts.push(l);
+        }
+        _ if app.engine_gone.is_some() => {
+            let why = app.engine_gone.clone().unwrap_or_default();
+            let mut l = lead();
+            l.push(Span::styled(format!("⚠ {why} · reconnecting"), t.attention));
+            l.push(Span::raw("  "));
+            l.push(Span::styled("r", t.key));
+            l.push(Span::raw(" start it  "));
+            l.push(Span::styled("q", t.key));
+            l.push(Span::raw(" leave"));
+            lefts.push(l);
+            let mut l = lead();
+            l.push(Span::styled("⚠ engine gone", t.attention));
+            l.push(Span::raw(" "));
+            l.push(Span::styled("r", t.key));
+            l.push(Span::raw(" start"));
             lefts.push(l);
         }
         _ => match &app.notice {

@@ -1,4 +1,4 @@
-//! A ratatui widget that draws one agent's terminal [`Screen`] cell by cell.
+//! A ratatui widget that draws one agent's terminal screen ([`Cells`]) cell by cell.
 //!
 //! The engine sizes every PTY to the pane, so normally the screen and the area match. When
 //! the area is smaller the top-left part shows; when larger the rest stays blank. The widget
@@ -6,21 +6,21 @@
 //! the history rows.
 
 use crate::agent::screen::{Cell as ScreenCell, Color as ScreenColor};
-use crate::agent::Screen;
+use crate::agent::screen::Cells;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::Widget;
 
-/// Draws a [`Screen`] into an area.
-#[derive(Debug, Clone, Copy)]
+/// Draws a screen into an area.
+#[derive(Clone, Copy)]
 pub struct TermView<'a> {
-    screen: &'a Screen,
+    screen: &'a dyn Cells,
     colors: bool,
 }
 
 impl<'a> TermView<'a> {
-    pub fn new(screen: &'a Screen) -> TermView<'a> {
+    pub fn new(screen: &'a dyn Cells) -> TermView<'a> {
         TermView {
             screen,
             colors: true,
@@ -98,7 +98,7 @@ impl Widget for &TermView<'_> {
 
 /// Draws `screen` into `area` and returns where its cursor is (see [`TermView::cursor`]).
 pub fn render_screen(
-    screen: &Screen,
+    screen: &dyn Cells,
     area: Rect,
     buf: &mut Buffer,
     colors: bool,
@@ -145,6 +145,7 @@ pub fn style_of(cell: &ScreenCell<'_>, colors: bool) -> Style {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::Screen;
 
     fn screen(rows: u16, cols: u16, bytes: &[u8]) -> Screen {
         let mut s = Screen::new(rows, cols, 100);

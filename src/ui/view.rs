@@ -896,7 +896,8 @@ mod tests {
                 },
             ),
             ("help_feed", Dialog::Help { focus: Focus::Feed }),
-            ("confirm_quit", Dialog::ConfirmQuit { running: 4 }),
+            ("confirm_stop", Dialog::ConfirmStop { running: 4 }),
+            ("leave_demo", Dialog::LeaveDemo { running: 4 }),
             (
                 "diff",
                 Dialog::Diff {

@@ -1,0 +1,600 @@
+//! The engine as a server: one background process per town owns the engine (every PTY,
+//! emulator, recording, patrol and the store connection) and serves its clients over a Unix
+//! socket ([`socket`]) in the [`protocol`]: cockpits and `attach` (the [`crate::ui`]), and the
+//! CLI's `status` and `down` ([`client`]).
+//!
+//! Each client gets its own task: the snapshot whenever it changes, the engine's events, the
+//! answers to its commands, and the screen of the agent it shows (changed rows only, at most
+//! one update per frame interval, held while the program is inside a synchronized update). A
+//! client that is slow, killed or hung up holds up nobody but itself, and leaving takes
+//! nothing with it.
+//!
+//! Sizes: each client says its pane size and its full-screen size. Every agent's PTY gets the
+//! pane size of the client used most recently, except an agent a client shows full screen,
+//! which gets that client's full-screen size (the most recent such client's).
+
+pub mod client;
+pub mod protocol;
+pub mod socket;
+
+use crate::engine::{Engine, Event, Request, Sessions, Snapshot};
+use crate::town::Town;
+use crate::{Error, Result};
+use protocol::{
+    read_frame, read_msg, write_frame, write_msg, AgentCounts, EngineStatus, FromEngine, Grid,
+    Hello, ToEngine, Welcome, PROTOCOL,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+/// At most one screen update per client this often (about 60 a second).
+pub const FRAME: Duration = Duration::from_millis(16);
+/// A screen inside a synchronized update is held back for at most this long.
+const SYNC_WAIT: Duration = Duration::from_millis(100);
+/// While a screen is held back, look again this often.
+const SYNC_POLL: Duration = Duration::from_millis(4);
+/// A client must say hello within this long.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the town's engine as a server until it is stopped (`down`, a cockpit's `:stop`,
+/// SIGTERM, SIGINT or SIGHUP); then every agent is stopped (their hooks stay). Fails with
+/// `Error::EngineRunning` when the town has an engine already.
+pub fn serve(town: Town) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("start", "the tokio runtime", e))?;
+    let (output_tx, output_rx) = watch::channel(0u64);
+    let output_tx = Arc::new(output_tx);
+    let notify = {
+        let tx = output_tx.clone();
+        Arc::new(move || tx.send_modify(|n| *n = n.wrapping_add(1)))
+    };
+    // The lock first: with it held, whatever socket is at our path is a dead engine's.
+    let engine = Engine::new(town.clone(), notify)?;
+    engine.publish()?;
+    let path = socket::listen_path(&town)?;
+    let _ = std::fs::remove_file(&path);
+    let listener = bind(&path)?;
+    socket::record(&town, &path)?;
+    tracing::info!(socket = %path.display(), pid = std::process::id(), "engine serving");
+    let result = rt.block_on(async {
+        let listener = UnixListener::from_std(listener)
+            .map_err(|e| Error::io("listen on", &path, e))?;
+        run(engine, listener, &town, path.clone(), output_rx).await
+    });
+    socket::unrecord(&town, &path);
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+fn bind(path: &std::path::Path) -> Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let l = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| Error::io("listen on", path, e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("set the mode of", path, e))?;
+    l.set_nonblocking(true)
+        .map_err(|e| Error::io("listen on", path, e))?;
+    Ok(l)
+}
+
+/// What every client task shares.
+struct Shared {
+    town: String,
+    socket: PathBuf,
+    started: Instant,
+    requests: mpsc::Sender<Request>,
+    snapshots: watch::Receiver<Snapshot>,
+    events: broadcast::Sender<Event>,
+    sessions: Sessions,
+    output: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
+    /// Set (with who asked) when the engine is stopping.
+    stopping: watch::Sender<Option<String>>,
+    clients: Mutex<Clients>,
+}
+
+#[derive(Default)]
+struct Clients {
+    next: u64,
+    /// Bumped by every client action: the most recent client has the highest `active`.
+    seq: u64,
+    map: HashMap<u64, View>,
+    /// The sizes last given to the engine.
+    sent: Option<Sizes>,
+}
+
+type Sizes = ((u16, u16), BTreeMap<String, (u16, u16)>);
+
+/// What one attached client shows, and at what size.
+#[derive(Debug, Clone, Default)]
+struct View {
+    pane: Option<(u16, u16)>,
+    full: (u16, u16),
+    show: Option<String>,
+    full_screen: bool,
+    active: u64,
+}
+
+/// The sizes the engine should give its sessions, from what the clients show.
+fn sizes_of(views: &HashMap<u64, View>) -> Option<Sizes> {
+    let latest = views
+        .values()
+        .filter(|v| v.pane.is_some())
+        .max_by_key(|v| v.active)?;
+    let pane = latest.pane?;
+    let mut own: BTreeMap<String, ((u16, u16), u64)> = BTreeMap::new();
+    for v in views.values() {
+        if let (true, Some(agent)) = (v.full_screen, &v.show) {
+            let e = own.entry(agent.clone()).or_insert((v.full, v.active));
+            if v.active >= e.1 {
+                *e = (v.full, v.active);
+            }
+        }
+    }
+    Some((pane, own.into_iter().map(|(k, (s, _))| (k, s)).collect()))
+}
+
+impl Shared {
+    fn clients(&self) -> std::sync::MutexGuard<'_, Clients> {
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes client `id`'s view (`None`: it left) and gives the engine new sizes if they
+    /// changed.
+    async fn update(&self, id: u64, change: impl FnOnce(&mut View), active: bool) {
+        let sizes = {
+            let mut c = self.clients();
+            c.seq += 1;
+            let seq = c.seq;
+            if let Some(v) = c.map.get_mut(&id) {
+                change(v);
+                if active {
+                    v.active = seq;
+                }
+            }
+            let sizes = sizes_of(&c.map);
+            if sizes.is_none() || sizes == c.sent {
+                None
+            } else {
+                c.sent = sizes.clone();
+                sizes
+            }
+        };
+        if let Some((pane, agents)) = sizes {
+            let _ = self.requests.send(Request::Sizes { pane, agents }).await;
+        }
+    }
+
+    fn stop_all(&self, reason: String) {
+        tracing::info!("engine stopping: {reason}");
+        self.stopping.send_replace(Some(reason));
+        self.stop.send_replace(true);
+    }
+
+    fn status(&self) -> EngineStatus {
+        EngineStatus {
+            pid: std::process::id(),
+            socket: self.socket.display().to_string(),
+            uptime_s: self.started.elapsed().as_secs(),
+            clients: self.clients().map.len(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol: PROTOCOL,
+            town: self.town.clone(),
+            agents: AgentCounts::of(&self.snapshots.borrow()),
+        }
+    }
+}
+
+async fn run(
+    engine: Engine,
+    listener: UnixListener,
+    town: &Town,
+    socket: PathBuf,
+    output: watch::Receiver<u64>,
+) -> Result<()> {
+    let (req_tx, req_rx) = mpsc::channel(256);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stopping, _) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        town: town.config.name.clone(),
+        socket,
+        started: Instant::now(),
+        requests: req_tx,
+        snapshots: engine.snapshots(),
+        events: engine.events(),
+        sessions: engine.sessions(),
+        output,
+        stop: stop_tx,
+        stopping,
+        clients: Mutex::new(Clients::default()),
+    });
+    let engine_task = tokio::spawn(engine.run(req_rx, stop_rx.clone()));
+    use tokio::signal::unix::{signal, SignalKind};
+    let sig = |k: SignalKind| signal(k).map_err(|e| Error::io("handle signals in", "the engine", e));
+    let (mut term, mut int, mut hup) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+    );
+    let mut stop_rx = stop_rx;
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    tokio::spawn(client_task(shared.clone(), stream));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stop_rx.changed() => break,
+            _ = term.recv() => shared.stop_all("SIGTERM".into()),
+            _ = int.recv() => shared.stop_all("SIGINT".into()),
+            _ = hup.recv() => shared.stop_all("SIGHUP (its terminal closed)".into()),
+        }
+        if *stop_rx.borrow() {
+            break;
+        }
+    }
+    drop(listener);
+    match engine_task.await {
+        Ok(r) => r,
+        Err(e) => Err(Error::Conflict(format!("the engine's loop failed: {e}"))),
+    }
+}
+
+/// Reads the client's hello; answers with the welcome (or the refusal).
+async fn handshake(
+    shared: &Shared,
+    stream: &mut UnixStream,
+) -> std::result::Result<Hello, String> {
+    let welcome = |error: Option<String>| Welcome {
+        protocol: PROTOCOL,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        town: shared.town.clone(),
+        error,
+    };
+    let refuse = |why: String| (why.clone(), serde_json::to_vec(&welcome(Some(why))));
+    let owner = socket::own_uid();
+    let (why, bytes) = match stream.peer_cred() {
+        Ok(c) if socket::peer_allowed(c.uid(), owner) => {
+            match tokio::time::timeout(HELLO_TIMEOUT, read_frame(stream)).await {
+                Ok(Ok(Some(frame))) => match serde_json::from_slice::<Hello>(&frame) {
+                    Ok(h) if h.protocol == PROTOCOL => {
+                        let bytes = serde_json::to_vec(&welcome(None)).unwrap_or_default();
+                        write_frame(stream, &bytes)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        return Ok(h);
+                    }
+                    Ok(h) => refuse(format!(
+                        "this engine (gastown-tui {}) speaks protocol {PROTOCOL} and the client \
+                         (gastown-tui {}) speaks protocol {}: use one gastown-tui for both (stop \
+                         this engine with the gastown-tui that started it: `gastown-tui down`; \
+                         the agents' hooks stay)",
+                        env!("CARGO_PKG_VERSION"),
+                        h.version,
+                        h.protocol
+                    )),
+                    Err(e) => refuse(format!("not a gastown-tui hello: {e}")),
+                },
+                Ok(Ok(None)) => return Err("left before its hello".into()),
+                Ok(Err(e)) => refuse(format!("a bad hello: {e}")),
+                Err(_) => refuse("no hello within 5 s".into()),
+            }
+        }
+        Ok(c) => refuse(format!(
+            "refused: uid {} may not use the engine of uid {owner}",
+            c.uid()
+        )),
+        Err(e) => refuse(format!("refused: the peer's credentials are unknown ({e})")),
+    };
+    if let Ok(bytes) = bytes {
+        let _ = write_frame(stream, &bytes).await;
+    }
+    Err(why)
+}
+
+/// The agent a client shows, and what it was last sent of it.
+struct Shown {
+    agent: String,
+    offset: usize,
+    last: Option<Grid>,
+    /// The session last sent (its address), and how many bytes it had read then.
+    session: Option<usize>,
+    bytes: u64,
+    sent_at: Option<Instant>,
+    sync_since: Option<Instant>,
+    none_sent: bool,
+}
+
+enum Step {
+    Send(FromEngine),
+    Wait(Instant),
+    Nothing,
+}
+
+impl Shown {
+    fn new(agent: String, offset: usize) -> Shown {
+        Shown {
+            agent,
+            offset,
+            last: None,
+            session: None,
+            bytes: u64::MAX,
+            sent_at: None,
+            sync_since: None,
+            none_sent: false,
+        }
+    }
+
+    fn step(&mut self, sessions: &Sessions) -> Step {
+        let session = sessions
+            .read()
+            .ok()
+            .and_then(|m| m.get(&self.agent).cloned());
+        let Some(s) = session else {
+            self.last = None;
+            self.session = None;
+            if self.none_sent {
+                return Step::Nothing;
+            }
+            self.none_sent = true;
+            return Step::Send(FromEngine::NoScreen {
+                agent: self.agent.clone(),
+            });
+        };
+        self.none_sent = false;
+        let ptr = Arc::as_ptr(&s) as usize;
+        if self.session != Some(ptr) {
+            self.session = Some(ptr);
+            self.last = None;
+            self.bytes = u64::MAX;
+        }
+        let bytes = s.bytes_read();
+        let resized = self.last.as_ref().map(|g| g.state.size) != Some(s.size());
+        if bytes == self.bytes && !resized {
+            return Step::Nothing;
+        }
+        let now = Instant::now();
+        if let Some(t) = self.sent_at {
+            if now < t + FRAME {
+                return Step::Wait(t + FRAME);
+            }
+        }
+        if s.with_screen(|sc| sc.synchronized_update()) {
+            let since = *self.sync_since.get_or_insert(now);
+            if now < since + SYNC_WAIT {
+                return Step::Wait((now + SYNC_POLL).min(since + SYNC_WAIT));
+            }
+        } else {
+            self.sync_since = None;
+        }
+        let grid = s.with_view(self.offset, Grid::of);
+        self.bytes = bytes;
+        self.sent_at = Some(now);
+        let update = grid.update_since(self.last.as_ref(), &self.agent);
+        self.last = Some(grid);
+        match update {
+            Some(u) => Step::Send(FromEngine::Screen(u)),
+            None => Step::Nothing,
+        }
+    }
+}
+
+async fn client_task(shared: Arc<Shared>, mut stream: UnixStream) {
+    let hello = match handshake(&shared, &mut stream).await {
+        Ok(h) => h,
+        Err(why) => {
+            tracing::warn!("a client was turned away: {why}");
+            return;
+        }
+    };
+    let attached = hello.client != "cli";
+    let id = {
+        let mut c = shared.clients();
+        c.next += 1;
+        let id = c.next;
+        if attached {
+            c.map.insert(id, View::default());
+        }
+        id
+    };
+    tracing::info!(client = id, kind = %hello.client, "client attached");
+    let (mut rd, mut wr) = stream.into_split();
+    let (in_tx, mut in_rx) = mpsc::channel::<ToEngine>(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            match read_msg::<_, ToEngine>(&mut rd).await {
+                Ok(Some(m)) => {
+                    if in_tx.send(m).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(client = id, "dropping a client: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    let why = serve_client(&shared, id, attached, &mut wr, &mut in_rx).await;
+    reader.abort();
+    tracing::info!(client = id, "client left: {why}");
+    if attached {
+        shared.clients().map.remove(&id);
+        shared.update(id, |_| {}, false).await;
+    }
+}
+
+/// Serves one client until it leaves or the engine stops; returns why it ended.
+async fn serve_client(
+    shared: &Shared,
+    id: u64,
+    attached: bool,
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+    in_rx: &mut mpsc::Receiver<ToEngine>,
+) -> String {
+    let mut snapshots = shared.snapshots.clone();
+    let mut events = shared.events.subscribe();
+    let mut output = shared.output.clone();
+    let mut stopping = shared.stopping.subscribe();
+    let (answer_tx, mut answers) = mpsc::channel::<FromEngine>(256);
+    let mut shown: Option<Shown> = None;
+    let mut deadline: Option<Instant> = None;
+    if attached {
+        let snap = snapshots.borrow_and_update().clone();
+        if write_msg(wr, &FromEngine::Snapshot(Box::new(snap))).await.is_err() {
+            return "gone before its first snapshot".into();
+        }
+    }
+    macro_rules! send {
+        ($msg:expr) => {
+            if write_msg(wr, &$msg).await.is_err() {
+                return "its connection broke".into();
+            }
+        };
+    }
+    loop {
+        let mut look = false;
+        let wake = deadline.map(tokio::time::Instant::from_std);
+        tokio::select! {
+            m = in_rx.recv() => {
+                let Some(m) = m else { return "it hung up".into() };
+                match m {
+                    ToEngine::Size { pane, full } => {
+                        shared.update(id, |v| { v.pane = Some(pane); v.full = full; }, true).await;
+                        look = true;
+                    }
+                    ToEngine::Show { agent, full, offset } => {
+                        let (a, f) = (agent.clone(), full);
+                        shared.update(id, move |v| { v.show = a; v.full_screen = f; }, true).await;
+                        shown = match (shown.take(), agent) {
+                            (Some(mut s), Some(agent)) if s.agent == agent => {
+                                if s.offset != offset {
+                                    s.offset = offset;
+                                    s.bytes = u64::MAX;
+                                }
+                                Some(s)
+                            }
+                            (_, Some(agent)) => Some(Shown::new(agent, offset)),
+                            (_, None) => None,
+                        };
+                        deadline = None;
+                        look = true;
+                    }
+                    ToEngine::Command { id: cmd_id, cmd } => {
+                        if attached {
+                            shared.update(id, |_| {}, true).await;
+                        }
+                        let (tx, rx) = oneshot::channel();
+                        let req = Request::Command { cmd, reply: Some(tx) };
+                        if shared.requests.send(req).await.is_err() {
+                            return "the engine stopped".into();
+                        }
+                        let answers = answer_tx.clone();
+                        tokio::spawn(async move {
+                            let result = rx.await.unwrap_or_else(|_| Err("the engine stopped".into()));
+                            let _ = answers.send(FromEngine::Answer { id: cmd_id, result }).await;
+                        });
+                    }
+                    ToEngine::Status => send!(FromEngine::Status(shared.status())),
+                    ToEngine::Stop => {
+                        let who = if attached { "a cockpit's :stop" } else { "gastown-tui down" };
+                        shared.stop_all(format!("stopped by {who}"));
+                    }
+                }
+            }
+            Some(a) = answers.recv() => send!(a),
+            r = snapshots.changed(), if attached => {
+                if r.is_err() {
+                    return "the engine stopped".into();
+                }
+                let snap = snapshots.borrow_and_update().clone();
+                send!(FromEngine::Snapshot(Box::new(snap)));
+            }
+            e = events.recv(), if attached => match e {
+                Ok(e) => send!(FromEngine::Event(e)),
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return "the engine stopped".into(),
+            },
+            r = output.changed(), if shown.is_some() && deadline.is_none() => {
+                if r.is_err() {
+                    return "the engine stopped".into();
+                }
+                look = true;
+            }
+            _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
+                deadline = None;
+                look = true;
+            }
+            r = stopping.changed() => {
+                let reason = match r {
+                    Ok(()) => stopping.borrow().clone().unwrap_or_default(),
+                    Err(_) => "the engine stopped".into(),
+                };
+                let _ = write_msg(wr, &FromEngine::Stopping { reason: reason.clone() }).await;
+                return format!("the engine is stopping ({reason})");
+            }
+        }
+        if look {
+            if let Some(s) = shown.as_mut() {
+                match s.step(&shared.sessions) {
+                    Step::Send(m) => {
+                        send!(m);
+                        deadline = None;
+                    }
+                    Step::Wait(t) => deadline = Some(t),
+                    Step::Nothing => deadline = None,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(pane: (u16, u16), full: (u16, u16), show: Option<&str>, fs: bool, active: u64) -> View {
+        View {
+            pane: Some(pane),
+            full,
+            show: show.map(str::to_string),
+            full_screen: fs,
+            active,
+        }
+    }
+
+    #[test]
+    fn the_latest_client_sizes_the_panes_and_full_screen_agents_get_their_own() {
+        let mut v = HashMap::new();
+        assert_eq!(sizes_of(&v), None, "no client: nothing changes");
+        v.insert(1, view((40, 120), (44, 160), Some("nux"), false, 1));
+        v.insert(2, view((20, 60), (23, 80), Some("nux"), true, 2));
+        let (pane, own) = sizes_of(&v).unwrap();
+        assert_eq!(pane, (20, 60), "client 2 was used last");
+        assert_eq!(own.get("nux"), Some(&(23, 80)), "client 2 shows nux full screen");
+        // Client 1 types: its pane size wins; nux stays client 2's full-screen size.
+        v.get_mut(&1).unwrap().active = 3;
+        let (pane, own) = sizes_of(&v).unwrap();
+        assert_eq!(pane, (40, 120));
+        assert_eq!(own.get("nux"), Some(&(23, 80)));
+        // Both full screen on nux: the most recent one's size.
+        v.get_mut(&1).unwrap().full_screen = true;
+        assert_eq!(sizes_of(&v).unwrap().1.get("nux"), Some(&(44, 160)));
+        // A client that has not said its size does not count.
+        v.insert(3, View { active: 9, ..View::default() });
+        assert_eq!(sizes_of(&v).unwrap().0, (40, 120));
+    }
+}
