@@ -3,61 +3,8 @@
 
 mod common;
 
-use common::{source_repo, TestTown, BIN};
-use gastown_tui::agent::{Session, SessionSpec};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-struct Cockpit {
-    s: Session,
-}
-
-impl Cockpit {
-    fn open(t: &TestTown, rows: u16, cols: u16) -> Cockpit {
-        let mut spec = SessionSpec::new(BIN, t.dir.path());
-        spec.args = vec!["--town".into(), t.root().display().to_string()];
-        spec.rows = rows;
-        spec.cols = cols;
-        spec.env = vec![
-            ("HOME".into(), t.dir.path().display().to_string()),
-            ("GT_TOWN".into(), String::new()),
-            ("GT_AGENT".into(), String::new()),
-        ];
-        let s = Session::spawn(spec, Arc::new(|| {})).unwrap();
-        let c = Cockpit { s };
-        c.wait("the cockpit", |s| {
-            s.contains("Agents") && s.contains("? help")
-        });
-        c
-    }
-
-    fn screen(&self) -> String {
-        self.s.capture(false)
-    }
-
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return;
-            }
-            if let Some(exit) = self.s.exit_status() {
-                panic!("the cockpit exited ({exit}) while waiting for {what}:\n{screen}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn keys(&self, bytes: &str) {
-        self.s.write(bytes.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(60));
-    }
-}
+use common::{source_repo, Cockpit, TestTown};
+use std::time::Duration;
 
 #[test]
 fn sling_drill_down_type_nudge_help_and_quit_with_the_keys() {
@@ -127,14 +74,17 @@ fn sling_drill_down_type_nudge_help_and_quit_with_the_keys() {
     let shown = t.json(&["bead", "show", &bead]);
     assert_eq!(shown["assignee"], "furiosa");
 
-    // q asks first while agents run; y quits and the cockpit exits cleanly.
-    c.keys("q");
-    c.wait("the quit confirmation", |s| s.contains("running"));
+    // :stop asks first; y stops the engine and its agents, and the cockpit exits cleanly.
+    c.keys(":stop\r");
+    c.wait("the stop confirmation", |s| {
+        s.contains("Stop the town's engine?")
+    });
     c.keys("y");
-    let exit =
-        c.s.wait_timeout(Duration::from_secs(20))
-            .expect("the cockpit did not exit");
-    assert!(exit.success, "{exit}");
+    let said = c.exited();
+    assert!(said.contains("Stopped the engine of town"), "{said}");
+    assert!(t.engine_pid().is_none(), "the engine is gone");
+    let shown = t.json(&["bead", "show", &bead]);
+    assert_eq!(shown["assignee"], "furiosa", "the hook stays");
 }
 
 #[test]
@@ -149,8 +99,6 @@ fn the_cockpit_works_at_80x24() {
     });
     c.keys("\x1b");
     c.keys("q");
-    let exit =
-        c.s.wait_timeout(Duration::from_secs(20))
-            .expect("quit without agents is immediate");
-    assert!(exit.success);
+    let said = c.exited();
+    assert!(said.contains("Detached from town"), "{said}");
 }

@@ -110,6 +110,9 @@ pub enum Command {
     Doctor,
     /// Run the simulated agent (the `sim` runtime).
     SimAgent,
+    /// Internal (tests): connect to an engine's socket and say what it answered.
+    #[command(name = "__probe", hide = true)]
+    Probe { socket: PathBuf },
     /// Internal: the debounced writer of .beads/issues.jsonl (started automatically).
     #[command(name = "__flush", hide = true)]
     Flush(flush::FlushArgs),
@@ -157,6 +160,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init::init(a, town),
         Command::Demo(a) => init::demo(a),
         Command::Flush(a) => flush::run(town, a),
+        Command::Probe { socket } => {
+            let said = crate::server::client::block_on(async {
+                Ok(crate::server::client::probe(socket).await)
+            })?;
+            println!("{said}");
+            Ok(())
+        }
         Command::Bead(c) => with_store(town, actor, |ctx| bead::run(ctx, *c)),
         Command::Convoy(c) => with_store(town, actor, |ctx| convoy::run(ctx, c)),
         Command::Mail(c) => with_store(town, actor, |ctx| mail::run(ctx, c)),

@@ -64,8 +64,8 @@ pub fn serve(town: Town) -> Result<()> {
     socket::record(&town, &path)?;
     tracing::info!(socket = %path.display(), pid = std::process::id(), "engine serving");
     let result = rt.block_on(async {
-        let listener = UnixListener::from_std(listener)
-            .map_err(|e| Error::io("listen on", &path, e))?;
+        let listener =
+            UnixListener::from_std(listener).map_err(|e| Error::io("listen on", &path, e))?;
         run(engine, listener, &town, path.clone(), output_rx).await
     });
     socket::unrecord(&town, &path);
@@ -217,7 +217,8 @@ async fn run(
     });
     let engine_task = tokio::spawn(engine.run(req_rx, stop_rx.clone()));
     use tokio::signal::unix::{signal, SignalKind};
-    let sig = |k: SignalKind| signal(k).map_err(|e| Error::io("handle signals in", "the engine", e));
+    let sig =
+        |k: SignalKind| signal(k).map_err(|e| Error::io("handle signals in", "the engine", e));
     let (mut term, mut int, mut hup) = (
         sig(SignalKind::terminate())?,
         sig(SignalKind::interrupt())?,
@@ -252,10 +253,7 @@ async fn run(
 }
 
 /// Reads the client's hello; answers with the welcome (or the refusal).
-async fn handshake(
-    shared: &Shared,
-    stream: &mut UnixStream,
-) -> std::result::Result<Hello, String> {
+async fn handshake(shared: &Shared, stream: &mut UnixStream) -> std::result::Result<Hello, String> {
     let welcome = |error: Option<String>| Welcome {
         protocol: PROTOCOL,
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -454,7 +452,10 @@ async fn serve_client(
     let mut deadline: Option<Instant> = None;
     if attached {
         let snap = snapshots.borrow_and_update().clone();
-        if write_msg(wr, &FromEngine::Snapshot(Box::new(snap))).await.is_err() {
+        if write_msg(wr, &FromEngine::Snapshot(Box::new(snap)))
+            .await
+            .is_err()
+        {
             return "gone before its first snapshot".into();
         }
     }
@@ -584,7 +585,11 @@ mod tests {
         v.insert(2, view((20, 60), (23, 80), Some("nux"), true, 2));
         let (pane, own) = sizes_of(&v).unwrap();
         assert_eq!(pane, (20, 60), "client 2 was used last");
-        assert_eq!(own.get("nux"), Some(&(23, 80)), "client 2 shows nux full screen");
+        assert_eq!(
+            own.get("nux"),
+            Some(&(23, 80)),
+            "client 2 shows nux full screen"
+        );
         // Client 1 types: its pane size wins; nux stays client 2's full-screen size.
         v.get_mut(&1).unwrap().active = 3;
         let (pane, own) = sizes_of(&v).unwrap();
@@ -594,7 +599,13 @@ mod tests {
         v.get_mut(&1).unwrap().full_screen = true;
         assert_eq!(sizes_of(&v).unwrap().1.get("nux"), Some(&(44, 160)));
         // A client that has not said its size does not count.
-        v.insert(3, View { active: 9, ..View::default() });
+        v.insert(
+            3,
+            View {
+                active: 9,
+                ..View::default()
+            },
+        );
         assert_eq!(sizes_of(&v).unwrap().0, (40, 120));
     }
 }

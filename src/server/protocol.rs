@@ -72,7 +72,9 @@ pub enum FromEngine {
     /// The shown agent's screen.
     Screen(ScreenUpdate),
     /// The shown agent has no session (any more).
-    NoScreen { agent: String },
+    NoScreen {
+        agent: String,
+    },
     /// The answer to [`ToEngine::Command`]: a diff's text, a sling's summary, or the error.
     Answer {
         id: u64,
@@ -80,7 +82,9 @@ pub enum FromEngine {
     },
     Status(EngineStatus),
     /// The engine is stopping (why: who asked); the connection closes next.
-    Stopping { reason: String },
+    Stopping {
+        reason: String,
+    },
 }
 
 /// How the engine is: `gastown-tui status`.
@@ -221,7 +225,12 @@ impl Grid {
         let cells = (0..rows)
             .map(|r| {
                 (0..cols)
-                    .map(|c| screen.cell(r, c).map(|c| WireCell::of(&c)).unwrap_or_default())
+                    .map(|c| {
+                        screen
+                            .cell(r, c)
+                            .map(|c| WireCell::of(&c))
+                            .unwrap_or_default()
+                    })
                     .collect()
             })
             .collect();
@@ -247,9 +256,7 @@ impl Grid {
             .rows
             .iter()
             .enumerate()
-            .filter(|(i, row)| {
-                !same_size || before.and_then(|b| b.rows.get(*i)) != Some(*row)
-            })
+            .filter(|(i, row)| !same_size || before.and_then(|b| b.rows.get(*i)) != Some(*row))
             .map(|(i, row)| (i as u16, row.clone()))
             .collect();
         if same_size && rows.is_empty() && before.is_some_and(|b| b.state == self.state) {
@@ -384,7 +391,11 @@ mod tests {
     fn text(g: &Grid) -> Vec<String> {
         g.rows
             .iter()
-            .map(|r| r.iter().map(|c| if c.text.is_empty() { " " } else { &c.text }).collect())
+            .map(|r| {
+                r.iter()
+                    .map(|c| if c.text.is_empty() { " " } else { &c.text })
+                    .collect()
+            })
             .collect()
     }
 

@@ -192,8 +192,8 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("convoy", "convoy: focus the convoys panel"),
     ("mail", "mail: show unread mail count"),
     ("theme", "theme NAME (default, light, mono)"),
-    ("stop", "stop: stop the engine and its agents (asks; hooks stay)"),
-    ("quit", "quit: detach (the agents keep running)"),
+    ("stop", "stop: stop the engine (asks)"),
+    ("quit", "quit: detach (agents run on)"),
 ];
 
 impl App {
@@ -1196,7 +1196,10 @@ mod tests {
         assert!(a.on_key(key('n')).is_empty());
         assert_eq!(a.mode, Mode::Normal);
         a.run_command("stop");
-        assert!(a.on_key(KeyEvent::from(KeyCode::Enter)).is_empty(), "enter is not yes");
+        assert!(
+            a.on_key(KeyEvent::from(KeyCode::Enter)).is_empty(),
+            "enter is not yes"
+        );
         a.run_command("stop");
         assert_eq!(a.on_key(key('y')), vec![Action::StopEngine]);
         // With the engine gone there is nothing to stop, and r starts one.
@@ -1205,7 +1208,10 @@ mod tests {
         assert!(gone.run_command("stop").is_empty());
         assert_eq!(gone.mode, Mode::Normal);
         assert_eq!(gone.on_key(key('r')), vec![Action::StartEngine]);
-        assert!(a.on_key(key('r')).is_empty(), "r means nothing while connected");
+        assert!(
+            a.on_key(key('r')).is_empty(),
+            "r means nothing while connected"
+        );
     }
 
     #[test]
@@ -1218,6 +1224,7 @@ mod tests {
         assert_eq!(a.mode, Mode::Normal);
         a.on_key(key('q'));
         assert_eq!(a.on_key(key('l')), vec![Action::Detach]);
+        a.mode = Mode::Normal;
         a.on_key(key('q'));
         assert_eq!(a.on_key(key('s')), vec![Action::StopEngine]);
     }

@@ -1030,6 +1030,10 @@ mod tests {
         out.push_str(&render(80, 1, &app, status_bar));
         let calm = fixtures::empty();
         out.push_str(&render(80, 1, &calm, status_bar));
+        let mut gone = fixtures::populated();
+        gone.engine_gone = Some("the engine (pid 4242) is gone".into());
+        out.push_str(&render(120, 1, &gone, status_bar));
+        out.push_str(&render(60, 1, &gone, status_bar));
         insta::assert_snapshot!("status_bar_modes", out);
     }
 

@@ -5,8 +5,8 @@
 //! reads the screen's current view, so a view offset set on the screen (scrollback) shows
 //! the history rows.
 
-use crate::agent::screen::{Cell as ScreenCell, Color as ScreenColor};
 use crate::agent::screen::Cells;
+use crate::agent::screen::{Cell as ScreenCell, Color as ScreenColor};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Modifier, Style};

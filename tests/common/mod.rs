@@ -33,6 +33,16 @@ impl TestTown {
         self.dir.path().join("town")
     }
 
+    /// The pid of the town's engine, if one is alive (it holds `.beads/engine.lock`).
+    pub fn engine_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.root().join(".beads/engine.lock")).ok()?;
+        let pid: i32 = text.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains("gastown-tui")
+            .then_some(pid)
+    }
+
     /// The binary with a clean environment: no town or actor leaking in from the caller.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
@@ -99,6 +109,93 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+/// An engine a cockpit started in the background outlives the test otherwise.
+impl Drop for TestTown {
+    fn drop(&mut self) {
+        if let Some(pid) = self.engine_pid() {
+            // SAFETY: signals to a process id; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.engine_pid() == Some(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if self.engine_pid() == Some(pid) {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// The cockpit: the real binary in a real PTY (our own `agent::Session`), keys typed, the
+/// screen read back as text.
+pub struct Cockpit {
+    pub s: gastown_tui::agent::Session,
+}
+
+impl Cockpit {
+    /// `gastown-tui --town ROOT [args]` in a rows x cols terminal; waits for the cockpit
+    /// (unless `args` ask for something else: then for any screen).
+    pub fn open(t: &TestTown, rows: u16, cols: u16) -> Cockpit {
+        let c = Cockpit::spawn(t, rows, cols, &[]);
+        c.wait("the cockpit", |s| {
+            s.contains("Agents") && s.contains("? help")
+        });
+        c
+    }
+
+    pub fn spawn(t: &TestTown, rows: u16, cols: u16, args: &[&str]) -> Cockpit {
+        let mut spec = gastown_tui::agent::SessionSpec::new(BIN, t.dir.path());
+        spec.args = vec!["--town".into(), t.root().display().to_string()];
+        spec.args.extend(args.iter().map(|a| a.to_string()));
+        spec.rows = rows;
+        spec.cols = cols;
+        spec.env = vec![
+            ("HOME".into(), t.dir.path().display().to_string()),
+            ("GT_TOWN".into(), String::new()),
+            ("GT_AGENT".into(), String::new()),
+        ];
+        let s = gastown_tui::agent::Session::spawn(spec, std::sync::Arc::new(|| {})).unwrap();
+        Cockpit { s }
+    }
+
+    pub fn screen(&self) -> String {
+        self.s.capture(false)
+    }
+
+    pub fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            if let Some(exit) = self.s.exit_status() {
+                panic!("the cockpit exited ({exit}) while waiting for {what}:\n{screen}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn keys(&self, bytes: &str) {
+        self.s.write(bytes.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+    }
+
+    /// Waits for the cockpit to exit; returns what it printed last (the screen).
+    pub fn exited(&self) -> String {
+        let exit = self
+            .s
+            .wait_timeout(Duration::from_secs(30))
+            .expect("the cockpit did not exit");
+        assert!(exit.success, "{exit}: {}", self.screen());
+        self.screen()
+    }
 }
 
 /// The engine as a child process; stopped with SIGTERM when dropped.

@@ -1,0 +1,289 @@
+//! The fleet outlives the window that shows it: the cockpit is a client of the town's engine,
+//! driven as a user does (the real binary in PTYs of our own), with `status --json` and the
+//! agents' processes as the witnesses.
+
+mod common;
+
+use common::{source_repo, Cockpit, TestTown};
+use std::time::{Duration, Instant};
+
+/// A town with rig `demo` and the sim as default runtime, and a bead that keeps its polecat
+/// busy for a minute.
+fn town() -> (TestTown, String) {
+    let t = TestTown::new();
+    let src = t.dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source_repo(&src);
+    t.gt()
+        .args([
+            "rig",
+            "add",
+            "demo",
+            src.to_str().unwrap(),
+            "--test-command",
+            "./test.sh",
+        ])
+        .assert()
+        .success();
+    t.gt()
+        .args(["config", "default-runtime", "sim"])
+        .assert()
+        .success();
+    let bead = t.create("Think a long time", &["-d", "sim: sleep 60"]);
+    (t, bead)
+}
+
+fn status(t: &TestTown) -> serde_json::Value {
+    let out = t.gt().args(["status", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn alive(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The polecat's pid, from the agents list.
+fn polecat_pid(t: &TestTown) -> i64 {
+    let agents = t.json(&["agents"]);
+    agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["role"] == "polecat")
+        .and_then(|a| a["pid"].as_i64())
+        .expect("a polecat with a pid")
+}
+
+#[test]
+fn q_detaches_the_agents_keep_working_and_a_second_cockpit_sees_them() {
+    let (t, bead) = town();
+    assert!(
+        status(&t)["engine"].is_null(),
+        "no engine before the cockpit"
+    );
+
+    // The cockpit starts the engine; sling from the keyboard.
+    let c = Cockpit::open(&t, 45, 160);
+    c.keys(&format!(":sling {bead} demo\r"));
+    c.wait("the polecat thinking", |s| {
+        s.contains("furiosa") && s.contains("think this through")
+    });
+    let st = status(&t);
+    assert_eq!(st["engine"]["clients"], 1, "{st}");
+    let pid = polecat_pid(&t);
+
+    // q: detached at once, and it says so.
+    c.keys("q");
+    let said = c.exited();
+    assert!(said.contains("running in its engine"), "{said}");
+    assert!(said.contains("down"), "{said}");
+    let st = status(&t);
+    assert_eq!(st["engine"]["clients"], 0, "{st}");
+    assert_eq!(st["agents"]["running"], 1, "{st}");
+    assert!(alive(pid), "the agent's process outlived the cockpit");
+
+    // Attach again: the same agent, its live terminal; two cockpits of different sizes.
+    let big = Cockpit::open(&t, 45, 160);
+    big.wait("the same session's screen", |s| {
+        s.contains("furiosa") && s.contains("think this through")
+    });
+    let small = Cockpit::open(&t, 24, 80);
+    small.wait("the agent at 80x24", |s| {
+        s.contains("furiosa") && s.contains("think this through")
+    });
+    assert_eq!(status(&t)["engine"]["clients"], 2);
+    assert_eq!(polecat_pid(&t), pid, "not restarted");
+    // What one does, the other sees: a sling from the small one shows in the big one.
+    let second = t.create("Think some more", &["-d", "sim: sleep 60"]);
+    small.keys(&format!(":sling {second} demo\r"));
+    big.wait("the second polecat in the other cockpit", |s| {
+        s.contains("Agents 2")
+    });
+    // Each has its own selection and drill-down.
+    big.keys("\r");
+    big.wait("the drill-down", |s| s.contains("ctrl-] back"));
+    let other = small.screen();
+    assert!(
+        other.contains("Agents 2") && !other.contains("ctrl-] back"),
+        "the small one stays on its panels:\n{other}"
+    );
+
+    // kill -9 of one client and a hang-up of the other harm nothing.
+    // SAFETY: signals to the cockpits' process ids.
+    unsafe { libc::kill(small.s.pid().unwrap() as i32, libc::SIGKILL) };
+    small
+        .s
+        .wait_timeout(Duration::from_secs(10))
+        .expect("killed");
+    big.s.kill().unwrap();
+    big.s
+        .wait_timeout(Duration::from_secs(10))
+        .expect("hung up");
+    wait("both clients gone", || status(&t)["engine"]["clients"] == 0);
+    assert!(alive(pid), "the agent survived its clients");
+    assert_eq!(status(&t)["agents"]["running"], 2, "both polecats run on");
+
+    // down: everything stops, the hook stays.
+    let out = t.gt().arg("down").output().unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Stopped the engine"), "{said}");
+    assert!(status(&t)["engine"].is_null());
+    wait("the agent's end", || !alive(pid));
+    assert_eq!(t.json(&["bead", "show", &bead])["assignee"], "furiosa");
+    let out = t.gt().arg("down").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No engine is running"));
+}
+
+#[test]
+fn a_dead_engine_is_reported_and_clients_reconnect_to_the_next() {
+    let (t, bead) = town();
+    let out = t.gt().arg("up").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Started the engine"));
+    let again = t.gt().arg("up").output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already running"));
+    t.gt().args(["sling", &bead, "demo"]).assert().success();
+    let c = Cockpit::open(&t, 45, 160);
+    c.wait("the polecat", |s| {
+        s.contains("furiosa") && s.contains("think this through")
+    });
+    let first = polecat_pid(&t);
+
+    let engine = t.engine_pid().expect("an engine");
+    // SAFETY: a signal to the engine's pid.
+    unsafe { libc::kill(engine, libc::SIGKILL) };
+    c.wait("the cockpit saying so", |s| {
+        s.contains("is gone") && s.contains("reconnecting")
+    });
+
+    // The next engine (here: `up`) restarts the hooked agent; the cockpit reconnects.
+    t.gt().arg("up").assert().success();
+    c.wait("the cockpit reconnected", |s| {
+        s.contains("reconnected to the engine")
+    });
+    c.wait("the agent again", |s| {
+        s.contains("furiosa") && s.contains("think this through")
+    });
+    let second = polecat_pid(&t);
+    assert_ne!(first, second, "a new session for the hooked bead");
+    assert!(status(&t)["engine"]["pid"].as_i64().unwrap() != i64::from(engine));
+    c.keys("q");
+    c.exited();
+}
+
+#[test]
+fn attach_opens_one_agent_and_the_escape_key_detaches() {
+    let (t, bead) = town();
+    t.gt().arg("up").assert().success();
+    t.gt().args(["sling", &bead, "demo"]).assert().success();
+    wait("the polecat's session", || {
+        t.json(&["agents"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["pid"].is_i64())
+    });
+    let a = Cockpit::spawn(&t, 30, 100, &["attach", "furiosa"]);
+    a.wait("the agent full screen", |s| {
+        s.contains("think this through") && s.contains("ctrl-] detach")
+    });
+    assert!(
+        !a.screen().contains("Merge queue"),
+        "only the agent's terminal"
+    );
+    a.keys("\x1d");
+    let said = a.exited();
+    assert!(said.contains("running in its engine"), "{said}");
+    assert!(t.engine_pid().is_some(), "detaching stops nothing");
+
+    let out = t.gt().args(["attach", "nobody"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
+}
+
+#[test]
+fn a_client_of_another_protocol_or_another_user_is_told_so() {
+    use gastown_tui::server::protocol::{read_frame, write_frame, Welcome};
+    let (t, _) = town();
+    t.gt().arg("up").assert().success();
+    let socket = std::fs::read_to_string(t.root().join(".beads/engine.socket")).unwrap();
+    let socket = socket.trim().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let welcome: Welcome = rt.block_on(async {
+        let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let hello = br#"{"protocol": 999, "version": "9.9.9", "client": "cockpit"}"#;
+        write_frame(&mut s, hello).await.unwrap();
+        let frame = read_frame(&mut s).await.unwrap().unwrap();
+        serde_json::from_slice(&frame).unwrap()
+    });
+    let why = welcome.error.expect("refused");
+    assert!(
+        why.contains("protocol 999") && why.contains("9.9.9"),
+        "{why}"
+    );
+
+    // Another user: the socket's directory keeps them out; opened up, the uid check does.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the uid check is covered by server::socket's unit test only");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::path::Path::new(&socket)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // A copy of the binary that uid 65534 may run, wherever this checkout is.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("gastown-tui");
+    std::fs::copy(common::BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let probe = |label: &str| -> String {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin)
+            .args(["__probe", &socket])
+            .output();
+        match out {
+            Ok(o) => format!(
+                "{label}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("setpriv (util-linux) is needed to test another uid: {e}"),
+        }
+    };
+    let shut = probe("closed dir");
+    assert!(
+        shut.contains("connect to the engine") && shut.contains("Permission denied"),
+        "{shut}"
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open = probe("open dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(open.contains("refused: uid 65534"), "{open}");
+}
