@@ -15,7 +15,7 @@
 //! Setup of each town (untimed): `gastown-tui init`, a source git repo with `test.sh`
 //! (`test ! -e BROKEN`) added as rig `demo` with `--test-command ./test.sh`,
 //! `config default-runtime sim`, then N beads created and slung to `demo` with `--runtime sim`
-//! before the cockpit opens (its in-process engine then starts every polecat on its first tick).
+//! before the cockpit opens (the engine it starts then starts every polecat on its first tick).
 //!
 //! **Streaming** (default 50 agents): each bead says `sim: flood 1024` (the sim's maximum: far
 //! more than the run lasts; the sims are stopped with the cockpit). Once every agent's recording
@@ -28,7 +28,8 @@
 //! names another agent and no synchronized update is open (the frame is complete). Reported:
 //! p50/p90/p99/max; the measuring overhead (the screen read's cost, and the time from the
 //! latest parsed chunk to the read that saw the change); the cockpit process's CPU over the
-//! window (utime+stime from `/proc/PID/stat`, whose threads include the in-process engine, every
+//! window (utime+stime from `/proc/PID/stat`; the cockpit is now a client of a background engine,
+//! whose CPU this does not count yet: figures in the README are from the in-process cockpit; every
 //! PTY reader and recorder), split by thread name with each group's time runnable but waiting
 //! for a CPU (`/proc/PID/task/TID/schedstat`); the sims' CPU; the whole machine's busy time;
 //! and the aggregate stream rate (growth of the recordings).
@@ -47,7 +48,7 @@
 //! `done` and sits at its `sim>` prompt, which leaves 100 merge requests for the Refinery, so the
 //! "idle" window then includes the merge queue being worked through.
 //!
-//! Each cockpit is quit with `q`, `y` (timed); then no `gastown-tui sim-agent` may be left in
+//! Each cockpit stops its engine with `:stop`, `y` (timed); then no `gastown-tui sim-agent` may be left in
 //! the temp dir (any left are reported and killed by pid); the temp dir is removed.
 //!
 //! ```text
@@ -544,22 +545,22 @@ impl Cockpit {
         }
     }
 
-    /// `q`, `y`: the cockpit stops its agents and exits.
+    /// `:stop`, `y`: the cockpit stops the engine and its agents, and exits.
     fn quit(self) {
         let t = Instant::now();
-        let _ = self.s.write(b"q");
+        let _ = self.s.write(b":stop\r");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.screen().contains("running") && Instant::now() < deadline {
+        while !self.screen().contains("Stop the town's engine?") && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.s.write(b"y");
         match self.s.wait_timeout(Duration::from_secs(90)) {
             Some(exit) => println!(
-                "quit (q, y): the cockpit {exit} {:.1} s after the q",
+                ":stop, y: the cockpit {exit} {:.1} s after the :stop",
                 t.elapsed().as_secs_f64()
             ),
             None => {
-                println!("quit (q, y): the cockpit did not exit in 90 s; killing it");
+                println!(":stop, y: the cockpit did not exit in 90 s; killing it");
                 let _ = self.s.kill();
                 let _ = self.s.wait_timeout(Duration::from_secs(5));
             }
