@@ -14,8 +14,14 @@
 //!   ([`agent::program`]); the built-in `sim` agent ([`agent::sim`]).
 //! - [`engine`]: the only owner of live sessions: reconcile, first contact (answer what the
 //!   town owns, make the rest waiting), the Witness and GUPP, the Deacon, the Refinery, nudges.
+//! - [`server`]: the engine as a background server per town: the Unix socket (a private
+//!   directory, the peer's uid checked), the versioned protocol (a JSON hello, then postcard
+//!   frames: commands in; snapshots, events and the shown agent's changed screen rows out),
+//!   starting it detached, status and stop.
 //! - [`formula`]: formulas and molecules.
-//! - [`ui`]: the cockpit (ratatui) over the engine.
+//! - [`ui`]: the cockpit (ratatui), a client of the engine over the server's protocol.
+//!
+//! Imports go one way: `ui` -> `server` -> `engine` -> `agent`/`town`/`beads`.
 //! - [`cli`]: one file per command group.
 
 pub mod agent;
