@@ -3,30 +3,12 @@
 
 mod common;
 
-use common::{source_repo, Cockpit, TestTown};
+use common::{sim_town, Cockpit, TestTown};
 use std::time::Duration;
 
 #[test]
 fn sling_drill_down_type_nudge_help_and_quit_with_the_keys() {
-    let t = TestTown::new();
-    let src = t.dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    source_repo(&src);
-    t.gt()
-        .args([
-            "rig",
-            "add",
-            "demo",
-            src.to_str().unwrap(),
-            "--test-command",
-            "./test.sh",
-        ])
-        .assert()
-        .success();
-    t.gt()
-        .args(["config", "default-runtime", "sim"])
-        .assert()
-        .success();
+    let t = sim_town();
     let bead = t.create("Add a greeting", &["-d", "sim: edit hello.txt"]);
 
     let c = Cockpit::open(&t, 45, 160);

@@ -4,31 +4,13 @@
 
 mod common;
 
-use common::{source_repo, Cockpit, TestTown};
+use common::{sim_town, Cockpit, TestTown};
 use std::time::{Duration, Instant};
 
 /// A town with rig `demo` and the sim as default runtime, and a bead that keeps its polecat
 /// busy for a minute.
 fn town() -> (TestTown, String) {
-    let t = TestTown::new();
-    let src = t.dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    source_repo(&src);
-    t.gt()
-        .args([
-            "rig",
-            "add",
-            "demo",
-            src.to_str().unwrap(),
-            "--test-command",
-            "./test.sh",
-        ])
-        .assert()
-        .success();
-    t.gt()
-        .args(["config", "default-runtime", "sim"])
-        .assert()
-        .success();
+    let t = sim_town();
     let bead = t.create("Think a long time", &["-d", "sim: sleep 60"]);
     (t, bead)
 }

@@ -116,7 +116,7 @@ pub struct Cell<'a> {
 }
 
 /// What a renderer reads of a terminal screen: the engine's [`Screen`], or the copy of it a
-/// cockpit keeps from the engine's updates ([`crate::server::protocol::Grid`]).
+/// cockpit keeps from the engine's updates (the server protocol's `Grid`).
 pub trait Cells {
     /// `(rows, cols)`.
     fn size(&self) -> (u16, u16);

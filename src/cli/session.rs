@@ -129,12 +129,8 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<()> {
     let agents = match &engine {
         Some(s) => s.agents.clone(),
         None => {
-            let mut c = AgentCounts::default();
-            for ag in ctx.store.agents()? {
-                c.total += 1;
-                *c.by_state.entry(ag.state).or_default() += 1;
-            }
-            c
+            let agents = ctx.store.agents()?;
+            AgentCounts::count(agents.iter().map(|a| (a.state.as_str(), false)))
         }
     };
     if a.json {

@@ -203,7 +203,7 @@ struct Live {
     stopping: Option<Stopping>,
 }
 
-/// Live sessions, readable by the cockpit for rendering (the engine alone adds and removes).
+/// Live sessions, read by the server to send screens (the engine alone adds and removes).
 pub type Sessions = Arc<RwLock<HashMap<String, Arc<Session>>>>;
 
 /// The town's engine lock: an exclusive `flock` on `<town>/.beads/engine.lock`, held for the
@@ -336,10 +336,6 @@ impl Engine {
 
     pub fn sessions(&self) -> Sessions {
         self.sessions.clone()
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
     }
 
     /// The sender of the engine's events (whoever holds it can subscribe later).

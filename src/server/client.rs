@@ -260,7 +260,12 @@ pub async fn status(town: &Town) -> Result<Option<EngineStatus>> {
 
 /// The pid holding the town's engine lock, if that process is alive.
 pub fn lock_holder(town: &Town) -> Option<u32> {
-    let text = std::fs::read_to_string(town.beads_dir().join("engine.lock")).ok()?;
+    lock_holder_in(&town.beads_dir())
+}
+
+/// [`lock_holder`] for the town whose `.beads` directory is `beads_dir`.
+pub fn lock_holder_in(beads_dir: &std::path::Path) -> Option<u32> {
+    let text = std::fs::read_to_string(beads_dir.join("engine.lock")).ok()?;
     let pid: u32 = text.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     // A recycled pid is some other program.

@@ -110,17 +110,25 @@ pub struct AgentCounts {
 }
 
 impl AgentCounts {
-    /// Counts the agents of a snapshot (`running` from their live sessions).
-    pub fn of(snapshot: &Snapshot) -> AgentCounts {
-        let mut c = AgentCounts {
-            total: snapshot.agents.len(),
-            ..AgentCounts::default()
-        };
-        for a in &snapshot.agents {
-            c.running += usize::from(a.running);
-            *c.by_state.entry(a.agent.state.clone()).or_default() += 1;
+    /// Counts agents given as (state, has a live session).
+    pub fn count<'a>(agents: impl IntoIterator<Item = (&'a str, bool)>) -> AgentCounts {
+        let mut c = AgentCounts::default();
+        for (state, running) in agents {
+            c.total += 1;
+            c.running += usize::from(running);
+            *c.by_state.entry(state.to_string()).or_default() += 1;
         }
         c
+    }
+
+    /// Counts the agents of a snapshot (`running` from their live sessions).
+    pub fn of(snapshot: &Snapshot) -> AgentCounts {
+        AgentCounts::count(
+            snapshot
+                .agents
+                .iter()
+                .map(|a| (a.agent.state.as_str(), a.running)),
+        )
     }
 }
 

@@ -64,44 +64,44 @@ fn name(town: &Town) -> String {
     format!("{hex}.sock")
 }
 
-/// The directories a socket may live in, in order of preference.
-fn candidates(uid: u32) -> Vec<PathBuf> {
+/// The directories a socket may live in, in order of preference: under `runtime`
+/// (`$XDG_RUNTIME_DIR`), under `tmp` (`$TMPDIR`), under /tmp. Relative ones are ignored.
+fn candidates(runtime: Option<PathBuf>, tmp: Option<PathBuf>, uid: u32) -> Vec<PathBuf> {
     let mut v = Vec::new();
-    let env_dir = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    if let Some(run) = env_dir("XDG_RUNTIME_DIR") {
+    if let Some(run) = runtime.filter(|p| p.is_absolute()) {
         v.push(run.join("gastown-tui"));
     }
-    if let Some(tmp) = env_dir("TMPDIR") {
+    if let Some(tmp) = tmp.filter(|p| p.is_absolute()) {
         v.push(tmp.join(format!("gastown-tui-{uid}")));
     }
     v.push(PathBuf::from(format!("/tmp/gastown-tui-{uid}")));
     v
 }
 
+/// The first candidate directory in which a socket called `name` fits a socket address.
+fn fitting(candidates: Vec<PathBuf>, name: &str) -> Option<PathBuf> {
+    candidates
+        .into_iter()
+        .map(|dir| dir.join(name))
+        .find(|p| p.as_os_str().len() <= MAX_PATH)
+}
+
 /// Where the town's engine is to listen: the first candidate directory whose socket path
 /// fits, made private (created 0700) first.
 pub fn listen_path(town: &Town) -> Result<PathBuf> {
     let uid = own_uid();
-    let name = name(town);
-    let mut tried = Vec::new();
-    for dir in candidates(uid) {
-        let path = dir.join(&name);
-        if path.as_os_str().len() > MAX_PATH {
-            tried.push(format!("{} (too long for a socket)", path.display()));
-            continue;
-        }
-        private_dir(&dir, uid)?;
-        return Ok(path);
+    let env_dir = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let all = candidates(env_dir("XDG_RUNTIME_DIR"), env_dir("TMPDIR"), uid);
+    let path = fitting(all, &name(town))
+        .ok_or_else(|| Error::bad("no place for the engine's socket: every path is too long"))?;
+    if let Some(dir) = path.parent() {
+        private_dir(dir, uid)?;
     }
-    Err(Error::bad(format!(
-        "no place for the engine's socket: {}",
-        tried.join(", ")
-    )))
+    Ok(path)
 }
 
 /// Makes `dir` (mode 0700, owned by `uid`), or checks that an existing one is that.
@@ -155,6 +155,31 @@ mod tests {
         assert!(peer_allowed(1000, 1000));
         assert!(!peer_allowed(1001, 1000));
         assert!(!peer_allowed(0, 1000), "not even root, through the socket");
+    }
+
+    #[test]
+    fn a_socket_path_too_long_for_an_address_falls_back_to_a_shorter_place() {
+        let name = "0123456789abcdef.sock";
+        let long = PathBuf::from(format!("/{}", "d".repeat(120)));
+        let short_run = PathBuf::from("/run/user/1000");
+        // The runtime dir first, when it fits.
+        let p = fitting(candidates(Some(short_run.clone()), None, 1000), name).unwrap();
+        assert_eq!(p, short_run.join("gastown-tui").join(name));
+        // Too long: TMPDIR next; too long as well: /tmp.
+        let p = fitting(
+            candidates(Some(long.clone()), Some("/var/tmp".into()), 7),
+            name,
+        );
+        assert_eq!(
+            p.unwrap(),
+            PathBuf::from("/var/tmp/gastown-tui-7").join(name)
+        );
+        let p = fitting(candidates(Some(long.clone()), Some(long), 7), name).unwrap();
+        assert_eq!(p, PathBuf::from("/tmp/gastown-tui-7").join(name));
+        assert!(p.as_os_str().len() <= MAX_PATH);
+        // A relative XDG_RUNTIME_DIR is not a place.
+        let p = fitting(candidates(Some("run".into()), None, 7), name).unwrap();
+        assert!(p.starts_with("/tmp/gastown-tui-7"), "{}", p.display());
     }
 
     #[test]

@@ -35,12 +35,7 @@ impl TestTown {
 
     /// The pid of the town's engine, if one is alive (it holds `.beads/engine.lock`).
     pub fn engine_pid(&self) -> Option<i32> {
-        let text = std::fs::read_to_string(self.root().join(".beads/engine.lock")).ok()?;
-        let pid: i32 = text.trim().parse().ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        String::from_utf8_lossy(&cmdline)
-            .contains("gastown-tui")
-            .then_some(pid)
+        gastown_tui::server::client::lock_holder_in(&self.root().join(".beads")).map(|p| p as i32)
     }
 
     /// The binary with a clean environment: no town or actor leaking in from the caller.
@@ -297,6 +292,16 @@ pub fn source_repo(dir: &Path) {
     let sig = git2::Signature::now("t", "t@example.com").unwrap();
     repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
         .unwrap();
+}
+
+/// [`town_with_rig`] with the sim as the default runtime.
+pub fn sim_town() -> TestTown {
+    let t = town_with_rig();
+    t.gt()
+        .args(["config", "default-runtime", "sim"])
+        .assert()
+        .success();
+    t
 }
 
 pub fn town_with_rig() -> TestTown {
