@@ -37,6 +37,54 @@ fn alive(pid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The size (rows, cols) of the terminal a process runs in, read from its PTY.
+fn pty_size(pid: i64) -> Option<(u16, u16)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let tty = std::fs::read_link(format!("/proc/{pid}/fd/0")).ok()?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(tty)
+        .ok()?;
+    // SAFETY: TIOCGWINSZ fills the winsize it is given and touches nothing else.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// The agent terminal's size in a cockpit of `rows` x `cols`: as a pane, or full screen.
+fn pane(rows: u16, cols: u16, full: bool) -> (u16, u16) {
+    gastown_tui::ui::view::terminal_size(ratatui::layout::Rect::new(0, 0, cols, rows), full)
+}
+
+fn wait_size(pid: i64, want: (u16, u16), what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = pty_size(pid);
+        if now == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the agent's terminal is {now:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An agent's pid, from the agents list.
+fn pid_of(t: &TestTown, name: &str) -> i64 {
+    t.json(&["agents"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .and_then(|a| a["pid"].as_i64())
+        .unwrap_or_else(|| panic!("{name} has no pid"))
+}
+
 /// The polecat's pid, from the agents list.
 fn polecat_pid(t: &TestTown) -> i64 {
     let agents = t.json(&["agents"]);
@@ -88,6 +136,8 @@ fn q_detaches_the_agents_keep_working_and_a_second_cockpit_sees_them() {
     });
     assert_eq!(status(&t)["engine"]["clients"], 2);
     assert_eq!(polecat_pid(&t), pid, "not restarted");
+    // The agent's terminal follows the cockpit used last: the small one, just opened.
+    wait_size(pid, pane(24, 80, false), "the 80x24 cockpit opened last");
     // What one does, the other sees: a sling from the small one shows in the big one.
     let second = t.create("Think some more", &["-d", "sim: sleep 60"]);
     small.keys(&format!(":sling {second} demo\r"));
@@ -97,6 +147,29 @@ fn q_detaches_the_agents_keep_working_and_a_second_cockpit_sees_them() {
     // Each has its own selection and drill-down.
     big.keys("\r");
     big.wait("the drill-down", |s| s.contains("ctrl-] back"));
+    // The big one is used last now: the agent it shows full screen gets its full size, the
+    // others its pane's.
+    wait_size(
+        pid,
+        pane(45, 160, true),
+        "furiosa full screen in the big cockpit",
+    );
+    let nux = t
+        .json(&["agents"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["role"] == "polecat" && a["name"] != "furiosa")
+        .and_then(|a| a["name"].as_str().map(str::to_string))
+        .expect("the second polecat");
+    wait("the second polecat's session", || {
+        t.json(&["agents"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == nux.as_str() && a["pid"].is_i64())
+    });
+    wait_size(pid_of(&t, &nux), pane(45, 160, false), "the other polecat");
     let other = small.screen();
     assert!(
         other.contains("Agents 2") && !other.contains("ctrl-] back"),
@@ -168,6 +241,61 @@ fn a_dead_engine_is_reported_and_clients_reconnect_to_the_next() {
     let second = polecat_pid(&t);
     assert_ne!(first, second, "a new session for the hooked bead");
     assert!(status(&t)["engine"]["pid"].as_i64().unwrap() != i64::from(engine));
+    c.keys("q");
+    c.exited();
+}
+
+/// The agent named in the terminal pane's header (`┌ Agents N ──┬ NAME · polecat · ...`).
+fn shown_agent(screen: &str) -> Option<String> {
+    let (_, rest) = screen.lines().next()?.split_once('┬')?;
+    let name = rest.trim_start().split([' ', '·']).next()?;
+    (!name.is_empty() && !name.starts_with('─')).then(|| name.to_string())
+}
+
+#[test]
+fn another_agent_appears_with_its_terminal_in_one_frame() {
+    // The screen comes from the engine a moment after the header: no frame in between may
+    // show the new agent's header over the words for an agent with no session.
+    let t = sim_town();
+    for i in 1..=3 {
+        let bead = t.create(&format!("Stall {i}"), &["-d", "sim: stall"]);
+        t.gt().args(["sling", &bead, "demo"]).assert().success();
+    }
+    let c = Cockpit::open(&t, 45, 160);
+    c.wait("three agents, the first one's terminal", |s| {
+        s.contains("Agents 3 ") && s.contains("Thinking")
+    });
+    wait("all three thinking", || {
+        t.json(&["agents"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["pid"].is_i64())
+            .count()
+            == 3
+    });
+    let mut names = std::collections::BTreeSet::new();
+    for key in "jjkkjjkk".chars() {
+        let before = shown_agent(&c.screen()).expect("an agent's header");
+        c.s.write(key.to_string().as_bytes()).unwrap();
+        let moved = c.frames(Duration::from_secs(5), |f| {
+            let Some(now) = shown_agent(f).filter(|a| *a != before) else {
+                return false;
+            };
+            assert!(
+                !f.contains("has no running session"),
+                "{now}'s header over no terminal:\n{f}"
+            );
+            assert!(
+                f.contains("Thinking"),
+                "{now}'s terminal is not shown:\n{f}"
+            );
+            names.insert(now);
+            true
+        });
+        assert!(moved, "`{key}` showed no other agent:\n{}", c.screen());
+    }
+    assert_eq!(names.len(), 3, "every agent shown: {names:?}");
     c.keys("q");
     c.exited();
 }

@@ -186,6 +186,8 @@ pub async fn start(town: &Town, client: &str) -> Result<Connection> {
     }
     let mut child = cmd.spawn().map_err(|e| Error::io("start", &exe, e))?;
     let deadline = Instant::now() + START_PATIENCE;
+    // An engine answers within tens of milliseconds: look often at first, then less.
+    let mut pause = Duration::from_millis(2);
     loop {
         if let Some(c) = connect(town, client).await? {
             // Reaped by a thread of its own when it ends, so it never lingers as a zombie.
@@ -211,7 +213,8 @@ pub async fn start(town: &Town, client: &str) -> Result<Connection> {
                 log_path.display()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3 / 2).min(Duration::from_millis(20));
     }
 }
 

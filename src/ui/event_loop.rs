@@ -29,6 +29,10 @@ const FRAME: Duration = Duration::from_millis(16);
 const CLOCK_TICK: Duration = Duration::from_secs(1);
 /// While the engine is gone, look for it this often.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+/// After showing another agent, how long a frame waits for that agent's screen so that its
+/// header and its terminal appear together (the engine holds a screen inside a synchronized
+/// update for up to 100 ms; a local round trip is about a millisecond).
+const SCREEN_WAIT: Duration = Duration::from_millis(120);
 /// How long the first snapshot may take.
 const FIRST_SNAPSHOT: Duration = Duration::from_secs(15);
 
@@ -188,6 +192,8 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
     // What the engine was last told: sizes, and the agent shown.
     let mut sent_size: Option<((u16, u16), (u16, u16))> = None;
     let mut sent_show: Option<(Option<String>, bool, usize)> = None;
+    // The agent newly shown whose first screen has not come yet, since when: frames wait.
+    let mut awaiting: Option<(String, Instant)> = None;
     // Commands waiting for their answer: what to do with it.
     let mut pending: HashMap<u64, Command> = HashMap::new();
     let mut next_id: u64 = 0;
@@ -222,6 +228,11 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             );
             if sent_show.as_ref() != Some(&show) {
                 grids.retain(|k, _| show.0.as_deref() == Some(k.as_str()));
+                awaiting = show
+                    .0
+                    .clone()
+                    .filter(|a| !grids.contains_key(a))
+                    .map(|a| (a, Instant::now()));
                 sent_show = Some(show.clone());
                 ok &= l
                     .send(&ToEngine::Show {
@@ -238,8 +249,15 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                 dirty = true;
             }
         }
+        if link.is_none() {
+            awaiting = None;
+        }
+        let screen_due = awaiting.as_ref().map(|(_, t)| *t + SCREEN_WAIT);
+        if screen_due.is_some_and(|t| Instant::now() >= t) {
+            awaiting = None;
+        }
 
-        if dirty && last_draw.elapsed() >= FRAME {
+        if dirty && last_draw.elapsed() >= FRAME && awaiting.is_none() {
             let _ = crossterm::queue!(std::io::stdout(), BeginSynchronizedUpdate);
             terminal
                 .draw(|f| areas = view::draw(f, &app, &grids, &theme))
@@ -250,7 +268,9 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             dirty = false;
         }
         // Asleep until something happens; once a second the clocks in the panels move on.
-        let timer = if dirty {
+        let timer = if let Some(due) = awaiting.as_ref().and(screen_due) {
+            due.saturating_duration_since(Instant::now())
+        } else if dirty {
             FRAME.saturating_sub(last_draw.elapsed())
         } else if link.is_none() {
             RECONNECT_EVERY
@@ -339,11 +359,17 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                     Some(FromEngine::Snapshot(s)) => app.set_snapshot(*s),
                     Some(FromEngine::Screen(u)) => {
                         let agent = u.agent.clone();
+                        if awaiting.as_ref().is_some_and(|(a, _)| *a == agent) {
+                            awaiting = None;
+                        }
                         let g = grids.entry(agent).or_default();
                         g.apply(u);
                         app.term_scroll = app.term_scroll.min(g.state.history);
                     }
                     Some(FromEngine::NoScreen { agent }) => {
+                        if awaiting.as_ref().is_some_and(|(a, _)| *a == agent) {
+                            awaiting = None;
+                        }
                         grids.remove(&agent);
                     }
                     Some(FromEngine::Answer { id, result }) => {

@@ -8,6 +8,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gastown-tui");
@@ -127,6 +128,8 @@ impl Drop for TestTown {
 /// screen read back as text.
 pub struct Cockpit {
     pub s: gastown_tui::agent::Session,
+    /// Chunks of the cockpit's output parsed so far, and a wake-up for each.
+    parsed: Arc<(Mutex<u64>, Condvar)>,
 }
 
 impl Cockpit {
@@ -151,8 +154,43 @@ impl Cockpit {
             ("GT_TOWN".into(), String::new()),
             ("GT_AGENT".into(), String::new()),
         ];
-        let s = gastown_tui::agent::Session::spawn(spec, std::sync::Arc::new(|| {})).unwrap();
-        Cockpit { s }
+        let parsed = Arc::new((Mutex::new(0u64), Condvar::new()));
+        let bump = parsed.clone();
+        let s = gastown_tui::agent::Session::spawn(
+            spec,
+            Arc::new(move || {
+                *bump.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                bump.1.notify_all();
+            }),
+        )
+        .unwrap();
+        Cockpit { s, parsed }
+    }
+
+    /// Shows `each` every complete frame (no synchronized update open) the cockpit draws
+    /// within `d`, read as soon as its output is parsed, until `each` says it has seen enough
+    /// (true); whether it did.
+    pub fn frames(&self, d: Duration, mut each: impl FnMut(&str) -> bool) -> bool {
+        let deadline = Instant::now() + d;
+        let mut seen = *self.parsed.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while Instant::now() < deadline {
+            let guard = self.parsed.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let (count, _) = self
+                .parsed
+                .1
+                .wait_timeout_while(guard, Duration::from_millis(10), |n| *n == seen)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *count == seen {
+                continue;
+            }
+            seen = *count;
+            drop(count);
+            let open = self.s.with_screen(|sc| sc.synchronized_update());
+            if !open && each(&self.screen()) {
+                return true;
+            }
+        }
+        false
     }
 
     pub fn screen(&self) -> String {
