@@ -1,8 +1,7 @@
 //! gastown-tui: a terminal cockpit that runs and coordinates many coding agents.
 //!
 //! The library holds everything; the binary (`src/main.rs`) only parses the command line and
-//! calls in here. `ARCHITECTURE.md` in the steering repository gives the design; this is the
-//! map of the code:
+//! calls in here. The map of the code:
 //!
 //! - [`beads`]: the Beads store (SQLite): beads, dependencies, ready work, convoys, mail,
 //!   agents (with their state, its reason and their runtime conversation), merge requests,
@@ -21,8 +20,44 @@
 //! - [`formula`]: formulas and molecules.
 //! - [`ui`]: the cockpit (ratatui), a client of the engine over the server's protocol.
 //!
-//! Imports go one way: `ui` -> `server` -> `engine` -> `agent`/`town`/`beads`.
 //! - [`cli`]: one file per command group.
+//!
+//! Imports go one way: `ui` -> `server` -> `engine` -> `agent`/`town`/`beads`.
+//!
+//! # How data flows
+//!
+//! ```text
+//!  agent process ──PTY──> reader thread ──> screen (vt100) ──> recording (.cast)
+//!        ^                    (one per agent, in the engine process)
+//!        │ keys, resizes                       │ cells of changed rows
+//!  ┌─────┴──────────── engine process (`gastown-tui up`) ─────┴──────────────┐
+//!  │ server: one task per client ── sessions map (keys, sizes, screens)      │
+//!  │    │ commands (sling, nudge, kill, diff...)        ^ snapshot, events   │
+//!  │    v                                               │                    │
+//!  │ engine loop: tick every 50 ms (reconcile, patrols, Refinery jobs) ──────┘
+//!  │    │ reads and writes                                                   │
+//!  │    v                                                                    │
+//!  │ Beads store (SQLite, WAL) <── CLI processes (bead, sling, done, ...)    │
+//!  └─────────────────────────────────────────────────────────────────────────┘
+//!        ^ Unix socket (private dir, uid checked, versioned protocol)
+//!  cockpits / `attach` (clients: any number, each with its own size and view)
+//! ```
+//!
+//! - **Output**: each agent's reader thread parses its PTY output into that agent's screen
+//!   (taking a process-wide parse turn, never while waiting for a screen lock) and appends it
+//!   to the recording. Nothing else copies output: a client gets only the agent it shows, as
+//!   the rows that changed since its last update, at most one update per 16 ms.
+//! - **Input**: keys typed in a drill-down and terminal sizes go from the client's task
+//!   straight to the session (its PTY writer, its resize), never through the engine's loop, so
+//!   git or a busy store cannot hold them up.
+//! - **Commands**: everything else a cockpit asks (`Command`) goes to the engine's loop, which
+//!   owns the store connection and the sessions' lifecycle; long git work (diffs, the
+//!   Refinery's merges and tests) runs as jobs that report back. CLI processes write the store
+//!   directly (beads, sling, `done`) or leave a request in its control table (nudge, kill,
+//!   restart, handoff, capture), which the loop answers on its next tick.
+//! - **State**: the store is the truth. The engine publishes a `Snapshot` (agents, convoys,
+//!   merge queue, feed) after each change; every client gets it. An engine that dies loses
+//!   nothing the store holds; the next one restarts every hooked agent.
 
 pub mod agent;
 pub mod beads;

@@ -301,6 +301,55 @@ fn another_agent_appears_with_its_terminal_in_one_frame() {
 }
 
 #[test]
+fn keys_and_resizes_reach_the_agent_while_the_engine_waits_for_the_store() {
+    let t = sim_town();
+    let bead = t.create("Add a greeting", &["-d", "sim: edit hello.txt"]);
+    t.gt().args(["sling", &bead, "demo"]).assert().success();
+    let c = Cockpit::open(&t, 45, 160);
+    c.wait("the work done, the agent at its prompt", |s| {
+        s.contains("Done:")
+    });
+    c.keys("\r");
+    c.wait("the drill-down", |s| s.contains("ctrl-] back"));
+    let pid = pid_of(&t, "furiosa");
+
+    // Another process holds the store's write lock: the engine's loop waits on it (up to the
+    // store's 30 s busy timeout) from its next heartbeat, within a second.
+    let db = rusqlite::Connection::open(t.root().join(".beads/beads.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+
+    c.keys("typed while the store is locked\r");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c
+        .screen()
+        .contains("you said: typed while the store is locked")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the keys waited for the engine's loop:\n{}",
+            c.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.s.resize(30, 100).unwrap();
+    let want = pane(30, 100, true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pty_size(pid) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "the resize waited for the engine's loop: {:?}, not {want:?}",
+            pty_size(pid)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    db.execute_batch("ROLLBACK").unwrap();
+    c.keys("\x1d");
+    c.keys("q");
+    c.exited();
+}
+
+#[test]
 fn attach_opens_one_agent_and_the_escape_key_detaches() {
     let (t, bead) = town();
     t.gt().arg("up").assert().success();

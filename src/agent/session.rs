@@ -631,9 +631,8 @@ fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<
         shared.last_output.store(since, Ordering::Relaxed);
 
         // One reader parses at a time, process-wide: the others sleep instead of being
-        // preempted while holding their screen's lock (which is what the cockpit waits on).
-        let gate = ParseGate::enter();
-        let mut screen = lock(&shared.screen);
+        // preempted while holding their screen's lock (which is what a view waits on).
+        let (gate, mut screen) = ParseGate::with_screen(&shared.screen);
         screen.process(chunk);
         let replies = screen.take_replies();
         // Take the recorder before letting go of the screen so events are recorded in the
@@ -757,6 +756,23 @@ static PARSING: Mutex<bool> = Mutex::new(false);
 static PARSE_TURN: Condvar = Condvar::new();
 
 impl ParseGate {
+    /// The turn and `screen`'s lock. The turn is never held while waiting for the lock:
+    /// whoever reads that screen (a view being sent) then stalls only this agent's ingest,
+    /// never every agent's.
+    fn with_screen(screen: &Mutex<Screen>) -> (ParseGate, MutexGuard<'_, Screen>) {
+        loop {
+            let gate = ParseGate::enter();
+            match screen.try_lock() {
+                Ok(guard) => return (gate, guard),
+                Err(std::sync::TryLockError::Poisoned(p)) => return (gate, p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    drop(gate);
+                    drop(lock(screen));
+                }
+            }
+        }
+    }
+
     fn enter() -> ParseGate {
         let mut busy = lock(&PARSING);
         while *busy {

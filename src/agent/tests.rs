@@ -229,6 +229,32 @@ printf '\r\n[%s][%s][%s][%s]\r\n' "$r" "$d" "$e" "$o" | tr '\033\007' 'EG'"#;
 }
 
 #[test]
+fn a_screen_held_by_a_reader_stalls_only_its_own_agent() {
+    // A view holding one agent's screen (as a frame being sent does) while that agent floods:
+    // another agent's output is still parsed meanwhile.
+    let busy = sh("stty -echo; while :; do echo flooding the terminal; done");
+    assert!(
+        eventually(|| busy.bytes_read() > 10_000),
+        "the flood started"
+    );
+    let other = sh("stty -echo; sleep 0.3; echo marker-from-the-other; sleep 30");
+    let held = busy.with_screen(|_| {
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if other.capture(false).contains("marker-from-the-other") {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    });
+    assert!(
+        held,
+        "the other agent's output was not parsed while the busy one's screen was held"
+    );
+}
+
+#[test]
 fn a_flood_is_read_in_full_while_others_use_the_session() {
     const TOTAL: u64 = 20_000_000;
     let s = Arc::new(sh("stty -echo; head -c 20000000 /dev/zero | tr '\\0' x"));

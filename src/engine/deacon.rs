@@ -246,6 +246,7 @@ impl Engine {
     /// Stops sessions that an earlier engine left running (it died without stopping them):
     /// a second session must never work in the same worktree.
     pub(crate) fn kill_orphans(&mut self) -> Result<()> {
+        let mut orphans = Vec::new();
         for a in self.store.agents()? {
             let Some(pid) = a.pid else { continue };
             if self.live.contains_key(&a.name) {
@@ -253,15 +254,19 @@ impl Engine {
             }
             let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
             if orphan_alive(pid, &dir) {
-                terminate(pid);
-                self.store.record_event(
-                    &a.name,
-                    ev::ZOMBIE,
-                    "witness",
-                    &format!("pid {pid} from an earlier engine was still running; stopped it"),
-                )?;
+                orphans.push((a.name.clone(), pid));
             }
             self.store.agent_set_session(&a.name, None, None)?;
+        }
+        // All at once: one grace for every orphan, not one each.
+        terminate(orphans.iter().map(|(_, pid)| *pid));
+        for (name, pid) in orphans {
+            self.store.record_event(
+                &name,
+                ev::ZOMBIE,
+                "witness",
+                &format!("pid {pid} from an earlier engine was still running; stopped it"),
+            )?;
         }
         Ok(())
     }
@@ -282,22 +287,30 @@ fn orphan_alive(pid: i64, dir: &std::path::Path) -> bool {
     }
 }
 
-/// SIGTERM, then SIGKILL if it is still there a second later.
-fn terminate(pid: i64) {
-    let Ok(pid) = i32::try_from(pid) else { return };
-    // SAFETY: kill(2) with a positive pid and a valid signal number has no memory effects.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    for _ in 0..20 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        // SAFETY: as above; signal 0 only checks that the process exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            return;
+/// SIGTERM to each of `pids`, then SIGKILL to those still there a second later.
+fn terminate(pids: impl IntoIterator<Item = i64>) {
+    let mut left: Vec<i32> = pids
+        .into_iter()
+        .filter_map(|p| i32::try_from(p).ok())
+        .collect();
+    for &pid in &left {
+        // SAFETY: kill(2) with a positive pid and a valid signal number has no memory effects.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
         }
     }
-    // SAFETY: as above.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
+    for _ in 0..20 {
+        // SAFETY: as above; signal 0 only checks that the process exists.
+        left.retain(|&pid| unsafe { libc::kill(pid, 0) } == 0);
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for pid in left {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
     }
 }

@@ -39,6 +39,8 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 const REFINERY_EVERY: Duration = Duration::from_millis(250);
 /// How long a freshly hooked agent may wait for its worktree before that counts as a failure.
 const WORKTREE_GRACE: Duration = Duration::from_secs(10);
+/// How long a stopping engine waits for its agents (all told at once) before it goes on.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The terminal size agents start at when no pane has told the engine its size.
 pub const DEFAULT_PANE: (u16, u16) = (40, 120);
 
@@ -80,15 +82,15 @@ impl Command {
     }
 }
 
+/// Where the answer to one command goes.
+pub type Reply = tokio::sync::oneshot::Sender<std::result::Result<Option<String>, String>>;
+
 /// What the engine's loop takes: a cockpit's command with where its answer goes, or the
 /// terminal sizes the server worked out from its clients.
 #[derive(Debug)]
 pub enum Request {
     /// The answer is `Ok(Some(text))` for a diff, `Ok(None)` for everything else.
-    Command {
-        cmd: Command,
-        reply: Option<tokio::sync::oneshot::Sender<std::result::Result<Option<String>, String>>>,
-    },
+    Command { cmd: Command, reply: Option<Reply> },
     /// Every session gets `pane` (rows, cols), except the agents named in `agents`, which get
     /// their own (a cockpit shows them full screen).
     Sizes {
@@ -940,19 +942,16 @@ impl Engine {
 
     /// The terminal size `agent`'s session should have.
     fn size_of(&self, agent: &str) -> (u16, u16) {
-        self.own_size.get(agent).copied().unwrap_or(self.pane)
+        size_for(self.pane, &self.own_size, agent)
     }
 
-    /// Takes the sizes the cockpits want: every session is resized to its own.
+    /// Takes the sizes the cockpits want (for sessions started from now on) and resizes every
+    /// live session to its own (the server has done so already; resizing to the same size is
+    /// free).
     pub fn set_sizes(&mut self, pane: (u16, u16), agents: BTreeMap<String, (u16, u16)>) {
         self.pane = pane;
         self.own_size = agents;
-        for (name, l) in &self.live {
-            let (rows, cols) = self.size_of(name);
-            if let Err(e) = l.session.resize(rows, cols) {
-                tracing::warn!(agent = %name, "cannot resize: {e}");
-            }
-        }
+        resize_sessions(&self.sessions, self.pane, &self.own_size);
     }
 
     /// Handles one command from a cockpit; a diff answers with its text.
@@ -985,16 +984,20 @@ impl Engine {
                 self.publish()?;
                 Ok(Some(said))
             }
-            Command::Diff { agent } => {
-                let a = self.store.agent(&agent)?;
-                let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
-                let base = match self.town.config.rigs.get(&a.rig) {
-                    Some(r) => r.branch.clone(),
-                    None => return Err(Error::bad(format!("{agent} has no rig to diff against"))),
-                };
-                crate::town::worktree::diff_against(&dir, &base, 512 * 1024).map(Some)
-            }
+            Command::Diff { agent } => self.diff_job(&agent)?().map(Some),
         }
+    }
+
+    /// The git work of a diff, to run away from the engine's loop (it reads the whole
+    /// worktree): the store is asked only which worktree and which base.
+    fn diff_job(&self, agent: &str) -> Result<impl FnOnce() -> Result<String> + Send + 'static> {
+        let a = self.store.agent(agent)?;
+        let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
+        let base = match self.town.config.rigs.get(&a.rig) {
+            Some(r) => r.branch.clone(),
+            None => return Err(Error::bad(format!("{agent} has no rig to diff against"))),
+        };
+        Ok(move || crate::town::worktree::diff_against(&dir, &base, 512 * 1024))
     }
 
     fn stop(&mut self, agent: &str, how: Stopping) -> Result<()> {
@@ -1048,9 +1051,17 @@ impl Engine {
 
     /// Ends every session (their hooks stay: the next engine picks them up).
     pub fn shutdown(&mut self) -> Result<()> {
-        for (name, live) in self.live.drain() {
-            let _ = live.session.kill();
-            live.session.wait_timeout(Duration::from_secs(3));
+        // Every session is told at once, then all are waited for together.
+        let live: Vec<(String, Live)> = self.live.drain().collect();
+        for (_, l) in &live {
+            let _ = l.session.kill();
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        for (_, l) in &live {
+            l.session
+                .wait_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        for (name, _) in live {
             let _ = self.store.agent_set_session(&name, None, None);
             // Idle, not stopped: the next engine starts it again if it has work on its hook.
             let _ =
@@ -1067,7 +1078,7 @@ impl Engine {
     /// ends every session.
     pub async fn run(
         mut self,
-        mut requests: mpsc::Receiver<Request>,
+        mut requests: mpsc::UnboundedReceiver<Request>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         let mut tick = tokio::time::interval(TICK);
@@ -1075,22 +1086,22 @@ impl Engine {
         loop {
             tokio::select! {
                 Some(req) = requests.recv() => match req {
+                    Request::Command { cmd: Command::Diff { agent }, reply } => {
+                        // A job that answers by itself: the loop goes on meanwhile.
+                        match tokio::task::block_in_place(|| self.diff_job(&agent)) {
+                            Ok(job) => {
+                                let events = self.events.clone();
+                                tokio::task::spawn_blocking(move || {
+                                    answer(&events, &agent, reply, job().map(Some));
+                                });
+                            }
+                            Err(e) => answer(&self.events, &agent, reply, Err(e)),
+                        }
+                    }
                     Request::Command { cmd, reply } => {
                         let subject = cmd.subject().to_string();
                         let r = tokio::task::block_in_place(|| self.handle(cmd));
-                        if let Err(e) = &r {
-                            tracing::warn!("command failed: {e}");
-                        }
-                        match reply {
-                            Some(reply) => {
-                                let _ = reply.send(r.map_err(|e| e.to_string()));
-                            }
-                            None => {
-                                if let Err(e) = r {
-                                    self.emit(Event::Failed { agent: subject, message: e.to_string() });
-                                }
-                            }
-                        }
+                        answer(&self.events, &subject, reply, r);
                     }
                     Request::Sizes { pane, agents } => {
                         tokio::task::block_in_place(|| self.set_sizes(pane, agents));
@@ -1108,6 +1119,59 @@ impl Engine {
             }
         }
         tokio::task::block_in_place(|| self.shutdown())
+    }
+}
+
+/// Where a command's answer goes: to the client that asked, or (nobody waiting) into the
+/// events as a failure when it failed.
+fn answer(
+    events: &broadcast::Sender<Event>,
+    subject: &str,
+    reply: Option<Reply>,
+    r: Result<Option<String>>,
+) {
+    if let Err(e) = &r {
+        tracing::warn!("command failed: {e}");
+    }
+    match reply {
+        Some(reply) => {
+            let _ = reply.send(r.map_err(|e| e.to_string()));
+        }
+        None => {
+            if let Err(e) = r {
+                let _ = events.send(Event::Failed {
+                    agent: subject.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The size of `agent`'s terminal: its own when a cockpit shows it full screen, else the pane's.
+pub fn size_for(
+    pane: (u16, u16),
+    agents: &BTreeMap<String, (u16, u16)>,
+    agent: &str,
+) -> (u16, u16) {
+    agents.get(agent).copied().unwrap_or(pane)
+}
+
+/// Resizes every live session to [`size_for`] its agent.
+pub fn resize_sessions(
+    sessions: &Sessions,
+    pane: (u16, u16),
+    agents: &BTreeMap<String, (u16, u16)>,
+) {
+    let live: Vec<(String, Arc<Session>)> = match sessions.read() {
+        Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Err(_) => return,
+    };
+    for (name, session) in live {
+        let (rows, cols) = size_for(pane, agents, &name);
+        if let Err(e) = session.resize(rows, cols) {
+            tracing::warn!(agent = %name, "cannot resize: {e}");
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub mod client;
 pub mod protocol;
 pub mod socket;
 
-use crate::engine::{Engine, Event, Request, Sessions, Snapshot};
+use crate::engine::{Command, Engine, Event, Request, Sessions, Snapshot};
 use crate::town::Town;
 use crate::{Error, Result};
 use protocol::{
@@ -89,7 +89,8 @@ struct Shared {
     town: String,
     socket: PathBuf,
     started: Instant,
-    requests: mpsc::Sender<Request>,
+    /// Never full: a client's task never waits for the engine's loop.
+    requests: mpsc::UnboundedSender<Request>,
     snapshots: watch::Receiver<Snapshot>,
     events: broadcast::Sender<Event>,
     sessions: Sessions,
@@ -148,7 +149,7 @@ impl Shared {
 
     /// Changes client `id`'s view (`None`: it left) and gives the engine new sizes if they
     /// changed.
-    async fn update(&self, id: u64, change: impl FnOnce(&mut View), active: bool) {
+    fn update(&self, id: u64, change: impl FnOnce(&mut View), active: bool) {
         let sizes = {
             let mut c = self.clients();
             c.seq += 1;
@@ -168,7 +169,24 @@ impl Shared {
             }
         };
         if let Some((pane, agents)) = sizes {
-            let _ = self.requests.send(Request::Sizes { pane, agents }).await;
+            // The live sessions now, whatever the engine's loop is doing; the engine keeps the
+            // sizes for the sessions it starts later.
+            crate::engine::resize_sessions(&self.sessions, pane, &agents);
+            let _ = self.requests.send(Request::Sizes { pane, agents });
+        }
+    }
+
+    /// Keys typed into an agent's terminal go straight to its PTY, never behind the engine's
+    /// loop (git, the store).
+    fn input(&self, agent: &str, bytes: &[u8]) -> std::result::Result<Option<String>, String> {
+        let session = self
+            .sessions
+            .read()
+            .ok()
+            .and_then(|m| m.get(agent).cloned());
+        match session {
+            Some(s) => s.write(bytes).map(|()| None).map_err(|e| e.to_string()),
+            None => Err(format!("{agent} has no running session")),
         }
     }
 
@@ -199,7 +217,7 @@ async fn run(
     socket: PathBuf,
     output: watch::Receiver<u64>,
 ) -> Result<()> {
-    let (req_tx, req_rx) = mpsc::channel(256);
+    let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stopping, _) = watch::channel(None);
     let shared = Arc::new(Shared {
@@ -431,7 +449,7 @@ async fn client_task(shared: Arc<Shared>, mut stream: UnixStream) {
     tracing::info!(client = id, "client left: {why}");
     if attached {
         shared.clients().map.remove(&id);
-        shared.update(id, |_| {}, false).await;
+        shared.update(id, |_| {}, false);
     }
 }
 
@@ -474,12 +492,12 @@ async fn serve_client(
                 let Some(m) = m else { return "it hung up".into() };
                 match m {
                     ToEngine::Size { pane, full } => {
-                        shared.update(id, |v| { v.pane = Some(pane); v.full = full; }, true).await;
+                        shared.update(id, |v| { v.pane = Some(pane); v.full = full; }, true);
                         look = true;
                     }
                     ToEngine::Show { agent, full, offset } => {
                         let (a, f) = (agent.clone(), full);
-                        shared.update(id, move |v| { v.show = a; v.full_screen = f; }, true).await;
+                        shared.update(id, move |v| { v.show = a; v.full_screen = f; }, true);
                         shown = match (shown.take(), agent) {
                             (Some(mut s), Some(agent)) if s.agent == agent => {
                                 if s.offset != offset {
@@ -496,11 +514,16 @@ async fn serve_client(
                     }
                     ToEngine::Command { id: cmd_id, cmd } => {
                         if attached {
-                            shared.update(id, |_| {}, true).await;
+                            shared.update(id, |_| {}, true);
+                        }
+                        if let Command::Input { agent, bytes } = &cmd {
+                            let result = shared.input(agent, bytes);
+                            send!(FromEngine::Answer { id: cmd_id, result });
+                            continue;
                         }
                         let (tx, rx) = oneshot::channel();
                         let req = Request::Command { cmd, reply: Some(tx) };
-                        if shared.requests.send(req).await.is_err() {
+                        if shared.requests.send(req).is_err() {
                             return "the engine stopped".into();
                         }
                         let answers = answer_tx.clone();

@@ -20,7 +20,6 @@ use crossterm::terminal::{BeginSynchronizedUpdate, EndSynchronizedUpdate};
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 /// At most this many frames a second.
@@ -84,19 +83,22 @@ pub fn run(town: Town, kind: Kind) -> Result<Outcome> {
     rt.block_on(cockpit(town, theme, kind))
 }
 
-/// The live connection: where commands go, where the engine's messages come from.
+/// The live connection: where commands go, where the engine's messages come from. Both
+/// directions have a task of their own, so the cockpit's loop never waits on the socket (an
+/// engine slow to read cannot freeze the keys, nor can the two sides block each other).
 struct Link {
-    wr: OwnedWriteHalf,
+    tx: mpsc::UnboundedSender<ToEngine>,
     rx: mpsc::Receiver<FromEngine>,
     pid: u32,
     reader: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
 }
 
 impl Link {
     fn start(c: Connection) -> Link {
         let Connection {
             mut rd,
-            wr,
+            mut wr,
             welcome,
             ..
         } = c;
@@ -110,24 +112,36 @@ impl Link {
                 }
             }
         });
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ToEngine>();
+        let writer = tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                if crate::server::protocol::write_msg(&mut wr, &m)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
         Link {
-            wr,
+            tx: out_tx,
             rx,
             pid: welcome.pid,
             reader,
+            writer,
         }
     }
 
-    async fn send(&mut self, m: &ToEngine) -> bool {
-        crate::server::protocol::write_msg(&mut self.wr, m)
-            .await
-            .is_ok()
+    /// Queues `m` for the engine; false once the connection is broken.
+    fn send(&self, m: ToEngine) -> bool {
+        self.tx.send(m).is_ok()
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         self.reader.abort();
+        self.writer.abort();
     }
 }
 
@@ -213,12 +227,10 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             let mut ok = true;
             if sent_size != Some(want) {
                 sent_size = Some(want);
-                ok &= l
-                    .send(&ToEngine::Size {
-                        pane: want.0,
-                        full: want.1,
-                    })
-                    .await;
+                ok &= l.send(ToEngine::Size {
+                    pane: want.0,
+                    full: want.1,
+                });
             }
             let drill = app.mode == Mode::DrillDown;
             let show = (
@@ -234,13 +246,11 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                     .filter(|a| !grids.contains_key(a))
                     .map(|a| (a, Instant::now()));
                 sent_show = Some(show.clone());
-                ok &= l
-                    .send(&ToEngine::Show {
-                        agent: show.0,
-                        full: show.1,
-                        offset: show.2,
-                    })
-                    .await;
+                ok &= l.send(ToEngine::Show {
+                    agent: show.0,
+                    full: show.1,
+                    offset: show.2,
+                });
                 dirty = true;
             }
             if !ok {
@@ -306,7 +316,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                             app.notice = Some("stopping the engine and its agents…".into());
                             app.mode = Mode::Normal;
                             let _ = terminal.draw(|f| areas = view::draw(f, &app, &grids, &theme));
-                            if l.send(&ToEngine::Stop).await {
+                            if l.send(ToEngine::Stop) {
                                 // Until it closes the connection (its agents have stopped).
                                 while l.rx.recv().await.is_some() {}
                             }
@@ -325,7 +335,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                             Some(l) => {
                                 next_id += 1;
                                 pending.insert(next_id, cmd.clone());
-                                if !l.send(&ToEngine::Command { id: next_id, cmd }).await {
+                                if !l.send(ToEngine::Command { id: next_id, cmd }) {
                                     link = None;
                                     app.engine_gone = Some("the engine's connection broke".into());
                                 }
