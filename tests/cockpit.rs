@@ -84,3 +84,61 @@ fn the_cockpit_works_at_80x24() {
     let said = c.exited();
     assert!(said.contains("Detached from town"), "{said}");
 }
+
+/// How a terminal reports a colour to `OSC 11;?`: `rgb:RRRR/GGGG/BBBB`.
+fn osc_rgb(c: gastown_tui::agent::screen::Rgb) -> String {
+    format!(
+        "rgb:{:02x}{:02x}/{:02x}{:02x}/{:02x}{:02x}",
+        c.0, c.0, c.1, c.1, c.2, c.2
+    )
+}
+
+#[test]
+fn agents_are_told_the_cockpit_themes_background() {
+    use gastown_tui::ui::theme::Theme;
+    let light = osc_rgb(Theme::builtin("light").unwrap().query_colors().background);
+    let dark = osc_rgb(Theme::builtin("default").unwrap().query_colors().background);
+    assert_ne!(light, dark);
+
+    // An agent that asks its terminal for the background colour (as programs choosing a
+    // light or dark palette do), then again once a file `go` appears in its worktree.
+    let t = sim_town();
+    let script = r#"ask() { stty raw -echo; printf '\033]11;?\033\\'; r=$(timeout --foreground 2 dd bs=1 count=25 2>/dev/null | tr '\033\007' '~~'); stty sane; printf 'answer %s: %s\n' "$1" "$r"; }; ask one; while [ ! -e go ]; do sleep 0.1; done; ask two; sleep 600"#;
+    t.gt()
+        .args([
+            "config", "runtime", "set", "asker", "--", "sh", "-c", script,
+        ])
+        .assert()
+        .success();
+    let c = Cockpit::open(&t, 45, 160);
+    c.keys(":theme light\r");
+    c.wait("the light theme", |s| s.contains("theme light"));
+    let bead = t.create("Ask the colours", &[]);
+    t.gt()
+        .args(["sling", &bead, "demo", "--runtime", "asker"])
+        .assert()
+        .success();
+    c.wait("the first answer", |s| s.contains("answer one:"));
+    let screen = c.screen();
+    assert!(
+        screen.contains(&light),
+        "the agent was not told the light background {light}:\n{screen}"
+    );
+
+    // :theme changes what agents are told from then on.
+    c.keys(":theme default\r");
+    c.wait("the default theme", |s| s.contains("theme default"));
+    std::fs::write(t.root().join("demo/polecats/furiosa/go"), "").unwrap();
+    c.wait("the second answer", |s| s.contains("answer two:"));
+    let screen = c.screen();
+    let two = screen
+        .lines()
+        .find(|l| l.contains("answer two:"))
+        .unwrap_or_default();
+    assert!(
+        two.contains(&dark),
+        "after :theme default the agent was not told {dark}:\n{screen}"
+    );
+    c.keys("q");
+    c.exited();
+}

@@ -53,13 +53,13 @@ pub fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
 }
 
 /// A 24-bit colour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rgb(pub u8, pub u8, pub u8);
 
 /// The colours reported to programs that ask for the terminal's default foreground and
 /// background (`OSC 10;?` / `OSC 11;?`). Programs use them to pick a light or dark palette,
 /// so they should match the cockpit's theme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueryColors {
     pub foreground: Rgb,
     pub background: Rgb,

@@ -1,8 +1,11 @@
 //! First contact with real programs, in the engine: every tick, each session of a known
 //! program whose screen changed is looked at (at most every `LOOK_EVERY`). A dialog the town
 //! owns is answered by typing its keys (one key at a time, `KEY_GAP` apart, the way a person
-//! would); any other dialog makes the agent waiting at once, with its reason. Nothing else is
-//! typed while a dialog shows: not the first prompt, not a nudge.
+//! would); a dialog that needs the human makes the agent waiting at once, with its reason, and
+//! a menu the town does not know does so once a second look (`UNKNOWN_SETTLE` later) still
+//! shows it, so a frame caught mid-redraw is not taken for a question. A screen inside a
+//! synchronized update (half drawn) is not looked at. Nothing else is typed while a dialog
+//! shows: not the first prompt, not a nudge.
 //!
 //! Keys into the PTY, not settings files, answer the dialogs: Claude Code rewrites
 //! `~/.claude.json` itself while it runs, so a second writer would race it; a key press is what
@@ -27,6 +30,8 @@ const KEY_GAP: Duration = Duration::from_millis(150);
 const ANSWER_AGAIN: Duration = Duration::from_secs(3);
 /// ... at most this many times; then it is the human's.
 const MAX_ANSWERS: u32 = 3;
+/// A menu the town does not know must still show this long after it was first seen.
+const UNKNOWN_SETTLE: Duration = Duration::from_millis(500);
 
 /// The engine's first-contact memory of one session.
 #[derive(Debug, Default)]
@@ -39,6 +44,8 @@ pub(crate) struct Contact {
     answered: Option<(&'static str, Instant, u32)>,
     /// Keys still to type, each at its instant.
     keys: VecDeque<(Instant, &'static str)>,
+    /// Since when an unknown menu has shown on every look.
+    unknown_at: Option<Instant>,
 }
 
 impl Contact {
@@ -175,7 +182,8 @@ impl Engine {
                 Some(at) if bytes != c.seen_bytes => now - at >= LOOK_EVERY,
                 Some(at) => now - at >= RELOOK,
             };
-            if !due {
+            // A frame half drawn is no answer to anything: look again on the next tick.
+            if !due || live.session.with_screen(|s| s.synchronized_update()) {
                 continue;
             }
             c.seen_bytes = bytes;
@@ -205,6 +213,11 @@ impl Engine {
             .get(name)
             .is_some_and(|l| l.cwd.starts_with(&self.town.root));
         let bypass = self.live.get(name).is_some_and(|l| l.bypass);
+        if !matches!(seen, Some(Seen::Unknown)) {
+            if let Some(l) = self.live.get_mut(name) {
+                l.contact.unknown_at = None;
+            }
+        }
         let (id, label, why) = match seen {
             None => {
                 // The dialog is gone (the human answered it): the Witness takes over again.
@@ -214,7 +227,16 @@ impl Engine {
                 }
                 return Ok(false);
             }
-            Some(Seen::Unknown) => return self.wait_for_human(name, UNKNOWN),
+            Some(Seen::Unknown) => {
+                let Some(live) = self.live.get_mut(name) else {
+                    return Ok(false);
+                };
+                let since = *live.contact.unknown_at.get_or_insert(now);
+                if now - since < UNKNOWN_SETTLE {
+                    return Ok(false);
+                }
+                return self.wait_for_human(name, UNKNOWN);
+            }
             Some(Seen::Known(d)) => match &d.answer {
                 Answer::Human(reason) => return self.wait_for_human(name, reason),
                 Answer::Trust(label) if in_town => (

@@ -17,6 +17,7 @@ mod refinery;
 mod witness;
 
 use crate::agent::runtime;
+use crate::agent::screen::QueryColors;
 use crate::agent::{replay_cast, Session, SessionSpec, DEFAULT_SCROLLBACK};
 use crate::beads::{agent_state, control_kind, Agent, ControlRequest, Convoy, MergeRequest, Store};
 use crate::clock;
@@ -97,6 +98,8 @@ pub enum Request {
         pane: (u16, u16),
         agents: BTreeMap<String, (u16, u16)>,
     },
+    /// The colours sessions report to programs that ask (the cockpit's theme).
+    Colors(QueryColors),
 }
 
 /// What happened, for the cockpits' notices and for tests.
@@ -274,6 +277,9 @@ pub struct Engine {
     pane: (u16, u16),
     /// Agents shown full screen by a cockpit, at that cockpit's size.
     own_size: BTreeMap<String, (u16, u16)>,
+    /// What sessions report when a program asks for the terminal's colours (the theme of the
+    /// cockpit used most recently; dark until one says).
+    colors: QueryColors,
     last_version: i64,
     last_reconcile: Option<Instant>,
     last_beat: Option<Instant>,
@@ -319,6 +325,7 @@ impl Engine {
             sessions: Arc::new(RwLock::new(HashMap::new())),
             pane: DEFAULT_PANE,
             own_size: BTreeMap::new(),
+            colors: QueryColors::default(),
             last_version: -1,
             last_reconcile: None,
             last_beat: None,
@@ -648,6 +655,7 @@ impl Engine {
         let mut spec = SessionSpec::new(program, dir);
         spec.args = args;
         (spec.rows, spec.cols) = self.size_of(&a.name);
+        spec.query_colors = self.colors;
         spec.scrollback = DEFAULT_SCROLLBACK;
         spec.recording = Some(
             self.town
@@ -1106,6 +1114,10 @@ impl Engine {
                     Request::Sizes { pane, agents } => {
                         tokio::task::block_in_place(|| self.set_sizes(pane, agents));
                     }
+                    Request::Colors(colors) => {
+                        self.colors = colors;
+                        color_sessions(&self.sessions, colors);
+                    }
                 },
                 _ = tick.tick() => {
                     if let Err(e) = tokio::task::block_in_place(|| self.tick()) {
@@ -1155,6 +1167,15 @@ pub fn size_for(
     agent: &str,
 ) -> (u16, u16) {
     agents.get(agent).copied().unwrap_or(pane)
+}
+
+/// Tells every live session to report `colors` to programs that ask.
+pub fn color_sessions(sessions: &Sessions, colors: QueryColors) {
+    if let Ok(m) = sessions.read() {
+        for s in m.values() {
+            s.set_query_colors(colors);
+        }
+    }
 }
 
 /// Resizes every live session to [`size_for`] its agent.

@@ -17,6 +17,7 @@ pub mod client;
 pub mod protocol;
 pub mod socket;
 
+use crate::agent::screen::QueryColors;
 use crate::engine::{Command, Engine, Event, Request, Sessions, Snapshot};
 use crate::town::Town;
 use crate::{Error, Result};
@@ -109,6 +110,8 @@ struct Clients {
     map: HashMap<u64, View>,
     /// The sizes last given to the engine.
     sent: Option<Sizes>,
+    /// The colours last given to the sessions.
+    sent_colors: Option<QueryColors>,
 }
 
 type Sizes = ((u16, u16), BTreeMap<String, (u16, u16)>);
@@ -120,7 +123,18 @@ struct View {
     full: (u16, u16),
     show: Option<String>,
     full_screen: bool,
+    /// The client theme's colours, once it said them.
+    colors: Option<QueryColors>,
     active: u64,
+}
+
+/// The colours agents are told: those of the most recently used client that said its own.
+fn colors_of(views: &HashMap<u64, View>) -> Option<QueryColors> {
+    views
+        .values()
+        .filter(|v| v.colors.is_some())
+        .max_by_key(|v| v.active)
+        .and_then(|v| v.colors)
 }
 
 /// The sizes the engine should give its sessions, from what the clients show.
@@ -147,10 +161,10 @@ impl Shared {
         self.clients.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Changes client `id`'s view (`None`: it left) and gives the engine new sizes if they
-    /// changed.
+    /// Changes client `id`'s view (`None`: it left) and gives the sessions and the engine new
+    /// sizes and colours if they changed.
     fn update(&self, id: u64, change: impl FnOnce(&mut View), active: bool) {
-        let sizes = {
+        let (sizes, colors) = {
             let mut c = self.clients();
             c.seq += 1;
             let seq = c.seq;
@@ -161,13 +175,22 @@ impl Shared {
                 }
             }
             let sizes = sizes_of(&c.map);
-            if sizes.is_none() || sizes == c.sent {
+            let sizes = if sizes.is_none() || sizes == c.sent {
                 None
             } else {
                 c.sent = sizes.clone();
                 sizes
+            };
+            let colors = colors_of(&c.map).filter(|k| c.sent_colors != Some(*k));
+            if colors.is_some() {
+                c.sent_colors = colors;
             }
+            (sizes, colors)
         };
+        if let Some(colors) = colors {
+            crate::engine::color_sessions(&self.sessions, colors);
+            let _ = self.requests.send(Request::Colors(colors));
+        }
         if let Some((pane, agents)) = sizes {
             // The live sessions now, whatever the engine's loop is doing; the engine keeps the
             // sizes for the sessions it starts later.
@@ -512,6 +535,9 @@ async fn serve_client(
                         deadline = None;
                         look = true;
                     }
+                    ToEngine::Colors(colors) => {
+                        shared.update(id, move |v| v.colors = Some(colors), true);
+                    }
                     ToEngine::Command { id: cmd_id, cmd } => {
                         if attached {
                             shared.update(id, |_| {}, true);
@@ -596,8 +622,32 @@ mod tests {
             full,
             show: show.map(str::to_string),
             full_screen: fs,
+            colors: None,
             active,
         }
+    }
+
+    #[test]
+    fn agents_are_told_the_colours_of_the_latest_client_that_said_them() {
+        use crate::agent::screen::{QueryColors, Rgb};
+        let light = QueryColors {
+            foreground: Rgb(0, 0, 0),
+            background: Rgb(255, 255, 255),
+        };
+        let mut v = HashMap::new();
+        v.insert(1, view((40, 120), (44, 160), None, false, 1));
+        assert_eq!(colors_of(&v), None, "nobody said: the sessions keep theirs");
+        v.get_mut(&1).unwrap().colors = Some(light);
+        v.insert(2, view((20, 60), (23, 80), None, false, 2));
+        assert_eq!(colors_of(&v), Some(light), "client 2 said none");
+        v.get_mut(&2).unwrap().colors = Some(QueryColors::default());
+        assert_eq!(
+            colors_of(&v),
+            Some(QueryColors::default()),
+            "client 2 is the latest"
+        );
+        v.remove(&2);
+        assert_eq!(colors_of(&v), Some(light), "client 2 left");
     }
 
     #[test]

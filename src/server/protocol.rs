@@ -10,14 +10,15 @@
 //! screen of the agent it shows ([`ScreenUpdate`]: the rows that changed since the last
 //! update, at most one update per frame interval); the client keeps its copy in a [`Grid`].
 
-use crate::agent::screen::{Cell, Cells, Color, Screen};
+use crate::agent::screen::{Cell, Cells, Color, QueryColors, Screen};
 use crate::engine::{Command, Event, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The protocol's number: a client and an engine of different numbers do not talk.
-pub const PROTOCOL: u32 = 1;
+/// The protocol's number: a client and an engine of different numbers do not talk. (2: the
+/// client tells its theme's colours.)
+pub const PROTOCOL: u32 = 2;
 /// The largest frame either side accepts (a snapshot of a big town is well below).
 pub const MAX_FRAME: usize = 64 << 20;
 
@@ -55,6 +56,9 @@ pub enum ToEngine {
         full: bool,
         offset: usize,
     },
+    /// The client theme's default colours, which agents are told when they ask the terminal
+    /// (`OSC 10;?` / `OSC 11;?`): every agent gets those of the client used most recently.
+    Colors(QueryColors),
     /// A command; its answer comes back as [`FromEngine::Answer`] with the same `id`.
     Command { id: u64, cmd: Command },
     /// Asks for [`FromEngine::Status`].

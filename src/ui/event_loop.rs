@@ -7,6 +7,7 @@
 use super::app::{Action, App, Areas, Dialog, Mode};
 use super::theme::Theme;
 use super::view;
+use crate::agent::screen::QueryColors;
 use crate::engine::{Command, Event as EngineEvent};
 use crate::server::client::{self, Connection};
 use crate::server::protocol::{FromEngine, Grid, ToEngine};
@@ -206,6 +207,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
     // What the engine was last told: sizes, and the agent shown.
     let mut sent_size: Option<((u16, u16), (u16, u16))> = None;
     let mut sent_show: Option<(Option<String>, bool, usize)> = None;
+    let mut sent_colors: Option<QueryColors> = None;
     // The agent newly shown whose first screen has not come yet, since when: frames wait.
     let mut awaiting: Option<(String, Instant)> = None;
     // Commands waiting for their answer: what to do with it.
@@ -231,6 +233,11 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                     pane: want.0,
                     full: want.1,
                 });
+            }
+            let colors = theme.query_colors();
+            if sent_colors != Some(colors) {
+                sent_colors = Some(colors);
+                ok &= l.send(ToEngine::Colors(colors));
             }
             let drill = app.mode == Mode::DrillDown;
             let show = (
@@ -421,6 +428,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                             app.engine_gone = None;
                             sent_size = None;
                             sent_show = None;
+                            sent_colors = None;
                             pending.clear();
                             dirty = true;
                         }

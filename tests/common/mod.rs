@@ -424,8 +424,15 @@ pub fn wait_long(t: &TestTown, what: &str, secs: u64, mut ok: impl FnMut() -> bo
     while !ok() {
         if Instant::now() >= deadline {
             let feed = t.gt().args(["feed", "--limit", "60"]).output().unwrap();
+            let mut screens = String::new();
+            if let Some(agents) = t.json(&["agents"]).as_array() {
+                for a in agents.iter().filter_map(|a| a["name"].as_str()) {
+                    screens.push_str(&format!("--- {a}:\n{}\n", capture(t, a)));
+                }
+            }
             panic!(
-                "timed out after {secs}s waiting for {what}; the feed:\n{}",
+                "timed out after {secs}s waiting for {what}; the feed:\n{}\nthe agents' \
+                 screens:\n{screens}",
                 String::from_utf8_lossy(&feed.stdout)
             );
         }
