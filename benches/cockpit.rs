@@ -1,4 +1,4 @@
-//! The cockpit with many agents (SPEC section 10, "Many agents"): the delay from a key press to
+//! The cockpit with many agents: the delay from a key press to
 //! the frame that shows it while 50 agents stream, the time from typing `gastown-tui` to the
 //! first full frame of a 50-agent town, and the idle CPU (and memory) with 100 quiet agents;
 //! each time split between the cockpit (the client, drawing) and the town's engine (the
@@ -214,24 +214,19 @@ fn main() {
     );
     first("`q` -> the terminal given back (detach)", &st.detach, "");
     let pc = |v: f64| format!("{v:.2} %");
-    line(
-        format!("cockpit CPU while {streaming} stream (of one core)"),
-        pc(s.cpu.client),
+    let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
+    let both = |what: String, v: Split<String>, goal: &str| {
+        line(format!("cockpit {what}"), v.client, goal);
+        line(format!("engine {what}"), v.engine, goal);
+    };
+    both(
+        format!("CPU while {streaming} stream (of one core)"),
+        s.cpu.map(pc),
         "reported",
     );
-    line(
-        format!("engine CPU while {streaming} stream (of one core)"),
-        pc(s.cpu.engine),
-        "reported",
-    );
-    line(
-        format!("cockpit CPU idle, {idle} idle agents (of one core)"),
-        pc(i.cpu.client),
-        "",
-    );
-    line(
-        format!("engine CPU idle, {idle} idle agents (of one core)"),
-        pc(i.cpu.engine),
+    both(
+        format!("CPU idle, {idle} idle agents (of one core)"),
+        i.cpu.map(pc),
         "",
     );
     line(
@@ -239,25 +234,14 @@ fn main() {
         pc(i.cpu.client + i.cpu.engine),
         "< 1 %",
     );
-    let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
-    line(
-        format!("cockpit RSS, {idle} idle agents"),
-        mb(i.rss.client),
+    both(
+        format!("RSS, {idle} idle agents"),
+        i.rss.map(mb),
         "reported",
     );
-    line(
-        format!("engine RSS, {idle} idle agents"),
-        mb(i.rss.engine),
-        "reported",
-    );
-    line(
-        format!("cockpit RSS, {streaming} streaming agents"),
-        mb(s.rss.client),
-        "reported",
-    );
-    line(
-        format!("engine RSS, {streaming} streaming agents"),
-        mb(s.rss.engine),
+    both(
+        format!("RSS, {streaming} streaming agents"),
+        s.rss.map(mb),
         "reported",
     );
 
@@ -281,6 +265,52 @@ fn main() {
 struct Split<T> {
     client: T,
     engine: T,
+}
+
+impl<T> Split<T> {
+    fn map<U>(self, f: impl Fn(T) -> U) -> Split<U> {
+        Split {
+            client: f(self.client),
+            engine: f(self.engine),
+        }
+    }
+}
+
+impl Split<CpuSample> {
+    fn take(client: u32, engine: u32) -> Split<CpuSample> {
+        Split {
+            client: CpuSample::take(client),
+            engine: CpuSample::take(engine),
+        }
+    }
+
+    /// Prints both processes' CPU since `self`; their % of one core.
+    fn report(&self, end: &Split<CpuSample>, hz: u64) -> Split<f64> {
+        Split {
+            client: self
+                .client
+                .report(&end.client, hz, "cockpit (the client)", None),
+            engine: self
+                .engine
+                .report(&end.engine, hz, "engine (the server)", Some("the agents")),
+        }
+    }
+}
+
+/// Both processes' resident set now (KiB), printed with their peaks.
+fn rss_both(client: u32, engine: u32, with: &str) -> Split<u64> {
+    let (c, e) = (rss(client), rss(engine));
+    println!(
+        "RSS with {with}: cockpit {:.1} MB (peak {:.1} MB), engine {:.1} MB (peak {:.1} MB)",
+        c.0 as f64 / 1024.0,
+        c.1 as f64 / 1024.0,
+        e.0 as f64 / 1024.0,
+        e.1 as f64 / 1024.0
+    );
+    Split {
+        client: c.0,
+        engine: e.0,
+    }
 }
 
 struct StreamResult {
@@ -338,10 +368,7 @@ fn streaming_phase(
     let logs = gt.town.join("logs");
     let bytes0 = dir_bytes(&logs);
     let out0 = c.s.bytes_read();
-    let cpu0 = Split {
-        client: CpuSample::take(c.pid),
-        engine: CpuSample::take(engine),
-    };
+    let cpu0 = Split::take(c.pid, engine);
     let mut lat = Vec::with_capacity(presses);
     let mut slack = Vec::with_capacity(presses);
     let mut reads = Vec::new();
@@ -361,14 +388,10 @@ fn streaming_phase(
             None => missed += 1,
         }
     }
-    let cpu1 = Split {
-        client: CpuSample::take(c.pid),
-        engine: CpuSample::take(engine),
-    };
+    let cpu1 = Split::take(c.pid, engine);
     let bytes1 = dir_bytes(&logs);
     let out1 = c.s.bytes_read();
-    let rss_client = rss(c.pid);
-    let rss_engine = rss(engine);
+    let rss = rss_both(c.pid, engine, &format!("{n} streaming agents"));
     let wall = cpu1.client.at.duration_since(cpu0.client.at).as_secs_f64();
 
     // Still streaming at the end? (the selected agent's pane must still show it)
@@ -408,26 +431,11 @@ fn streaming_phase(
         "the cockpit wrote {:.1} KB/s to its terminal",
         (out1.saturating_sub(out0)) as f64 / wall / 1024.0
     );
-    let cpu = Split {
-        client: cpu0
-            .client
-            .report(&cpu1.client, hz, "cockpit (the client)", None),
-        engine: cpu0
-            .engine
-            .report(&cpu1.engine, hz, "engine (the server)", Some("the agents")),
-    };
+    let cpu = cpu0.report(&cpu1, hz);
     let machine = cpu0.client.machine(&cpu1.client);
     println!(
         "whole machine: {machine:.0} % busy ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "RSS with {n} streaming agents: cockpit {:.1} MB (peak {:.1} MB), engine {:.1} MB \
-         (peak {:.1} MB)",
-        rss_client.0 as f64 / 1024.0,
-        rss_client.1 as f64 / 1024.0,
-        rss_engine.0 as f64 / 1024.0,
-        rss_engine.1 as f64 / 1024.0
     );
 
     // Leave and come back while they flood.
@@ -447,10 +455,7 @@ fn streaming_phase(
     StreamResult {
         latency,
         cpu,
-        rss: Split {
-            client: rss_client.0,
-            engine: rss_engine.0,
-        },
+        rss,
         attach,
     }
 }
@@ -567,27 +572,14 @@ fn idle_phase(tmp: &Path, n: usize, secs: u64, hz: u64) -> IdleResult {
     std::thread::sleep(Duration::from_secs(3));
 
     let out0 = c.s.bytes_read();
-    let cpu0 = Split {
-        client: CpuSample::take(c.pid),
-        engine: CpuSample::take(engine),
-    };
+    let cpu0 = Split::take(c.pid, engine);
     std::thread::sleep(Duration::from_secs(secs));
-    let cpu1 = Split {
-        client: CpuSample::take(c.pid),
-        engine: CpuSample::take(engine),
-    };
+    let cpu1 = Split::take(c.pid, engine);
     let out1 = c.s.bytes_read();
     let wall = cpu1.client.at.duration_since(cpu0.client.at).as_secs_f64();
     println!();
     println!("nothing typed for {wall:.1} s:");
-    let cpu = Split {
-        client: cpu0
-            .client
-            .report(&cpu1.client, hz, "cockpit (the client)", None),
-        engine: cpu0
-            .engine
-            .report(&cpu1.engine, hz, "engine (the server)", Some("the agents")),
-    };
+    let cpu = cpu0.report(&cpu1, hz);
     println!(
         "whole machine: {:.0} % busy",
         cpu0.client.machine(&cpu1.client)
@@ -597,24 +589,9 @@ fn idle_phase(tmp: &Path, n: usize, secs: u64, hz: u64) -> IdleResult {
         out1.saturating_sub(out0),
         out1.saturating_sub(out0) as f64 / wall
     );
-    let rss_client = rss(c.pid);
-    let rss_engine = rss(engine);
-    println!(
-        "RSS with {n} idle agents: cockpit {:.1} MB (peak {:.1} MB), engine {:.1} MB (peak \
-         {:.1} MB)",
-        rss_client.0 as f64 / 1024.0,
-        rss_client.1 as f64 / 1024.0,
-        rss_engine.0 as f64 / 1024.0,
-        rss_engine.1 as f64 / 1024.0
-    );
+    let rss = rss_both(c.pid, engine, &format!("{n} idle agents"));
     c.quit();
-    IdleResult {
-        cpu,
-        rss: Split {
-            client: rss_client.0,
-            engine: rss_engine.0,
-        },
-    }
+    IdleResult { cpu, rss }
 }
 
 // ---------------------------------------------------------------------------------------------

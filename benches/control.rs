@@ -1,4 +1,4 @@
-//! The control plane as whole processes (SPEC section 10, "Control plane": each under 300 ms).
+//! The control plane as whole processes (goal: each under 300 ms).
 //!
 //! Not a criterion benchmark: it prints figures, it asserts nothing about time.
 //!
@@ -22,8 +22,9 @@
 //!   Enter (sent `ENTER_DELAY` = 80 ms after the text, on the next tick) is out, which is
 //!   shown separately as "nudge process exits".
 //!
-//! Both paths include one wait for the engine's next tick (`engine::TICK` = 50 ms: 0-50 ms,
-//! 25 ms on average): a control request or a new hook is only seen when the engine looks.
+//! The sling path includes one wait for the engine's next tick (`engine::TICK` = 50 ms: 0-50
+//! ms, 25 ms on average): a new hook is only seen when the engine looks at the store. A nudge
+//! goes to the engine over its socket and is typed at once.
 //!
 //! ```text
 //! cargo bench --bench control

@@ -1,4 +1,4 @@
-//! Terminal ingest and memory per agent (SPEC section 10, "Terminal ingest" and "Memory").
+//! Terminal ingest and memory per agent.
 //!
 //! Not a criterion benchmark: it prints figures, it asserts nothing about time.
 //!

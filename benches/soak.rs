@@ -1,5 +1,7 @@
 //! The soak: many simulated agents under the patrols and the Refinery for minutes, with the
-//! engine killed -9 and restarted again and again, then the invariants of SPEC section 11.
+//! engine killed -9 and restarted again and again, then the reliability invariants (no bead
+//! lost, none held twice, every position of main green, no unmerged commit deleted, memory
+//! bounded).
 //!
 //! Not a criterion benchmark: it prints a timeline, throughput and memory figures, and a
 //! PASS/FAIL table; it panics (non-zero exit) when an invariant fails, with the evidence.
@@ -353,7 +355,7 @@ fn start_engine(gt: &Gt, shared: &Shared, chaos: &mut Chaos) -> Child {
     let gen = shared.engine_gen.fetch_add(1, Ordering::SeqCst) + 1;
     *shared.engine_started.lock().unwrap() = shared.t();
     shared.engine_pid.store(child.id(), Ordering::SeqCst);
-    // Ready when a control request gets an answer from it.
+    // Ready when a request gets an answer from it.
     let deadline = t0 + PATIENCE;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -900,7 +902,7 @@ fn report(gt: &Gt, shared: &Shared, chaos: &Chaos, secs: u64) -> Vec<String> {
         }
     }
     println!();
-    println!("== invariants (SPEC section 11) ==");
+    println!("== invariants ==");
     let mut failed = Vec::new();
     for (name, ok, line) in &rows {
         println!("{:<30} {}  {line}", name, if *ok { "PASS" } else { "FAIL" });

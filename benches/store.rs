@@ -1,4 +1,4 @@
-//! Store benchmarks at 100,000 beads (SPEC section 10, "Store").
+//! Store benchmarks at 100,000 beads.
 //!
 //! What it measures, on an on-disk store in WAL mode (as users have it) holding a generated,
 //! deterministic town of 100,000 beads with realistic dependencies:

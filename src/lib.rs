@@ -5,7 +5,7 @@
 //!
 //! - [`beads`]: the Beads store (SQLite): beads, dependencies, ready work, convoys, mail,
 //!   agents (with their state, its reason and their runtime conversation), merge requests,
-//!   events, the control table other processes use to reach the engine, JSONL interop.
+//!   events, the engine's heartbeat, JSONL interop.
 //! - [`town`]: the town on disk (discovery, `town.toml`, rigs, worktrees, sling).
 //! - [`agent`]: one agent in its PTY ([`agent::session`], [`agent::screen`],
 //!   [`agent::record`]); runtime presets ([`agent::runtime`]); what the town knows of the
@@ -53,8 +53,8 @@
 //! - **Commands**: everything else a cockpit asks (`Command`) goes to the engine's loop, which
 //!   owns the store connection and the sessions' lifecycle; long git work (diffs, the
 //!   Refinery's merges and tests) runs as jobs that report back. CLI processes write the store
-//!   directly (beads, sling, `done`) or leave a request in its control table (nudge, kill,
-//!   restart, handoff, capture), which the loop answers on its next tick.
+//!   directly (beads, sling, `done`) or send the same `Command`s over the socket (nudge, kill,
+//!   restart, handoff, capture), answered as soon as the loop gets to them.
 //! - **State**: the store is the truth. The engine publishes a `Snapshot` (agents, convoys,
 //!   merge queue, feed) after each change; every client gets it. An engine that dies loses
 //!   nothing the store holds; the next one restarts every hooked agent.

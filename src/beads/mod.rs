@@ -7,10 +7,10 @@
 //! atomic: that is what makes `claim` a compare-and-swap across processes.
 
 mod agents;
-mod control;
 mod convoy;
 mod deps;
 mod events;
+mod heartbeat;
 pub mod ids;
 mod issues;
 pub mod jsonl;
@@ -21,7 +21,6 @@ mod ready;
 mod schema;
 
 pub use agents::{agent_state, check_agent_name, name_pool, role, DoneOutcome, DoneStatus, Slung};
-pub use control::{control_kind, ControlRequest};
 pub use convoy::AUTO_DISPATCH;
 pub use events::ev;
 pub use issues::Closed;

@@ -120,7 +120,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX merge_requests_queue ON merge_requests(rig, state, id);
     "#,
-    // 2: requests from other processes to the running engine, and the engine's heartbeat.
+    // 2: requests from other processes to the running engine (dropped in 5), and the engine's
+    // heartbeat.
     r#"
     CREATE TABLE control (
         id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -149,6 +150,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE agents ADD COLUMN state_reason TEXT NOT NULL DEFAULT '';
     ALTER TABLE agents ADD COLUMN conversation TEXT;
     ALTER TABLE agents ADD COLUMN conversation_bead TEXT;
+    "#,
+    // 5: other processes ask the engine over its socket now: the control table of step 2 goes
+    // (a request left in it was for an engine that is gone).
+    r#"
+    DROP TABLE control;
     "#,
 ];
 

@@ -17,7 +17,7 @@ mod rig;
 pub(crate) mod session;
 mod sim;
 
-use crate::beads::{control_kind, Store};
+use crate::beads::Store;
 use crate::town::Town;
 use crate::{clock, Error, Result};
 use clap::{Parser, Subcommand};
@@ -191,13 +191,25 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Capture(a) => with_store(town, actor, |ctx| session::capture(ctx, a)),
         Command::Kill { agent } => with_store(town, actor, |ctx| {
-            session::simple(ctx, control_kind::KILL, Some(agent))
+            session::simple(
+                ctx,
+                |agent| crate::engine::Command::Kill { agent },
+                Some(agent),
+            )
         }),
         Command::Restart { agent } => with_store(town, actor, |ctx| {
-            session::simple(ctx, control_kind::RESTART, Some(agent))
+            session::simple(
+                ctx,
+                |agent| crate::engine::Command::Restart { agent },
+                Some(agent),
+            )
         }),
         Command::Handoff { agent } => with_store(town, actor, |ctx| {
-            session::simple(ctx, control_kind::HANDOFF, agent)
+            session::simple(
+                ctx,
+                |agent| crate::engine::Command::Handoff { agent },
+                agent,
+            )
         }),
         Command::Replay(a) => with_store(town, actor, |ctx| session::replay(ctx, a)),
         Command::Mq(a) => with_store(town, actor, |ctx| mq::run(ctx, a)),

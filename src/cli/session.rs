@@ -1,12 +1,11 @@
 //! The engine and live sessions from a shell: the cockpit and `attach` (clients of the
 //! engine), `up`, `down`, `status`, `nudge`, `capture`, `kill`, `restart`, `handoff`,
-//! `replay`. `status` and `down` ask the engine over its socket; what acts on a live session
-//! goes to the running engine through the store's control table. The CLI never touches a PTY.
+//! `replay`. Everything that asks the engine (status, stop, what acts on a live session) goes
+//! over its socket as the same `engine::Command`s a cockpit sends. The CLI never touches a
+//! PTY.
 
-use super::agent::ENGINE_FRESH;
 use super::output::line;
 use super::Ctx;
-use crate::beads::control_kind;
 use crate::engine;
 use crate::server::client;
 use crate::{Error, Result};
@@ -53,23 +52,22 @@ pub struct ReplayArgs {
     pub max_idle: f64,
 }
 
-/// Files a request for the running engine and waits for its answer.
-fn ask(ctx: &Ctx, kind: &str, agent: &str, payload: &str) -> Result<String> {
-    crate::beads::check_agent_name(agent)?;
-    if ctx.store.engine_alive(ENGINE_FRESH)?.is_none() {
-        return Err(Error::Conflict(
-            "no engine is running for this town (start one: gastown-tui up --headless)".into(),
-        ));
-    }
-    ctx.store.agent(agent)?;
-    let id = ctx
-        .store
-        .control_request(kind, agent, payload, &ctx.actor)?;
-    let r = ctx.store.control_wait(id, ANSWER_TIMEOUT)?;
-    if r.ok == Some(true) {
-        Ok(r.result)
-    } else {
-        Err(Error::Conflict(format!("{kind} {agent}: {}", r.result)))
+/// Asks the running engine (over its socket) to carry out `cmd` on a live session and waits
+/// for its answer.
+fn ask(ctx: &Ctx, cmd: engine::Command) -> Result<Option<String>> {
+    let agent = cmd.subject().to_string();
+    crate::beads::check_agent_name(&agent)?;
+    let verb = cmd.verb();
+    match client::block_on(client::ask(&ctx.town, cmd, ANSWER_TIMEOUT))? {
+        None => Err(Error::Conflict(
+            "no engine is running for this town (start one: gastown-tui up)".into(),
+        )),
+        Some(Ok(text)) => Ok(text),
+        Some(Err(why)) => {
+            // An agent the town does not know is said as such.
+            ctx.store.agent(&agent)?;
+            Err(Error::Conflict(format!("{verb} {agent}: {why}")))
+        }
     }
 }
 
@@ -218,19 +216,30 @@ pub fn cockpit(ctx: &Ctx, kind: crate::ui::Kind) -> Result<()> {
 }
 
 pub fn nudge(ctx: &Ctx, agent: &str, text: &str) -> Result<()> {
-    let clean = engine::nudge::checked(text)?;
-    ask(ctx, control_kind::NUDGE, agent, &clean)?;
+    let text = engine::nudge::checked(text)?;
+    let agent = agent.to_string();
+    ask(
+        ctx,
+        engine::Command::Nudge {
+            agent: agent.clone(),
+            text,
+        },
+    )?;
     line(&format!("Nudged {agent}"))
 }
 
 pub fn capture(ctx: &Ctx, a: CaptureArgs) -> Result<()> {
     crate::beads::check_agent_name(&a.agent)?;
-    let text = if ctx.store.engine_alive(ENGINE_FRESH)?.is_some() {
-        let payload = if a.scrollback { "scrollback" } else { "" };
-        ask(ctx, control_kind::CAPTURE, &a.agent, payload)?
-    } else {
-        ctx.store.agent(&a.agent)?;
-        engine::capture_recording(&ctx.town, &a.agent, a.scrollback)?
+    ctx.store.agent(&a.agent)?;
+    let cmd = engine::Command::Capture {
+        agent: a.agent.clone(),
+        scrollback: a.scrollback,
+    };
+    // With no engine, the newest recording shows what the agent last showed.
+    let text = match client::block_on(client::ask(&ctx.town, cmd, ANSWER_TIMEOUT))? {
+        None => engine::capture_recording(&ctx.town, &a.agent, a.scrollback)?,
+        Some(Ok(text)) => text.unwrap_or_default(),
+        Some(Err(why)) => return Err(Error::Conflict(format!("capture {}: {why}", a.agent))),
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
@@ -240,9 +249,11 @@ pub fn capture(ctx: &Ctx, a: CaptureArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn simple(ctx: &Ctx, kind: &str, agent: Option<String>) -> Result<()> {
+/// `kill`, `restart` or `handoff` (`make` builds the command for the agent); the agent is
+/// the caller itself when none is named.
+pub fn simple(ctx: &Ctx, make: fn(String) -> engine::Command, agent: Option<String>) -> Result<()> {
     let agent = agent.unwrap_or_else(|| ctx.actor.clone());
-    let said = ask(ctx, kind, &agent, "")?;
+    let said = ask(ctx, make(agent.clone()))?.unwrap_or_else(|| "done".into());
     line(&format!("{agent}: {said}"))
 }
 

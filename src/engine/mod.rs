@@ -1,10 +1,10 @@
 //! The engine: the only owner of live agent sessions.
 //!
-//! `Command`s come in (from the cockpits through the server's channel, from other processes
-//! through the store's control table); `Event`s and a `Snapshot` go out. Every `tick` it records a
-//! heartbeat, notices sessions that ended, answers control requests, delivers pending prompts
-//! and Enters, and reconciles the store with what runs: an agent with work on its hook and no
-//! session gets one. All durable state is in the store first; a session is cattle.
+//! `Command`s come in (from cockpits and CLI processes alike, through the server's channel);
+//! `Event`s and a `Snapshot` go out. Every `tick` it records a heartbeat, notices sessions that
+//! ended, delivers pending prompts and Enters, and reconciles the store with what runs: an
+//! agent with work on its hook and no session gets one. All durable state is in the store
+//! first; a session is cattle.
 //!
 //! The loop runs on a tokio runtime (`run`); store and PTY calls are short and run through
 //! `block_in_place`. The server ([`crate::server`]) runs it and carries its snapshots, events
@@ -19,7 +19,7 @@ mod witness;
 use crate::agent::runtime;
 use crate::agent::screen::QueryColors;
 use crate::agent::{replay_cast, Session, SessionSpec, DEFAULT_SCROLLBACK};
-use crate::beads::{agent_state, control_kind, Agent, ControlRequest, Convoy, MergeRequest, Store};
+use crate::beads::{agent_state, Agent, Convoy, MergeRequest, Store};
 use crate::clock;
 use crate::town::{PromptMode, Town};
 use crate::{Error, Result};
@@ -66,9 +66,26 @@ pub enum Command {
     },
     /// The agent's worktree diff against its rig's branch (the answer's text).
     Diff { agent: String },
+    /// The agent's screen as text (the answer's), with its history when `scrollback`; from
+    /// its newest recording when it has no session.
+    Capture { agent: String, scrollback: bool },
 }
 
 impl Command {
+    /// The command's name, as the CLI spells it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::Nudge { .. } => "nudge",
+            Command::Input { .. } => "input",
+            Command::Kill { .. } => "kill",
+            Command::Restart { .. } => "restart",
+            Command::Handoff { .. } => "handoff",
+            Command::Sling { .. } => "sling",
+            Command::Diff { .. } => "diff",
+            Command::Capture { .. } => "capture",
+        }
+    }
+
     /// What the command is about (an agent, or the bead being slung), for error reports.
     pub fn subject(&self) -> &str {
         match self {
@@ -77,7 +94,8 @@ impl Command {
             | Command::Kill { agent }
             | Command::Restart { agent }
             | Command::Handoff { agent }
-            | Command::Diff { agent } => agent,
+            | Command::Diff { agent }
+            | Command::Capture { agent, .. } => agent,
             Command::Sling { bead, .. } => bead,
         }
     }
@@ -203,8 +221,9 @@ struct Live {
     pending_prompt: Option<String>,
     patterns: witness::Patterns,
     watch: witness::Watch,
-    /// An Enter to send at this instant, finishing a nudge (and the control request, if any).
-    pending_enter: Option<(Instant, Option<i64>)>,
+    /// An Enter to send at this instant, finishing a nudge (and answering who asked, if anyone
+    /// waits).
+    pending_enter: Option<(Instant, Option<Reply>)>,
     stopping: Option<Stopping>,
 }
 
@@ -366,7 +385,7 @@ impl Engine {
     }
 
     /// One round of work. Cheap when nothing changed: a heartbeat at most once a second, a
-    /// `data_version` read, an index probe for control requests, and a look at each session.
+    /// `data_version` read and a look at each session.
     pub fn tick(&mut self) -> Result<()> {
         let now = Instant::now();
         if self.last_beat.is_none_or(|t| now - t >= HEARTBEAT) {
@@ -382,9 +401,6 @@ impl Engine {
         let ended = self.reap()?;
         let contacted = self.first_contact()?;
         self.deliver_pending()?;
-        for req in self.store.control_take()? {
-            self.answer(req)?;
-        }
         // `data_version` moves only for other processes' commits; the engine's own writes
         // (launches, exits) publish by themselves.
         let version = self.store.data_version()?;
@@ -732,7 +748,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The environment every agent gets (SPEC section 4).
+    /// The environment every agent gets (`GT_*`, `BD_ACTOR`, a `PATH` that finds us).
     fn agent_env(
         &self,
         a: &Agent,
@@ -786,7 +802,7 @@ impl Engine {
             .map(|(n, _)| n.clone())
             .collect();
         for name in &ended {
-            let Some(live) = self.live.remove(name) else {
+            let Some(mut live) = self.live.remove(name) else {
                 continue;
             };
             if let Ok(mut map) = self.sessions.write() {
@@ -797,12 +813,8 @@ impl Engine {
                 .exit_status()
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "ended".into());
-            if let Some((_, Some(req))) = live.pending_enter {
-                self.store.control_finish(
-                    req,
-                    false,
-                    &format!("the session {how} before the Enter"),
-                )?;
+            if let Some((_, Some(reply))) = live.pending_enter.take() {
+                let _ = reply.send(Err(format!("the session {how} before the Enter")));
             }
             self.store.agent_set_session(name, None, None)?;
             let agent = self.store.agent(name)?;
@@ -872,13 +884,15 @@ impl Engine {
         let mut finished = Vec::new();
         let mut ready_now = Vec::new();
         for (name, live) in &mut self.live {
-            if let Some((due, req)) = live.pending_enter {
-                if now >= due {
-                    let sent = live.session.write(b"\r");
-                    live.pending_enter = None;
-                    live.watch.submitted(live.session.bytes_read());
-                    finished.push((name.clone(), req, sent.err().map(|e| e.to_string())));
-                }
+            if live
+                .pending_enter
+                .as_ref()
+                .is_some_and(|(due, _)| now >= *due)
+            {
+                let reply = live.pending_enter.take().and_then(|(_, r)| r);
+                let sent = live.session.write(b"\r");
+                live.watch.submitted(live.session.bytes_read());
+                finished.push((name.clone(), reply, sent.err().map(|e| e.to_string())));
             }
             if live.pending_prompt.is_some()
                 && live.pending_enter.is_none()
@@ -897,11 +911,9 @@ impl Engine {
                 }
             }
         }
-        for (name, req, err) in finished {
-            match (&err, req) {
-                (None, Some(id)) => self.store.control_finish(id, true, "delivered")?,
-                (Some(e), Some(id)) => self.store.control_finish(id, false, e)?,
-                _ => {}
+        for (name, reply, err) in finished {
+            if let Some(reply) = reply {
+                let _ = reply.send(err.clone().map_or(Ok(None), Err));
             }
             if err.is_none() {
                 self.emit(Event::Nudged { agent: name });
@@ -919,8 +931,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Types `text` now and schedules its Enter.
-    fn type_nudge(&mut self, agent: &str, text: &str, req: Option<i64>) -> Result<()> {
+    /// Types `text` now and schedules its Enter; `reply` is answered once the Enter went out.
+    fn type_nudge(&mut self, agent: &str, text: &str, reply: Option<Reply>) -> Result<()> {
         let clean = nudge::checked(text)?;
         let live = self
             .live
@@ -935,16 +947,14 @@ impl Engine {
         }
         // A nudge still waiting for its Enter is submitted first, so two nudges never run
         // together into one line.
-        let mut earlier = None;
-        if let Some((_, id)) = live.pending_enter.take() {
+        if let Some((_, earlier)) = live.pending_enter.take() {
             live.session.write(b"\r")?;
-            earlier = id;
+            if let Some(r) = earlier {
+                let _ = r.send(Ok(None));
+            }
         }
         live.session.write(clean.as_bytes())?;
-        live.pending_enter = Some((Instant::now() + nudge::ENTER_DELAY, req));
-        if let Some(id) = earlier {
-            self.store.control_finish(id, true, "delivered")?;
-        }
+        live.pending_enter = Some((Instant::now() + nudge::ENTER_DELAY, reply));
         Ok(())
     }
 
@@ -966,13 +976,24 @@ impl Engine {
     pub fn handle(&mut self, cmd: Command) -> Result<Option<String>> {
         match cmd {
             Command::Nudge { agent, text } => self.type_nudge(&agent, &text, None).map(|_| None),
+            Command::Capture { agent, scrollback } => match self.live.get(&agent) {
+                Some(l) => Ok(Some(l.session.capture(scrollback))),
+                None => {
+                    self.store.agent(&agent)?;
+                    capture_recording(&self.town, &agent, scrollback).map(Some)
+                }
+            },
             Command::Input { agent, bytes } => match self.live.get(&agent) {
                 Some(l) => l.session.write(&bytes).map(|_| None),
                 None => Err(Error::Conflict(format!("{agent} has no running session"))),
             },
-            Command::Kill { agent } => self.stop(&agent, Stopping::Kill).map(|_| None),
-            Command::Restart { agent } => self.restart(&agent).map(|_| None),
-            Command::Handoff { agent } => self.stop(&agent, Stopping::Handoff).map(|_| None),
+            Command::Kill { agent } => self
+                .stop(&agent, Stopping::Kill)
+                .map(|_| Some("killed".into())),
+            Command::Restart { agent } => self.restart(&agent).map(|_| Some("restarted".into())),
+            Command::Handoff { agent } => self
+                .stop(&agent, Stopping::Handoff)
+                .map(|_| Some("handing off".into())),
             Command::Sling { bead, rig, runtime } => {
                 let (slung, _) = crate::town::sling::sling(
                     &self.town,
@@ -1027,36 +1048,6 @@ impl Engine {
         self.launch(&a)
     }
 
-    /// Answers one request from another process.
-    fn answer(&mut self, req: ControlRequest) -> Result<()> {
-        let outcome: Result<Option<String>> = match req.kind.as_str() {
-            control_kind::NUDGE => self
-                .type_nudge(&req.agent, &req.payload, Some(req.id))
-                .map(|_| None),
-            control_kind::KILL => self
-                .stop(&req.agent, Stopping::Kill)
-                .map(|_| Some("killed".into())),
-            control_kind::RESTART => self.restart(&req.agent).map(|_| Some("restarted".into())),
-            control_kind::HANDOFF => self
-                .stop(&req.agent, Stopping::Handoff)
-                .map(|_| Some("handing off".into())),
-            control_kind::CAPTURE => {
-                let scrollback = req.payload == "scrollback";
-                match self.live.get(&req.agent) {
-                    Some(l) => Ok(Some(l.session.capture(scrollback))),
-                    None => capture_recording(&self.town, &req.agent, scrollback).map(Some),
-                }
-            }
-            other => Err(Error::bad(format!("unknown request '{other}'"))),
-        };
-        match outcome {
-            // A nudge is finished when its Enter has gone out.
-            Ok(None) => Ok(()),
-            Ok(Some(text)) => self.store.control_finish(req.id, true, &text),
-            Err(e) => self.store.control_finish(req.id, false, &e.to_string()),
-        }
-    }
-
     /// Ends every session (their hooks stay: the next engine picks them up).
     pub fn shutdown(&mut self) -> Result<()> {
         // Every session is told at once, then all are waited for together.
@@ -1101,6 +1092,20 @@ impl Engine {
                                 let events = self.events.clone();
                                 tokio::task::spawn_blocking(move || {
                                     answer(&events, &agent, reply, job().map(Some));
+                                });
+                            }
+                            Err(e) => answer(&self.events, &agent, reply, Err(e)),
+                        }
+                    }
+                    Request::Command { cmd: Command::Nudge { agent, text }, reply } => {
+                        // Answered once its Enter went out (or with why it could not be typed).
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        match tokio::task::block_in_place(|| self.type_nudge(&agent, &text, Some(tx))) {
+                            Ok(()) => {
+                                let events = self.events.clone();
+                                tokio::spawn(async move {
+                                    let r = rx.await.unwrap_or_else(|_| Err("the engine stopped".into()));
+                                    answer(&events, &agent, reply, r.map_err(Error::Conflict));
                                 });
                             }
                             Err(e) => answer(&self.events, &agent, reply, Err(e)),

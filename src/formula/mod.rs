@@ -1,4 +1,4 @@
-//! Formulas and molecules (SPEC section 7).
+//! Formulas and molecules.
 //!
 //! A formula is a workflow written in TOML (`<name>.formula.toml`): variables and steps, each
 //! step naming the steps it `needs`. Pouring a formula turns it into a molecule in the store:

@@ -261,6 +261,39 @@ pub async fn status(town: &Town) -> Result<Option<EngineStatus>> {
     }
 }
 
+/// Asks the town's engine to carry out `cmd` and waits (up to `patience`) for its answer:
+/// `Ok(None)` when no engine answers, else the engine's answer (its text, or why it failed).
+pub async fn ask(
+    town: &Town,
+    cmd: crate::engine::Command,
+    patience: Duration,
+) -> Result<Option<std::result::Result<Option<String>, String>>> {
+    let Some(mut c) = connect(town, "cli").await? else {
+        return Ok(None);
+    };
+    c.send(&ToEngine::Command { id: 1, cmd }).await?;
+    let answer = tokio::time::timeout(patience, async {
+        loop {
+            match c.recv().await? {
+                Some(FromEngine::Answer { id: 1, result }) => return Ok(Some(result)),
+                Some(FromEngine::Stopping { reason }) => {
+                    return Ok(Some(Err(format!("the engine is stopping ({reason})"))))
+                }
+                Some(_) => continue,
+                None => return Ok(Some(Err("the engine closed the connection".into()))),
+            }
+        }
+    })
+    .await;
+    answer.unwrap_or_else(|_| {
+        Err(Error::Conflict(format!(
+            "the engine (pid {}) gave no answer within {} s",
+            c.welcome.pid,
+            patience.as_secs()
+        )))
+    })
+}
+
 /// The pid holding the town's engine lock, if that process is alive.
 pub fn lock_holder(town: &Town) -> Option<u32> {
     lock_holder_in(&town.beads_dir())

@@ -2,8 +2,8 @@ use super::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The example from SPEC.md section 9.
-const SPEC_EXAMPLE: &str = r#"name = "demo"
+/// A town.toml with every section set.
+const FULL_TOWN: &str = r#"name = "demo"
 default_runtime = "claude"
 theme = "default"
 max_polecats = 8
@@ -66,7 +66,7 @@ fn empty_file_gives_defaults_named_after_the_directory() {
 
 #[test]
 fn spec_example_parses() {
-    let c = parse(SPEC_EXAMPLE).unwrap();
+    let c = parse(FULL_TOWN).unwrap();
     assert_eq!(c.name, "demo");
     let rig = &c.rigs["demo"];
     assert_eq!(rig.url, "/path/or/git/url");
@@ -212,7 +212,7 @@ fn unknown_keys_name_the_dotted_path_and_the_choices() {
 fn bad_regex_names_line_and_key() {
     let src = format!(
         "{}\n[runtimes.x]\ncommand = [\"x\"]\n",
-        SPEC_EXAMPLE.replace("ready = '❯ '", "ready = '❯ ('")
+        FULL_TOWN.replace("ready = '❯ '", "ready = '❯ ('")
     );
     let msg = bad(&src);
     assert!(
@@ -455,7 +455,7 @@ fn parse_never_panics_on_mutated_input() {
         .chars()
         .collect();
     let seeds = [
-        SPEC_EXAMPLE,
+        FULL_TOWN,
         "",
         "[rigs.a]\nurl = \"u\"\n",
         "rigs = { a = { url = 'u' } }",

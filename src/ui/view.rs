@@ -1,4 +1,4 @@
-//! Draws one frame of the cockpit from the app's state (SPEC §5):
+//! Draws one frame of the cockpit from the app's state:
 //!
 //! ```text
 //! ┌ Agents ──────┬ nux · polecat · rig demo · gt-a3f · "Fix SQL injection" · ▶ working 2m ┐
