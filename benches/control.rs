@@ -211,8 +211,9 @@ fn main() {
         );
     }
     println!(
-        "({rounds} rounds; engine tick 50 ms: both paths include one wait for it, 0-50 ms; \
-         the nudge's Enter goes 80 ms after the text and is not part of 'bytes in the PTY')"
+        "({rounds} rounds; engine tick 50 ms: the sling path includes one wait for it, 0-50 ms; \
+         a nudge goes over the engine's socket and is typed at once; its Enter goes 80 ms after \
+         the text, on a tick, and is not part of 'bytes in the PTY')"
     );
 
     let t = Instant::now();
