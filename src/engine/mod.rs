@@ -1176,11 +1176,18 @@ pub fn size_for(
 
 /// Tells every live session to report `colors` to programs that ask.
 pub fn color_sessions(sessions: &Sessions, colors: QueryColors) {
-    if let Ok(m) = sessions.read() {
-        for s in m.values() {
-            s.set_query_colors(colors);
-        }
+    for s in live_sessions(sessions) {
+        s.set_query_colors(colors);
     }
+}
+
+/// The live sessions now, with the map's lock already let go (a screen's lock is never
+/// waited for while the map is held).
+fn live_sessions(sessions: &Sessions) -> Vec<Arc<Session>> {
+    sessions
+        .read()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Resizes every live session to [`size_for`] its agent.
