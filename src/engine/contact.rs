@@ -4,7 +4,8 @@
 //! would); a dialog that needs the human makes the agent waiting at once, with its reason, and
 //! a menu the town does not know does so once a second look (`UNKNOWN_SETTLE` later) still
 //! shows it, so a frame caught mid-redraw is not taken for a question. A screen inside a
-//! synchronized update (half drawn) is not looked at. Nothing else is typed while a dialog
+//! synchronized update (half drawn) is looked at only once the update has been open for
+//! `SYNC_PATIENCE`. Nothing else is typed while a dialog
 //! shows: not the first prompt, not a nudge.
 //!
 //! Keys into the PTY, not settings files, answer the dialogs: Claude Code rewrites
@@ -32,6 +33,9 @@ const ANSWER_AGAIN: Duration = Duration::from_secs(3);
 const MAX_ANSWERS: u32 = 3;
 /// A menu the town does not know must still show this long after it was first seen.
 const UNKNOWN_SETTLE: Duration = Duration::from_millis(500);
+/// A screen inside a synchronized update is looked at anyway once the update has been open
+/// this long (a program that never closes one must not hide its dialogs forever).
+const SYNC_PATIENCE: Duration = Duration::from_millis(300);
 
 /// The engine's first-contact memory of one session.
 #[derive(Debug, Default)]
@@ -46,6 +50,8 @@ pub(crate) struct Contact {
     keys: VecDeque<(Instant, &'static str)>,
     /// Since when an unknown menu has shown on every look.
     unknown_at: Option<Instant>,
+    /// Since when the screen has been inside a synchronized update, while a look waits.
+    sync_since: Option<Instant>,
 }
 
 impl Contact {
@@ -182,10 +188,18 @@ impl Engine {
                 Some(at) if bytes != c.seen_bytes => now - at >= LOOK_EVERY,
                 Some(at) => now - at >= RELOOK,
             };
-            // A frame half drawn is no answer to anything: look again on the next tick.
-            if !due || live.session.with_screen(|s| s.synchronized_update()) {
+            if !due {
                 continue;
             }
+            // A frame half drawn is no answer to anything: look again on the next tick (but
+            // not forever).
+            if live.session.with_screen(|s| s.synchronized_update()) {
+                let since = *c.sync_since.get_or_insert(now);
+                if now - since < SYNC_PATIENCE {
+                    continue;
+                }
+            }
+            c.sync_since = None;
             c.seen_bytes = bytes;
             c.seen_at = Some(now);
             let screen = live.session.capture(false);
