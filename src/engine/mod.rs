@@ -925,14 +925,15 @@ impl Engine {
                 .get_mut(&name)
                 .and_then(|l| l.pending_prompt.take())
             {
-                self.type_nudge(&name, &text, None)?;
+                self.type_nudge(&name, &text, &mut None)?;
             }
         }
         Ok(())
     }
 
-    /// Types `text` now and schedules its Enter; `reply` is answered once the Enter went out.
-    fn type_nudge(&mut self, agent: &str, text: &str, reply: Option<Reply>) -> Result<()> {
+    /// Types `text` now and schedules its Enter; once typed, `reply` is taken and answered when
+    /// the Enter went out (on an error it stays, for the caller to answer).
+    fn type_nudge(&mut self, agent: &str, text: &str, reply: &mut Option<Reply>) -> Result<()> {
         let clean = nudge::checked(text)?;
         let live = self
             .live
@@ -954,7 +955,7 @@ impl Engine {
             }
         }
         live.session.write(clean.as_bytes())?;
-        live.pending_enter = Some((Instant::now() + nudge::ENTER_DELAY, reply));
+        live.pending_enter = Some((Instant::now() + nudge::ENTER_DELAY, reply.take()));
         Ok(())
     }
 
@@ -972,21 +973,29 @@ impl Engine {
         resize_sessions(&self.sessions, self.pane, &self.own_size);
     }
 
-    /// Handles one command from a cockpit; a diff answers with its text.
-    pub fn handle(&mut self, cmd: Command) -> Result<Option<String>> {
-        match cmd {
-            Command::Nudge { agent, text } => self.type_nudge(&agent, &text, None).map(|_| None),
-            Command::Capture { agent, scrollback } => match self.live.get(&agent) {
-                Some(l) => Ok(Some(l.session.capture(scrollback))),
-                None => {
-                    self.store.agent(&agent)?;
-                    capture_recording(&self.town, &agent, scrollback).map(Some)
+    /// Carries out one command and answers `reply` (a failure nobody waits for becomes an
+    /// `Event::Failed`). A nudge is answered once its Enter went out; a diff runs as a job off
+    /// the loop and answers by itself; everything else is answered at once.
+    fn handle(&mut self, cmd: Command, mut reply: Option<Reply>) {
+        let subject = cmd.subject().to_string();
+        let r = match cmd {
+            Command::Nudge { agent, text } => match self.type_nudge(&agent, &text, &mut reply) {
+                // Its reply went with the Enter.
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Command::Diff { agent } => match self.diff_job(&agent) {
+                Ok(job) => {
+                    let events = self.events.clone();
+                    tokio::task::spawn_blocking(move || {
+                        answer(&events, &agent, reply, job().map(Some));
+                    });
+                    return;
                 }
+                Err(e) => Err(e),
             },
-            Command::Input { agent, bytes } => match self.live.get(&agent) {
-                Some(l) => l.session.write(&bytes).map(|_| None),
-                None => Err(Error::Conflict(format!("{agent} has no running session"))),
-            },
+            Command::Capture { agent, scrollback } => self.capture(&agent, scrollback).map(Some),
+            Command::Input { agent, bytes } => input(&self.sessions, &agent, &bytes),
             Command::Kill { agent } => self
                 .stop(&agent, Stopping::Kill)
                 .map(|_| Some("killed".into())),
@@ -995,26 +1004,37 @@ impl Engine {
                 .stop(&agent, Stopping::Handoff)
                 .map(|_| Some("handing off".into())),
             Command::Sling { bead, rig, runtime } => {
-                let (slung, _) = crate::town::sling::sling(
-                    &self.town,
-                    &self.store,
-                    &bead,
-                    &rig,
-                    runtime.as_deref(),
-                    "overseer",
-                )?;
-                let said = format!("{} slung to {}", slung.bead, slung.agent);
-                self.emit(Event::Slung {
-                    bead: slung.bead,
-                    agent: slung.agent,
-                });
-                // Start it now rather than at the next tick.
-                self.reconcile()?;
-                self.publish()?;
-                Ok(Some(said))
+                self.sling(&bead, &rig, runtime.as_deref()).map(Some)
             }
-            Command::Diff { agent } => self.diff_job(&agent)?().map(Some),
+        };
+        answer(&self.events, &subject, reply, r);
+    }
+
+    /// The agent's screen as text; from its newest recording when it has no session.
+    fn capture(&self, agent: &str, scrollback: bool) -> Result<String> {
+        match self.live.get(agent) {
+            Some(l) => Ok(l.session.capture(scrollback)),
+            None => {
+                self.store.agent(agent)?;
+                capture_recording(&self.town, agent, scrollback)
+            }
         }
+    }
+
+    /// A cockpit's sling (the library path `gastown-tui sling` takes), its agent started at
+    /// once; what to tell the cockpit.
+    fn sling(&mut self, bead: &str, rig: &str, runtime: Option<&str>) -> Result<String> {
+        let (slung, _) =
+            crate::town::sling::sling(&self.town, &self.store, bead, rig, runtime, "overseer")?;
+        let said = format!("{} slung to {}", slung.bead, slung.agent);
+        self.emit(Event::Slung {
+            bead: slung.bead,
+            agent: slung.agent,
+        });
+        // Start it now rather than at the next tick.
+        self.reconcile()?;
+        self.publish()?;
+        Ok(said)
     }
 
     /// The git work of a diff, to run away from the engine's loop (it reads the whole
@@ -1085,36 +1105,8 @@ impl Engine {
         loop {
             tokio::select! {
                 Some(req) = requests.recv() => match req {
-                    Request::Command { cmd: Command::Diff { agent }, reply } => {
-                        // A job that answers by itself: the loop goes on meanwhile.
-                        match tokio::task::block_in_place(|| self.diff_job(&agent)) {
-                            Ok(job) => {
-                                let events = self.events.clone();
-                                tokio::task::spawn_blocking(move || {
-                                    answer(&events, &agent, reply, job().map(Some));
-                                });
-                            }
-                            Err(e) => answer(&self.events, &agent, reply, Err(e)),
-                        }
-                    }
-                    Request::Command { cmd: Command::Nudge { agent, text }, reply } => {
-                        // Answered once its Enter went out (or with why it could not be typed).
-                        let (tx, rx) = tokio::sync::oneshot::channel();
-                        match tokio::task::block_in_place(|| self.type_nudge(&agent, &text, Some(tx))) {
-                            Ok(()) => {
-                                let events = self.events.clone();
-                                tokio::spawn(async move {
-                                    let r = rx.await.unwrap_or_else(|_| Err("the engine stopped".into()));
-                                    answer(&events, &agent, reply, r.map_err(Error::Conflict));
-                                });
-                            }
-                            Err(e) => answer(&self.events, &agent, reply, Err(e)),
-                        }
-                    }
                     Request::Command { cmd, reply } => {
-                        let subject = cmd.subject().to_string();
-                        let r = tokio::task::block_in_place(|| self.handle(cmd));
-                        answer(&self.events, &subject, reply, r);
+                        tokio::task::block_in_place(|| self.handle(cmd, reply));
                     }
                     Request::Sizes { pane, agents } => {
                         tokio::task::block_in_place(|| self.set_sizes(pane, agents));
@@ -1176,18 +1168,28 @@ pub fn size_for(
 
 /// Tells every live session to report `colors` to programs that ask.
 pub fn color_sessions(sessions: &Sessions, colors: QueryColors) {
-    for s in live_sessions(sessions) {
+    for (_, s) in live_sessions(sessions) {
         s.set_query_colors(colors);
     }
 }
 
-/// The live sessions now, with the map's lock already let go (a screen's lock is never
-/// waited for while the map is held).
-fn live_sessions(sessions: &Sessions) -> Vec<Arc<Session>> {
+/// The live sessions now, by agent, with the map's lock already let go (a screen's lock is
+/// never waited for while the map is held).
+fn live_sessions(sessions: &Sessions) -> Vec<(String, Arc<Session>)> {
     sessions
         .read()
-        .map(|m| m.values().cloned().collect())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default()
+}
+
+/// Keys for `agent`'s terminal, straight to its PTY: what the server does with a client's
+/// typing, never waiting for the engine's loop.
+pub fn input(sessions: &Sessions, agent: &str, bytes: &[u8]) -> Result<Option<String>> {
+    let session = sessions.read().ok().and_then(|m| m.get(agent).cloned());
+    match session {
+        Some(s) => s.write(bytes).map(|()| None),
+        None => Err(Error::Conflict(format!("{agent} has no running session"))),
+    }
 }
 
 /// Resizes every live session to [`size_for`] its agent.
@@ -1196,11 +1198,7 @@ pub fn resize_sessions(
     pane: (u16, u16),
     agents: &BTreeMap<String, (u16, u16)>,
 ) {
-    let live: Vec<(String, Arc<Session>)> = match sessions.read() {
-        Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Err(_) => return,
-    };
-    for (name, session) in live {
+    for (name, session) in live_sessions(sessions) {
         let (rows, cols) = size_for(pane, agents, &name);
         if let Err(e) = session.resize(rows, cols) {
             tracing::warn!(agent = %name, "cannot resize: {e}");

@@ -199,20 +199,6 @@ impl Shared {
         }
     }
 
-    /// Keys typed into an agent's terminal go straight to its PTY, never behind the engine's
-    /// loop (git, the store).
-    fn input(&self, agent: &str, bytes: &[u8]) -> std::result::Result<Option<String>, String> {
-        let session = self
-            .sessions
-            .read()
-            .ok()
-            .and_then(|m| m.get(agent).cloned());
-        match session {
-            Some(s) => s.write(bytes).map(|()| None).map_err(|e| e.to_string()),
-            None => Err(format!("{agent} has no running session")),
-        }
-    }
-
     fn stop_all(&self, reason: String) {
         tracing::info!("engine stopping: {reason}");
         self.stopping.send_replace(Some(reason));
@@ -543,7 +529,8 @@ async fn serve_client(
                             shared.update(id, |_| {}, true);
                         }
                         if let Command::Input { agent, bytes } = &cmd {
-                            let result = shared.input(agent, bytes);
+                            let result = crate::engine::input(&shared.sessions, agent, bytes)
+                                .map_err(|e| e.to_string());
                             send!(FromEngine::Answer { id: cmd_id, result });
                             continue;
                         }
