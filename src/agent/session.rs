@@ -392,13 +392,13 @@ impl Session {
         }
     }
 
-    /// Resizes the terminal (clamped to 2..=1000 each): the screen, the PTY (the program gets
-    /// SIGWINCH) and the recording (a resize event).
     /// The colours reported from now on to the program's `OSC 10;?` / `OSC 11;?` queries.
     pub fn set_query_colors(&self, colors: QueryColors) {
         lock(&self.shared.screen).set_query_colors(colors);
     }
 
+    /// Resizes the terminal (clamped to 2..=1000 each): the screen, the PTY (the program gets
+    /// SIGWINCH) and the recording (a resize event).
     pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
         let (rows, cols) = clamp_size(rows, cols);
         let mut screen = lock(&self.shared.screen);

@@ -53,22 +53,27 @@ pub struct ReplayArgs {
 }
 
 /// Asks the running engine (over its socket) to carry out `cmd` on a live session and waits
-/// for its answer.
-fn ask(ctx: &Ctx, cmd: engine::Command) -> Result<Option<String>> {
+/// for its answer: `None` when no engine runs.
+fn ask_engine(ctx: &Ctx, cmd: engine::Command) -> Result<Option<Option<String>>> {
     let agent = cmd.subject().to_string();
     crate::beads::check_agent_name(&agent)?;
     let verb = cmd.verb();
     match client::block_on(client::ask(&ctx.town, cmd, ANSWER_TIMEOUT))? {
-        None => Err(Error::Conflict(
-            "no engine is running for this town (start one: gastown-tui up)".into(),
-        )),
-        Some(Ok(text)) => Ok(text),
+        None => Ok(None),
+        Some(Ok(text)) => Ok(Some(text)),
         Some(Err(why)) => {
             // An agent the town does not know is said as such.
             ctx.store.agent(&agent)?;
             Err(Error::Conflict(format!("{verb} {agent}: {why}")))
         }
     }
+}
+
+/// [`ask_engine`], when there must be an engine.
+fn ask(ctx: &Ctx, cmd: engine::Command) -> Result<Option<String>> {
+    ask_engine(ctx, cmd)?.ok_or_else(|| {
+        Error::Conflict("no engine is running for this town (start one: gastown-tui up)".into())
+    })
 }
 
 pub fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
@@ -236,10 +241,9 @@ pub fn capture(ctx: &Ctx, a: CaptureArgs) -> Result<()> {
         scrollback: a.scrollback,
     };
     // With no engine, the newest recording shows what the agent last showed.
-    let text = match client::block_on(client::ask(&ctx.town, cmd, ANSWER_TIMEOUT))? {
+    let text = match ask_engine(ctx, cmd)? {
         None => engine::capture_recording(&ctx.town, &a.agent, a.scrollback)?,
-        Some(Ok(text)) => text.unwrap_or_default(),
-        Some(Err(why)) => return Err(Error::Conflict(format!("capture {}: {why}", a.agent))),
+        Some(text) => text.unwrap_or_default(),
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

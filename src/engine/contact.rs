@@ -5,8 +5,8 @@
 //! a menu the town does not know does so once a second look (`UNKNOWN_SETTLE` later) still
 //! shows it, so a frame caught mid-redraw is not taken for a question. A screen inside a
 //! synchronized update (half drawn) is looked at only once the update has been open for
-//! `SYNC_PATIENCE`. Nothing else is typed while a dialog
-//! shows: not the first prompt, not a nudge.
+//! `SYNC_PATIENCE`. Nothing else is typed while a dialog shows: not the first prompt, not a
+//! nudge.
 //!
 //! Keys into the PTY, not settings files, answer the dialogs: Claude Code rewrites
 //! `~/.claude.json` itself while it runs, so a second writer would race it; a key press is what
