@@ -146,6 +146,11 @@ impl Drop for Link {
     }
 }
 
+/// The agent the engine was last asked to show.
+fn shown(sent: &Option<(Option<String>, bool, usize)>) -> Option<&String> {
+    sent.as_ref().and_then(|(agent, _, _)| agent.as_ref())
+}
+
 fn client_name(kind: &Kind) -> &'static str {
     match kind {
         Kind::Attach(_) => "attach",
@@ -208,8 +213,8 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
     let mut sent_size: Option<((u16, u16), (u16, u16))> = None;
     let mut sent_show: Option<(Option<String>, bool, usize)> = None;
     let mut sent_colors: Option<QueryColors> = None;
-    // The agent newly shown whose first screen has not come yet, since when: frames wait.
-    let mut awaiting: Option<(String, Instant)> = None;
+    // Until when frames wait for the newly shown agent's first screen.
+    let mut screen_due: Option<Instant> = None;
     // Commands waiting for their answer: what to do with it.
     let mut pending: HashMap<u64, Command> = HashMap::new();
     let mut next_id: u64 = 0;
@@ -247,11 +252,11 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             );
             if sent_show.as_ref() != Some(&show) {
                 grids.retain(|k, _| show.0.as_deref() == Some(k.as_str()));
-                awaiting = show
+                screen_due = show
                     .0
-                    .clone()
-                    .filter(|a| !grids.contains_key(a))
-                    .map(|a| (a, Instant::now()));
+                    .as_ref()
+                    .filter(|a| !grids.contains_key(*a))
+                    .map(|_| Instant::now() + SCREEN_WAIT);
                 sent_show = Some(show.clone());
                 ok &= l.send(ToEngine::Show {
                     agent: show.0,
@@ -266,15 +271,11 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                 dirty = true;
             }
         }
-        if link.is_none() {
-            awaiting = None;
-        }
-        let screen_due = awaiting.as_ref().map(|(_, t)| *t + SCREEN_WAIT);
-        if screen_due.is_some_and(|t| Instant::now() >= t) {
-            awaiting = None;
+        if link.is_none() || screen_due.is_some_and(|t| Instant::now() >= t) {
+            screen_due = None;
         }
 
-        if dirty && last_draw.elapsed() >= FRAME && awaiting.is_none() {
+        if dirty && last_draw.elapsed() >= FRAME && screen_due.is_none() {
             let _ = crossterm::queue!(std::io::stdout(), BeginSynchronizedUpdate);
             terminal
                 .draw(|f| areas = view::draw(f, &app, &grids, &theme))
@@ -285,7 +286,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             dirty = false;
         }
         // Asleep until something happens; once a second the clocks in the panels move on.
-        let timer = if let Some(due) = awaiting.as_ref().and(screen_due) {
+        let timer = if let Some(due) = screen_due {
             due.saturating_duration_since(Instant::now())
         } else if dirty {
             FRAME.saturating_sub(last_draw.elapsed())
@@ -376,16 +377,16 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                     Some(FromEngine::Snapshot(s)) => app.set_snapshot(*s),
                     Some(FromEngine::Screen(u)) => {
                         let agent = u.agent.clone();
-                        if awaiting.as_ref().is_some_and(|(a, _)| *a == agent) {
-                            awaiting = None;
+                        if shown(&sent_show) == Some(&agent) {
+                            screen_due = None;
                         }
                         let g = grids.entry(agent).or_default();
                         g.apply(u);
                         app.term_scroll = app.term_scroll.min(g.state.history);
                     }
                     Some(FromEngine::NoScreen { agent }) => {
-                        if awaiting.as_ref().is_some_and(|(a, _)| *a == agent) {
-                            awaiting = None;
+                        if shown(&sent_show) == Some(&agent) {
+                            screen_due = None;
                         }
                         grids.remove(&agent);
                     }
