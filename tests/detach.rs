@@ -25,8 +25,11 @@ fn status(t: &TestTown) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// How long a test waits for what a user would see at once.
+const PATIENCE: Duration = Duration::from_secs(30);
+
 fn wait(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
@@ -59,8 +62,9 @@ fn pane(rows: u16, cols: u16, full: bool) -> (u16, u16) {
     gastown_tui::ui::view::terminal_size(ratatui::layout::Rect::new(0, 0, cols, rows), full)
 }
 
-fn wait_size(pid: i64, want: (u16, u16), what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Waits up to `patience` for the agent's terminal (process `pid`) to be `want`.
+fn wait_size(pid: i64, want: (u16, u16), what: &str, patience: Duration) {
+    let deadline = Instant::now() + patience;
     loop {
         let now = pty_size(pid);
         if now == Some(want) {
@@ -74,26 +78,34 @@ fn wait_size(pid: i64, want: (u16, u16), what: &str) {
     }
 }
 
-/// An agent's pid, from the agents list.
-fn pid_of(t: &TestTown, name: &str) -> i64 {
+/// The agents with a session (name, role, pid), from the agents list.
+fn running(t: &TestTown) -> Vec<(String, String, i64)> {
     t.json(&["agents"])
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["name"] == name)
-        .and_then(|a| a["pid"].as_i64())
+        .filter_map(|a| {
+            let pid = a["pid"].as_i64()?;
+            Some((a["name"].as_str()?.into(), a["role"].as_str()?.into(), pid))
+        })
+        .collect()
+}
+
+/// An agent's pid, from the agents list.
+fn pid_of(t: &TestTown, name: &str) -> i64 {
+    running(t)
+        .into_iter()
+        .find(|a| a.0 == name)
+        .map(|a| a.2)
         .unwrap_or_else(|| panic!("{name} has no pid"))
 }
 
 /// The polecat's pid, from the agents list.
 fn polecat_pid(t: &TestTown) -> i64 {
-    let agents = t.json(&["agents"]);
-    agents
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["role"] == "polecat")
-        .and_then(|a| a["pid"].as_i64())
+    running(t)
+        .into_iter()
+        .find(|a| a.1 == "polecat")
+        .map(|a| a.2)
         .expect("a polecat with a pid")
 }
 
@@ -137,7 +149,12 @@ fn q_detaches_the_agents_keep_working_and_a_second_cockpit_sees_them() {
     assert_eq!(status(&t)["engine"]["clients"], 2);
     assert_eq!(polecat_pid(&t), pid, "not restarted");
     // The agent's terminal follows the cockpit used last: the small one, just opened.
-    wait_size(pid, pane(24, 80, false), "the 80x24 cockpit opened last");
+    wait_size(
+        pid,
+        pane(24, 80, false),
+        "the 80x24 cockpit opened last",
+        PATIENCE,
+    );
     // What one does, the other sees: a sling from the small one shows in the big one.
     let second = t.create("Think some more", &["-d", "sim: sleep 60"]);
     small.keys(&format!(":sling {second} demo\r"));
@@ -153,23 +170,17 @@ fn q_detaches_the_agents_keep_working_and_a_second_cockpit_sees_them() {
         pid,
         pane(45, 160, true),
         "furiosa full screen in the big cockpit",
+        PATIENCE,
     );
-    let nux = t
-        .json(&["agents"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["role"] == "polecat" && a["name"] != "furiosa")
-        .and_then(|a| a["name"].as_str().map(str::to_string))
-        .expect("the second polecat");
+    let mut nux = None;
     wait("the second polecat's session", || {
-        t.json(&["agents"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["name"] == nux.as_str() && a["pid"].is_i64())
+        nux = running(&t)
+            .into_iter()
+            .find(|a| a.1 == "polecat" && a.0 != "furiosa");
+        nux.is_some()
     });
-    wait_size(pid_of(&t, &nux), pane(45, 160, false), "the other polecat");
+    let (_, _, nux_pid) = nux.expect("the second polecat");
+    wait_size(nux_pid, pane(45, 160, false), "the other polecat", PATIENCE);
     let other = small.screen();
     assert!(
         other.contains("Agents 2") && !other.contains("ctrl-] back"),
@@ -265,15 +276,7 @@ fn another_agent_appears_with_its_terminal_in_one_frame() {
     c.wait("three agents, the first one's terminal", |s| {
         s.contains("Agents 3 ") && s.contains("Thinking")
     });
-    wait("all three thinking", || {
-        t.json(&["agents"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["pid"].is_i64())
-            .count()
-            == 3
-    });
+    wait("all three thinking", || running(&t).len() == 3);
     let mut names = std::collections::BTreeSet::new();
     for key in "jjkkjjkk".chars() {
         let before = shown_agent(&c.screen()).expect("an agent's header");
@@ -333,16 +336,13 @@ fn keys_and_resizes_reach_the_agent_while_the_engine_waits_for_the_store() {
         std::thread::sleep(Duration::from_millis(50));
     }
     c.s.resize(30, 100).unwrap();
-    let want = pane(30, 100, true);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pty_size(pid) != Some(want) {
-        assert!(
-            Instant::now() < deadline,
-            "the resize waited for the engine's loop: {:?}, not {want:?}",
-            pty_size(pid)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Well inside the store's 30 s busy timeout that holds up the engine's loop.
+    wait_size(
+        pid,
+        pane(30, 100, true),
+        "the resize waited for the engine's loop",
+        Duration::from_secs(10),
+    );
     db.execute_batch("ROLLBACK").unwrap();
     c.keys("\x1d");
     c.keys("q");
@@ -354,13 +354,7 @@ fn attach_opens_one_agent_and_the_escape_key_detaches() {
     let (t, bead) = town();
     t.gt().arg("up").assert().success();
     t.gt().args(["sling", &bead, "demo"]).assert().success();
-    wait("the polecat's session", || {
-        t.json(&["agents"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["pid"].is_i64())
-    });
+    wait("the polecat's session", || !running(&t).is_empty());
     let a = Cockpit::spawn(&t, 30, 100, &["attach", "furiosa"]);
     a.wait("the agent full screen", |s| {
         s.contains("think this through") && s.contains("ctrl-] detach")
