@@ -440,3 +440,38 @@ fn a_client_of_another_protocol_or_another_user_is_told_so() {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(open.contains("refused: uid 65534"), "{open}");
 }
+
+#[test]
+fn the_drill_down_scrolls_back_through_the_engine_and_any_key_returns_to_live() {
+    // The history lives in the engine's emulator: the cockpit asks for the view some lines
+    // back and gets those rows.
+    let t = sim_town();
+    let bead = t.create("Print a lot", &["-d", "sim: flood 1"]);
+    t.gt().args(["sling", &bead, "demo"]).assert().success();
+    let c = Cockpit::open(&t, 45, 160);
+    c.wait("the flood done, the agent at its prompt", |s| {
+        s.contains("Streamed") && s.contains("Done:")
+    });
+    c.keys("\r");
+    c.wait("the drill-down", |s| s.contains("ctrl-] back"));
+    let live = c.screen();
+    // shift-PageUp, three times: 30 lines back.
+    c.keys("\x1b[5;2~\x1b[5;2~\x1b[5;2~");
+    let back = c.wait("the view 30 lines back", |s| s.contains("↑ 30 lines back"));
+    assert!(
+        !back.contains("Done:"),
+        "the live bottom lines are off the view:\n{back}"
+    );
+    assert!(back.contains("Compiling crate-"), "{back}");
+    assert_ne!(back, live);
+    // shift-PageDown comes 10 lines nearer; any other key (here: a letter) is live again.
+    c.keys("\x1b[6;2~");
+    c.wait("20 lines back", |s| s.contains("↑ 20 lines back"));
+    c.keys("x");
+    c.wait("live again", |s| {
+        s.contains("Done:") && !s.contains("lines back")
+    });
+    c.keys("\x1d");
+    c.keys("q");
+    c.exited();
+}
