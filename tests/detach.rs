@@ -475,3 +475,72 @@ fn the_drill_down_scrolls_back_through_the_engine_and_any_key_returns_to_live() 
     c.keys("q");
     c.exited();
 }
+
+#[test]
+fn history_reaches_the_first_line_past_a_clear_of_screen_and_scrollback() {
+    // 3,000 numbered lines, then what `clear` prints (home, clear the screen, clear the
+    // scrollback: Claude Code does the same), then more. The screen keeps 500 lines; the rest
+    // is read back from the recording, and nothing the agent cleared is lost.
+    let t = sim_town();
+    let script = r#"seq -f 'numbered line %g.' 1 3000; printf '\033[H\033[2J\033[3J'; echo after the clear; sleep 600"#;
+    t.gt()
+        .args([
+            "config", "runtime", "set", "printer", "--", "sh", "-c", script,
+        ])
+        .assert()
+        .success();
+    let bead = t.create("Print and clear", &[]);
+    t.gt()
+        .args(["sling", &bead, "demo", "--runtime", "printer"])
+        .assert()
+        .success();
+    let c = Cockpit::open(&t, 45, 160);
+    c.wait("the output after the clear", |s| {
+        s.contains("after the clear")
+    });
+
+    let out = t
+        .gt()
+        .args(["capture", "furiosa", "--scrollback"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"numbered line 1."), "{text:.400}");
+    let last = lines.iter().position(|l| *l == "numbered line 3000.");
+    let after = lines.iter().position(|l| *l == "after the clear");
+    assert!(
+        last.is_some() && after > last,
+        "the whole history, then the screen after the clear:\n{text:.400}"
+    );
+    let numbered = lines
+        .iter()
+        .filter(|l| l.starts_with("numbered line"))
+        .count();
+    assert_eq!(numbered, 3000, "every line once");
+
+    // The drill-down: shift-Home goes to the session's first line, shift-End back to live.
+    c.keys("\r");
+    c.wait("the drill-down", |s| s.contains("ctrl-] back"));
+    c.keys("\x1b[1;2H");
+    let top = c.wait("the first line", |s| {
+        s.contains("numbered line 1.") && s.contains("lines back")
+    });
+    assert!(!top.contains("after the clear"), "{top}");
+    assert!(
+        top.lines().any(|l| l.contains("numbered line 2.")),
+        "the lines after it below it:\n{top}"
+    );
+    c.keys("\x1b[1;2F");
+    c.wait("live again", |s| {
+        s.contains("after the clear") && !s.contains("lines back")
+    });
+    c.keys("\x1d");
+    c.keys("q");
+    c.exited();
+}

@@ -7,8 +7,11 @@
 //! - [`runtime`]: the runtime presets (claude, codex, ..., sim) merged with town.toml.
 //! - [`program`]: what the town knows of the real programs (Claude Code, Codex, Gemini CLI):
 //!   their first-run dialogs and which the town answers, fatal start errors, resume, versions.
+//! - [`history`]: an agent's whole history read back from its recording, past clears, with
+//!   checkpoints so an old stretch is not replayed from the start.
 //! - [`record`]: the recorder and reader of asciicast v2 files, and replay into a screen.
 
+pub mod history;
 pub mod program;
 pub mod record;
 pub mod runtime;

@@ -12,7 +12,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 /// The first line of a cast.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,9 +71,20 @@ impl CastEvent {
         if self.kind != EventKind::Resize {
             return None;
         }
-        let (cols, rows) = self.data.split_once('x')?;
-        Some((rows.trim().parse().ok()?, cols.trim().parse().ok()?))
+        parse_size(&self.data)
     }
+}
+
+/// The data of a resize event (`COLSxROWS`) as `(rows, cols)`.
+pub fn parse_size(data: &str) -> Option<(u16, u16)> {
+    let (cols, rows) = data.split_once('x')?;
+    Some((rows.trim().parse().ok()?, cols.trim().parse().ok()?))
+}
+
+/// One event line (`[time, "code", "data"]`, without its newline): its kind and data.
+pub fn parse_event(line: &[u8]) -> Option<(EventKind, String)> {
+    let (_, code, data) = serde_json::from_slice::<(f64, &str, String)>(line).ok()?;
+    Some((EventKind::parse(code), data))
 }
 
 /// A whole recording.
@@ -146,22 +158,42 @@ impl Recorder {
     /// Records program output. A UTF-8 sequence split across chunks is kept whole (its start
     /// waits for the next chunk); invalid bytes are recorded as U+FFFD.
     pub fn output(&mut self, bytes: &[u8]) -> Result<()> {
-        let text = if self.carry.is_empty() {
-            decode(bytes, &mut self.carry)
-        } else {
-            let mut joined = std::mem::take(&mut self.carry);
-            joined.extend_from_slice(bytes);
-            decode(&joined, &mut self.carry)
-        };
-        if text.is_empty() {
-            return Ok(());
+        self.output_at(self.start.elapsed(), &[bytes])
+    }
+
+    /// Records `chunks` of output, handed over `at` after the start, as one event.
+    fn output_at(&mut self, at: Duration, chunks: &[&[u8]]) -> Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        event_start(&mut line, at, "o");
+        let empty = line.len();
+        for chunk in chunks {
+            escape_utf8(&mut line, chunk, &mut self.carry);
         }
-        self.event("o", &text)
+        let result = if line.len() == empty {
+            Ok(())
+        } else {
+            line.extend_from_slice(b"\"]\n");
+            self.write_line(&line)
+        };
+        self.line = line;
+        result
     }
 
     /// Records a resize to `rows` x `cols`.
     pub fn resize(&mut self, rows: u16, cols: u16) -> Result<()> {
-        self.event("r", &format!("{cols}x{rows}"))
+        self.resize_at(self.start.elapsed(), rows, cols)
+    }
+
+    fn resize_at(&mut self, at: Duration, rows: u16, cols: u16) -> Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        event_start(&mut line, at, "r");
+        // Writing into a Vec cannot fail.
+        let _ = writeln!(line, "{cols}x{rows}\"]");
+        let result = self.write_line(&line);
+        self.line = line;
+        result
     }
 
     /// Records what is left of a cut UTF-8 sequence (as U+FFFD), at the end of a session.
@@ -170,20 +202,7 @@ impl Recorder {
             return Ok(());
         }
         self.carry.clear();
-        self.event("o", "\u{fffd}")
-    }
-
-    fn event(&mut self, code: &str, data: &str) -> Result<()> {
-        let t = self.start.elapsed().as_secs_f64();
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        // Writing into a Vec cannot fail.
-        let _ = write!(line, "[{t:.6}, \"{code}\", ");
-        serde_json::to_writer(&mut line, data)?;
-        line.extend_from_slice(b"]\n");
-        let result = self.write_line(&line);
-        self.line = line;
-        result
+        self.output_at(self.start.elapsed(), &["\u{fffd}".as_bytes()])
     }
 
     fn write_line(&mut self, line: &[u8]) -> Result<()> {
@@ -193,61 +212,204 @@ impl Recorder {
     }
 }
 
-enum RecMsg {
-    Output(Vec<u8>),
-    Resize(u16, u16),
+/// `[seconds, "code", "` (the data and its end follow).
+fn event_start(line: &mut Vec<u8>, at: Duration, code: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(line, "[{:.6}, \"{code}\", \"", at.as_secs_f64());
 }
 
-/// A [`Recorder`] on its own thread, so writing the cast (JSON escaping, the write call)
-/// overlaps with parsing the same bytes on the reader thread. Events keep the order in which
-/// they are handed over. A write error stops the recording (logged), never the session.
-#[derive(Debug)]
-pub struct RecorderThread {
-    tx: Option<std::sync::mpsc::Sender<RecMsg>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-    path: PathBuf,
+/// Appends `bytes` as the inside of a JSON string: valid UTF-8 is copied in runs, with only
+/// `"`, `\` and control characters escaped; invalid bytes become U+FFFD; an incomplete
+/// sequence at the very end waits in `carry` for the next chunk.
+fn escape_utf8(out: &mut Vec<u8>, bytes: &[u8], carry: &mut Vec<u8>) {
+    let joined;
+    let mut rest = if carry.is_empty() {
+        bytes
+    } else {
+        let mut j = std::mem::take(carry);
+        j.extend_from_slice(bytes);
+        joined = j;
+        &joined[..]
+    };
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                escape_json(out, s.as_bytes());
+                return;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                escape_json(out, good);
+                match e.error_len() {
+                    Some(n) => {
+                        out.extend_from_slice("\u{fffd}".as_bytes());
+                        rest = &bad[n..];
+                    }
+                    None => {
+                        carry.extend_from_slice(bad);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Appends valid UTF-8 `s` with JSON string escapes.
+fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in s.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s[start..i]);
+        if short.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+/// Output waiting for the recorder thread beyond this makes the session's reader wait (see
+/// [`RecorderLink::wait_room`]).
+pub const QUEUE_BYTES: usize = 1 << 20;
+/// Outputs handed over within this of the first one waiting are written as one event.
+const COALESCE: Duration = Duration::from_millis(20);
+
+enum RecMsg {
+    Output(Duration, Vec<u8>),
+    Resize(Duration, u16, u16),
 }
 
 impl std::fmt::Debug for RecMsg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RecMsg::Output(b) => write!(f, "Output({} bytes)", b.len()),
-            RecMsg::Resize(r, c) => write!(f, "Resize({r}x{c})"),
+            RecMsg::Output(_, b) => write!(f, "Output({} bytes)", b.len()),
+            RecMsg::Resize(_, r, c) => write!(f, "Resize({r}x{c})"),
         }
     }
 }
 
+#[derive(Default)]
+struct Queue {
+    items: std::collections::VecDeque<RecMsg>,
+    /// Output bytes handed over and not yet written (or dropped after a write error).
+    waiting: usize,
+    /// Output bytes handed over, and written, since the start.
+    handed: u64,
+    written: u64,
+    closed: bool,
+}
+
+struct Pipe {
+    queue: Mutex<Queue>,
+    /// Something to write, or the end.
+    work: Condvar,
+    /// Something was written.
+    done: Condvar,
+}
+
+impl Pipe {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A [`Recorder`] on its own thread, so writing the cast (escaping, the write call) overlaps
+/// with parsing the same bytes on the reader thread. Events keep the order in which they are
+/// handed over. Outputs that queue up while the thread writes are written as one event. The
+/// queue is bounded: past [`QUEUE_BYTES`] waiting, [`RecorderLink::wait_room`] blocks (the
+/// session's reader calls it before reading more), so a disk slower than the program slows
+/// the program down instead of filling memory. A write error stops the recording (logged),
+/// never the session.
+pub struct RecorderThread {
+    pipe: Arc<Pipe>,
+    start: Instant,
+    handle: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for RecorderThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecorderThread")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to wait on a recorder's queue, without holding the recorder.
+#[derive(Clone)]
+pub struct RecorderLink(Arc<Pipe>);
+
+impl RecorderLink {
+    /// Blocks while more than [`QUEUE_BYTES`] of output wait to be written.
+    pub fn wait_room(&self) {
+        let mut q = self.0.lock();
+        while q.waiting > QUEUE_BYTES && !q.closed {
+            q = self.0.done.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Blocks until all output handed over so far is written, for at most `patience`;
+    /// whether it was.
+    pub fn sync(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        let mut q = self.0.lock();
+        let target = q.handed;
+        while q.written < target && !q.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            q = self
+                .0
+                .done
+                .wait_timeout(q, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        q.written >= target
+    }
+}
+
 impl RecorderThread {
-    pub fn start(mut rec: Recorder) -> Result<RecorderThread> {
+    pub fn start(rec: Recorder) -> Result<RecorderThread> {
         let path = rec.path().to_path_buf();
-        let (tx, rx) = std::sync::mpsc::channel::<RecMsg>();
-        let handle = std::thread::Builder::new()
-            .name("agent-recorder".into())
-            .spawn(move || {
-                crate::agent::session::background_priority();
-                let mut ok = true;
-                for msg in rx {
-                    if !ok {
-                        continue;
-                    }
-                    let r = match msg {
-                        RecMsg::Output(bytes) => rec.output(&bytes),
-                        RecMsg::Resize(rows, cols) => rec.resize(rows, cols),
-                    };
-                    if let Err(e) = r {
-                        tracing::warn!("recording stopped: {e}");
-                        ok = false;
-                    }
-                }
-                if ok {
-                    if let Err(e) = rec.finish() {
-                        tracing::warn!("recording: {e}");
-                    }
-                }
-            })
-            .map_err(|e| Error::io("start the recorder for", &path, e))?;
+        let start = rec.start;
+        let pipe = Arc::new(Pipe {
+            queue: Mutex::new(Queue::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        // Test hook: a recorder this much slower per write, to stand for a slow disk.
+        let delay = std::env::var("GT_TEST_RECORDER_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        let handle = {
+            let pipe = Arc::clone(&pipe);
+            std::thread::Builder::new()
+                .name("agent-recorder".into())
+                .spawn(move || write_loop(rec, &pipe, delay))
+                .map_err(|e| Error::io("start the recorder for", &path, e))?
+        };
         Ok(RecorderThread {
-            tx: Some(tx),
+            pipe,
+            start,
             handle: Some(handle),
             path,
         })
@@ -257,18 +419,36 @@ impl RecorderThread {
         &self.path
     }
 
-    /// Hands over a chunk of output.
+    /// Hands over a chunk of output. Never blocks (see [`RecorderLink::wait_room`]).
     pub fn output(&self, bytes: &[u8]) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(RecMsg::Output(bytes.to_vec()));
-        }
+        let at = self.start.elapsed();
+        let mut q = self.pipe.lock();
+        q.waiting += bytes.len();
+        q.handed += bytes.len() as u64;
+        q.items.push_back(RecMsg::Output(at, bytes.to_vec()));
+        drop(q);
+        self.pipe.work.notify_one();
     }
 
-    /// Hands over a resize.
+    /// Hands over a resize. Never blocks.
     pub fn resize(&self, rows: u16, cols: u16) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(RecMsg::Resize(rows, cols));
-        }
+        let at = self.start.elapsed();
+        self.pipe
+            .lock()
+            .items
+            .push_back(RecMsg::Resize(at, rows, cols));
+        self.pipe.work.notify_one();
+    }
+
+    /// What to wait on for room in the queue, or for everything to be written.
+    pub fn link(&self) -> RecorderLink {
+        RecorderLink(Arc::clone(&self.pipe))
+    }
+
+    /// Blocks until all output handed over so far is written, for at most `patience`;
+    /// whether it was.
+    pub fn sync(&self, patience: Duration) -> bool {
+        self.link().sync(patience)
     }
 
     /// Writes everything handed over and closes the recording.
@@ -277,10 +457,12 @@ impl RecorderThread {
     }
 
     fn stop(&mut self) {
-        self.tx.take();
+        self.pipe.lock().closed = true;
+        self.pipe.work.notify_all();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+        self.pipe.done.notify_all();
     }
 }
 
@@ -290,35 +472,65 @@ impl Drop for RecorderThread {
     }
 }
 
-/// Decodes `bytes` as UTF-8, replacing invalid sequences with U+FFFD and leaving an incomplete
-/// sequence at the very end in `carry`.
-fn decode(bytes: &[u8], carry: &mut Vec<u8>) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    let mut rest = bytes;
+fn write_loop(mut rec: Recorder, pipe: &Pipe, delay: Option<Duration>) {
+    crate::agent::session::background_priority();
+    let mut ok = true;
     loop {
-        match std::str::from_utf8(rest) {
-            Ok(s) => {
-                out.push_str(s);
-                break;
-            }
-            Err(e) => {
-                let (good, bad) = rest.split_at(e.valid_up_to());
-                // `good` is valid UTF-8 by construction.
-                out.push_str(std::str::from_utf8(good).unwrap_or_default());
-                match e.error_len() {
-                    Some(n) => {
-                        out.push('\u{fffd}');
-                        rest = &bad[n..];
-                    }
-                    None => {
-                        carry.extend_from_slice(bad);
-                        break;
-                    }
+        let mut q = pipe.lock();
+        while q.items.is_empty() && !q.closed {
+            q = pipe.work.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+        if q.items.is_empty() {
+            break;
+        }
+        let batch: Vec<RecMsg> = q.items.drain(..).collect();
+        drop(q);
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        let output_len = |m: &RecMsg| match m {
+            RecMsg::Output(_, b) => b.len(),
+            RecMsg::Resize(..) => 0,
+        };
+        let mut bytes = 0usize;
+        let mut i = 0;
+        while ok && i < batch.len() {
+            let r = match &batch[i] {
+                RecMsg::Resize(at, rows, cols) => {
+                    i += 1;
+                    rec.resize_at(*at, *rows, *cols)
                 }
+                RecMsg::Output(at, _) => {
+                    let mut chunks: Vec<&[u8]> = Vec::new();
+                    while let Some(RecMsg::Output(t, b)) = batch.get(i) {
+                        if t.saturating_sub(*at) > COALESCE {
+                            break;
+                        }
+                        chunks.push(b);
+                        bytes += b.len();
+                        i += 1;
+                    }
+                    rec.output_at(*at, &chunks)
+                }
+            };
+            if let Err(e) = r {
+                tracing::warn!("recording stopped: {e}");
+                ok = false;
             }
         }
+        // After a write error the rest is dropped, and counted as written so nobody waits.
+        bytes += batch[i..].iter().map(output_len).sum::<usize>();
+        let mut q = pipe.lock();
+        q.waiting = q.waiting.saturating_sub(bytes);
+        q.written += bytes as u64;
+        drop(q);
+        pipe.done.notify_all();
     }
-    out
+    if ok {
+        if let Err(e) = rec.finish() {
+            tracing::warn!("recording: {e}");
+        }
+    }
 }
 
 /// Reads a cast. A last line cut short (the writer was killed mid-line) is ignored; any other
@@ -420,17 +632,67 @@ mod tests {
         }
     }
 
+    /// What `escape_utf8` wrote, read back as a JSON string.
+    fn unescape(out: &[u8]) -> String {
+        let mut quoted = b"\"".to_vec();
+        quoted.extend_from_slice(out);
+        quoted.push(b'"');
+        serde_json::from_slice(&quoted).unwrap_or_else(|e| {
+            panic!(
+                "not a JSON string ({e}): {}",
+                String::from_utf8_lossy(&quoted)
+            )
+        })
+    }
+
     #[test]
-    fn decode_carries_cut_sequences_and_replaces_bad_bytes() {
+    fn escaping_carries_cut_sequences_and_replaces_bad_bytes() {
         let mut carry = Vec::new();
-        assert_eq!(decode(b"a\xe2", &mut carry), "a");
+        let mut out = Vec::new();
+        escape_utf8(&mut out, b"a\xe2", &mut carry);
+        assert_eq!(unescape(&out), "a");
         assert_eq!(carry, b"\xe2");
-        let mut joined = std::mem::take(&mut carry);
-        joined.extend_from_slice(b"\x82\xacb");
-        assert_eq!(decode(&joined, &mut carry), "\u{20ac}b");
+        escape_utf8(&mut out, b"\x82\xacb\"\\\x1b[1m\n\r\t\x00\x7f", &mut carry);
         assert!(carry.is_empty());
-        assert_eq!(decode(b"x\xffy\xc3", &mut carry), "x\u{fffd}y");
+        assert_eq!(unescape(&out), "a\u{20ac}b\"\\\x1b[1m\n\r\t\u{0}\x7f");
+        out.clear();
+        escape_utf8(&mut out, b"x\xffy\xc3", &mut carry);
+        assert_eq!(unescape(&out), "x\u{fffd}y");
         assert_eq!(carry, b"\xc3");
+    }
+
+    #[test]
+    fn any_bytes_escape_to_the_json_of_their_lossy_text() {
+        // A deterministic spread of bytes: mostly text, every control byte, bad UTF-8.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..200 {
+            let mut bytes = Vec::new();
+            for _ in 0..(round * 7 % 300) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bytes.push(match state % 4 {
+                    0 => (state >> 8) as u8,
+                    1 => (state >> 8) as u8 % 0x20,
+                    _ => b'a' + (state >> 8) as u8 % 26,
+                });
+            }
+            bytes.extend_from_slice("é漢".as_bytes());
+            let mut out = Vec::new();
+            let mut carry = Vec::new();
+            escape_utf8(&mut out, &bytes, &mut carry);
+            assert!(carry.is_empty());
+            assert_eq!(
+                unescape(&out),
+                String::from_utf8_lossy(&bytes),
+                "round {round}"
+            );
+            assert_eq!(
+                serde_json::to_vec(&String::from_utf8_lossy(&bytes).as_ref()).ok(),
+                Some([&b"\""[..], &out, b"\""].concat()),
+                "the same bytes as serde_json writes, round {round}"
+            );
+        }
     }
 
     #[test]

@@ -171,11 +171,16 @@ pub enum MouseEncoding {
     Sgr,
 }
 
-/// The emulator's callbacks: the window title and the bell.
+/// The emulator's callbacks: the window title, the bell, and rows leaving the history.
 #[derive(Default)]
 struct Hooks {
     title: String,
     bells: u64,
+    /// Rows of the main screen that left the top of the history (or of the screen, with no
+    /// history) since the screen started.
+    discarded: u64,
+    /// When collecting ([`Screen::collector`]): those rows, as basic formatted text.
+    collect: Option<Vec<String>>,
 }
 
 impl vt100::Callbacks for Hooks {
@@ -192,6 +197,20 @@ impl vt100::Callbacks for Hooks {
     }
     // Resize requests from the child (`CSI 8 ; rows ; cols t`) are deliberately ignored: the
     // pane decides the size, not the program.
+
+    fn on_scroll(&mut self, row: vt100::capture::RowContents<'_>, alternate_screen: bool) {
+        if alternate_screen {
+            return;
+        }
+        self.discarded = self.discarded.wrapping_add(1);
+        if let Some(rows) = &mut self.collect {
+            let mut text = String::new();
+            let mut state = vt100::capture::BasicFormattedCaptureState::new();
+            // Writing into a String cannot fail.
+            let _ = row.write_formatted_basic(&mut text, &mut state);
+            rows.push(text);
+        }
+    }
 }
 
 /// A terminal screen fed with a program's output.
@@ -200,6 +219,9 @@ pub struct Screen {
     rows: u16,
     cols: u16,
     scrollback: usize,
+    /// Clearing the screen scrolls it into the history first, and clearing the history is
+    /// ignored (see [`Screen::set_keep_history`]).
+    keep_history: bool,
     scan: Scanner,
     colors: QueryColors,
     /// Translated bytes waiting to be fed (only used while DEC graphics are active).
@@ -232,6 +254,7 @@ impl Screen {
             rows,
             cols,
             scrollback,
+            keep_history: false,
             scan: Scanner::default(),
             colors: QueryColors::default(),
             out: Vec::new(),
@@ -241,6 +264,148 @@ impl Screen {
             #[cfg(test)]
             panics_to_inject: 0,
         }
+    }
+
+    /// With `on`, the history survives what programs do to clear it: clearing the whole
+    /// screen (`CSI 2 J`) first scrolls its rows into the history (down to the last row with
+    /// text, as tmux's `scroll-on-clear` does), and clearing the history (`CSI 3 J`) is
+    /// ignored. What the screen shows is unchanged either way; only the history differs. The
+    /// alternate screen has no history and is cleared as usual.
+    pub fn set_keep_history(&mut self, on: bool) {
+        self.keep_history = on;
+    }
+
+    /// Lines that have scrolled off the top of the main screen since it started, whether the
+    /// history still holds them or not (with [`Screen::set_keep_history`], what a replay of
+    /// the same output from the start would have in its history).
+    pub fn history_seen(&self) -> u64 {
+        self.parser
+            .callbacks()
+            .discarded
+            .saturating_add(self.scrollback_len() as u64)
+    }
+
+    /// A screen that keeps no history itself and hands every row that scrolls off the top of
+    /// the main screen to [`Screen::take_scrolled`], as basic formatted text (SGR sequences
+    /// and text, from default attributes; see [`Screen::from_rows`]). It keeps history
+    /// ([`Screen::set_keep_history`]). For replaying recordings into a history.
+    pub fn collector(rows: u16, cols: u16) -> Screen {
+        let mut s = Screen::new(rows, cols, 0);
+        s.keep_history = true;
+        s.parser.callbacks_mut().collect = Some(Vec::new());
+        s
+    }
+
+    /// The rows collected since the last call (oldest first), see [`Screen::collector`].
+    pub fn take_scrolled(&mut self) -> Vec<String> {
+        self.parser
+            .callbacks_mut()
+            .collect
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The rows of the main screen as basic formatted text (as [`Screen::take_scrolled`]
+    /// gives them), top to bottom, empty for a blank row; the active screen when the alternate
+    /// one is in use.
+    pub fn formatted_rows(&self) -> Vec<String> {
+        (0..self.rows).map(|r| self.formatted_row(r)).collect()
+    }
+
+    fn formatted_row(&self, row: u16) -> String {
+        let mut out = String::new();
+        let mut current = Pen::default();
+        let mut blanks = 0usize;
+        for col in 0..self.cols {
+            let Some(cell) = self.cell(row, col) else {
+                break;
+            };
+            if cell.wide_continuation {
+                continue;
+            }
+            let pen = Pen::of(&cell);
+            if cell.text.is_empty() && pen == Pen::default() {
+                blanks += 1;
+                continue;
+            }
+            if blanks > 0 {
+                if current != Pen::default() {
+                    out.push_str("\x1b[m");
+                    current = Pen::default();
+                }
+                out.extend(std::iter::repeat_n(' ', blanks));
+                blanks = 0;
+            }
+            if pen != current {
+                pen.write_sgr(&mut out);
+                current = pen;
+            }
+            out.push_str(if cell.text.is_empty() { " " } else { cell.text });
+        }
+        out
+    }
+
+    /// A screen of `rows` x `cols` showing `lines` (basic formatted text, one per row, from the
+    /// top; extra lines are ignored), no history, the cursor hidden. For views of a history.
+    pub fn from_rows<'a>(rows: u16, cols: u16, lines: impl IntoIterator<Item = &'a str>) -> Screen {
+        let (rows, cols) = clamp_size(rows, cols);
+        let lines: Vec<&str> = lines.into_iter().take(usize::from(rows)).collect();
+        // Drawn on a screen wide enough that no line wraps, then cut to the width asked for.
+        let widest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let wide = u16::try_from(widest.saturating_mul(2))
+            .unwrap_or(MAX_COLS)
+            .clamp(cols, MAX_COLS);
+        let mut s = Screen::new(rows, wide, 0);
+        let mut bytes = Vec::from(&b"\x1b[?25l"[..]);
+        for (i, line) in lines.iter().enumerate() {
+            bytes.extend_from_slice(format!("\x1b[{};1H\x1b[m", i + 1).as_bytes());
+            push_sgr_and_text(&mut bytes, line);
+        }
+        bytes.extend_from_slice(b"\x1b[m");
+        s.process(&bytes);
+        s.resize(rows, cols);
+        s
+    }
+
+    /// The screen's state at this point of its output, to start another screen from
+    /// ([`Screen::restore`]) and feed it what follows. `None` when this is not a good place:
+    /// inside an escape sequence, on the alternate screen, or with DEC graphics active.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        let s = self.parser.screen();
+        if self.scan.state != State::Ground
+            || self.scan.active() != Charset::Ascii
+            || s.alternate_screen()
+            || !self.out.is_empty()
+        {
+            return None;
+        }
+        let mut state = s.state_formatted().into_bytes();
+        if let Some((top, bottom)) = self.scan.region {
+            // Setting the region homes the cursor: put it back.
+            let (row, col) = s.cursor_position();
+            state.extend_from_slice(
+                format!("\x1b[{top};{bottom}r\x1b[{};{}H", row + 1, col + 1).as_bytes(),
+            );
+        }
+        Some(Checkpoint {
+            rows: self.rows,
+            cols: self.cols,
+            state,
+            scan: self.scan.clone(),
+            keep_history: self.keep_history,
+        })
+    }
+
+    /// A collecting screen ([`Screen::collector`]) in the state `cp` was taken in.
+    pub fn restore(cp: &Checkpoint) -> Screen {
+        let mut s = Screen::collector(cp.rows, cp.cols);
+        s.keep_history = cp.keep_history;
+        s.process(&cp.state);
+        drop(s.take_replies());
+        drop(s.take_scrolled());
+        s.scan = cp.scan.clone();
+        s
     }
 
     /// Sets the colours reported to `OSC 10;?` / `OSC 11;?` queries.
@@ -501,10 +666,44 @@ impl Screen {
                         self.answer(q);
                     }
                 }
+                Step::Erase(mode) => {
+                    if self.keep_history && !self.parser.screen().alternate_screen() {
+                        // The emulator has seen the sequence up to its final byte.
+                        self.emulate(&bytes[start..i]);
+                        start = i + 1;
+                        if mode == 2 {
+                            self.scroll_into_history(bytes[i]);
+                        } else {
+                            // CAN ends the sequence with no effect.
+                            self.emulate(b"\x18");
+                        }
+                    }
+                }
             }
             i += 1;
         }
         self.emulate(&bytes[start..]);
+    }
+
+    /// Clears the screen (`final_byte` ends the `CSI 2 J` the emulator is in the middle of)
+    /// after scrolling its rows, down to the last one with text, into the history. Line feeds
+    /// are executed inside an escape sequence, so they go first; then the cursor is put back.
+    fn scroll_into_history(&mut self, final_byte: u8) {
+        let s = self.parser.screen();
+        let (rows, cols) = (self.rows, self.cols);
+        let last = (0..rows)
+            .rev()
+            .find(|&r| (0..cols).any(|c| s.cell(r, c).is_some_and(|cell| cell.has_contents())));
+        let (row, col) = s.cursor_position();
+        let mut bytes = Vec::new();
+        if let Some(last) = last {
+            let feeds =
+                usize::from(rows.saturating_sub(1).saturating_sub(row)) + usize::from(last) + 1;
+            bytes.resize(feeds, b'\n');
+        }
+        bytes.push(final_byte);
+        bytes.extend_from_slice(format!("\x1b[{};{}H", row + 1, col + 1).as_bytes());
+        self.emulate(&bytes);
     }
 
     /// Hands bytes to the emulator, after any translated bytes waiting in `out`.
@@ -629,6 +828,90 @@ fn nonzero(rows: u16, cols: u16) -> (std::num::NonZeroU16, std::num::NonZeroU16)
     (n(rows), n(cols))
 }
 
+/// The attributes of a cell, for writing rows as SGR sequences and text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Pen {
+    fg: Color,
+    bg: Color,
+    bold: bool,
+    dim: bool,
+    italic: bool,
+    underline: bool,
+    inverse: bool,
+}
+
+impl Pen {
+    fn of(c: &Cell<'_>) -> Pen {
+        Pen {
+            fg: c.fg,
+            bg: c.bg,
+            bold: c.bold,
+            dim: c.dim,
+            italic: c.italic,
+            underline: c.underline,
+            inverse: c.inverse,
+        }
+    }
+
+    /// One SGR sequence that sets exactly this pen, from a reset.
+    fn write_sgr(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str("\x1b[0");
+        for (on, code) in [
+            (self.bold, 1),
+            (self.dim, 2),
+            (self.italic, 3),
+            (self.underline, 4),
+            (self.inverse, 7),
+        ] {
+            if on {
+                let _ = write!(out, ";{code}");
+            }
+        }
+        for (color, base) in [(self.fg, 38), (self.bg, 48)] {
+            let _ = match color {
+                Color::Default => Ok(()),
+                Color::Indexed(i) => write!(out, ";{base};5;{i}"),
+                Color::Rgb(r, g, b) => write!(out, ";{base};2;{r};{g};{b}"),
+            };
+        }
+        out.push('m');
+    }
+}
+
+/// The text of a row in basic formatted form ([`Screen::take_scrolled`]), without its SGR
+/// sequences.
+pub fn plain(formatted: &str) -> String {
+    vt100::capture::basic_formatted_to_plain(formatted).collect()
+}
+
+/// Appends `line`'s text and SGR sequences (`ESC [ ... m`); every other control character
+/// or escape sequence is left out.
+fn push_sgr_and_text(out: &mut Vec<u8>, line: &str) {
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() != Some(&'[') {
+                continue;
+            }
+            chars.next();
+            let mut seq = String::from("\x1b[");
+            for p in chars.by_ref() {
+                seq.push(p);
+                if !(p.is_ascii_digit() || p == ';' || p == ':') {
+                    break;
+                }
+            }
+            if seq.ends_with('m') {
+                out.extend_from_slice(seq.as_bytes());
+            }
+        } else if !c.is_control() {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+}
+
 fn push_row(out: &mut String, row: &str) {
     out.push_str(row.trim_end_matches(' '));
     out.push('\n');
@@ -727,14 +1010,40 @@ enum Step {
     Graphic(char),
     /// The byte just scanned ended a query.
     Query(Query),
+    /// The byte just scanned is the final byte of `CSI 2 J` (2) or `CSI 3 J` (3), which the
+    /// emulator has not seen yet.
+    Erase(u8),
 }
 
-#[derive(Default)]
+/// Where a screen's output stood at a [`Screen::checkpoint`].
+#[derive(Clone)]
+pub struct Checkpoint {
+    rows: u16,
+    cols: u16,
+    /// Bytes that draw the screen and set its modes, cursor and attributes.
+    state: Vec<u8>,
+    scan: Scanner,
+    keep_history: bool,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("state", &self.state.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default, Clone)]
 struct Scanner {
     state: State,
     charsets: Charsets,
     saved_charsets: Charsets,
     sync: bool,
+    /// The scroll region last set (`CSI top ; bottom r`), `None` for the whole screen.
+    region: Option<(u16, u16)>,
     /// First intermediate of an ESC sequence.
     esc_intermediate: Option<u8>,
     // CSI being scanned
@@ -857,6 +1166,9 @@ impl Scanner {
                     if self.csi_any {
                         self.push_param();
                     }
+                    if let Some(mode) = self.csi_erase(b) {
+                        return Step::Erase(mode);
+                    }
                     if let Some(q) = self.csi_dispatch(b) {
                         return Step::Query(q);
                     }
@@ -945,6 +1257,7 @@ impl Scanner {
                 self.charsets = Charsets::default();
                 self.saved_charsets = Charsets::default();
                 self.sync = false;
+                self.region = None;
             }
             _ => {}
         }
@@ -961,6 +1274,30 @@ impl Scanner {
             Some(b'(') => self.charsets.g0 = set,
             Some(b')') => self.charsets.g1 = set,
             _ => {}
+        }
+    }
+
+    /// `CSI 2 J` / `CSI 3 J` (also `CSI ? 2 J`): the mode; tracks the scroll region meanwhile.
+    fn csi_erase(&mut self, fin: u8) -> Option<u8> {
+        if self.csi_sub || self.csi_overflow || self.csi_intermediates > 0 {
+            return None;
+        }
+        let params = &self.csi_params[..self.csi_len];
+        match (self.csi_marker, fin) {
+            (None | Some(b'?'), b'J') => match params {
+                [2] => Some(2),
+                [3] => Some(3),
+                _ => None,
+            },
+            (None, b'r') => {
+                self.region = match *params {
+                    [] | [0] | [0, 0] | [1] => None,
+                    [top] => Some((top, 0)),
+                    [top, bottom, ..] => Some((top, bottom)),
+                };
+                None
+            }
+            _ => None,
         }
     }
 
@@ -1264,6 +1601,60 @@ mod tests {
         assert_eq!(s.view_offset(), 2);
         let mut blank = Screen::new(2, 5, 0);
         assert_eq!(blank.capture(true), "\n\n");
+    }
+
+    #[test]
+    fn a_screen_keeping_history_scrolls_a_clear_into_it_and_ignores_clearing_it() {
+        let out: &[u8] = b"one\r\ntwo\r\nthree\r\nfour\x1b[2;3H\x1b[2J\x1b[3Jx\x1b[?2J\x1b[5;1H\x1b[?1049h\x1b[2Jalt\x1b[?1049l";
+        let plain_history = {
+            let mut s = Screen::new(4, 10, 100);
+            s.process(out);
+            (s.capture(false), s.capture(true))
+        };
+        // The screen shows the same; only the history keeps what was cleared.
+        let text = |s: &mut Screen| (s.capture(false), s.capture(true));
+        for cut in 0..=out.len() {
+            let mut s = Screen::new(4, 10, 100);
+            s.set_keep_history(true);
+            s.process(&out[..cut]);
+            s.process(&out[cut..]);
+            let (screen, history) = text(&mut s);
+            assert_eq!(screen, plain_history.0, "split at {cut}");
+            // First clear: one..four (and the cursor put back at row 2, col 3); the second
+            // clear pushes the blank first row and the `x`; the alternate screen's clear
+            // pushes nothing.
+            assert_eq!(
+                history,
+                format!("one\ntwo\nthree\nfour\n\n  x\n{}", plain_history.0),
+                "split at {cut}"
+            );
+            assert_eq!(s.history_seen(), 6);
+        }
+        assert_eq!(
+            plain_history.1, plain_history.0,
+            "a plain screen loses it all"
+        );
+    }
+
+    #[test]
+    fn collected_rows_come_back_as_a_view_with_their_colours() {
+        let mut s = Screen::collector(2, 12);
+        s.process(b"\x1b[1;31mred\x1b[m \x1b[44mblue\x1b[m \xe6\xbc\xa2\r\nplain\r\nlast");
+        let rows = s.take_scrolled();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(plain(&rows[0]), "red blue \u{6f22}");
+        let mut lines: Vec<String> = rows;
+        lines.extend(s.formatted_rows());
+        let mut v = Screen::from_rows(3, 6, lines.iter().map(String::as_str));
+        assert_eq!(v.capture(false), "red bl\nplain\nlast\n");
+        let red = v.cell(0, 0).expect("cell");
+        assert!(red.bold);
+        assert_eq!(red.fg, Color::Indexed(1));
+        assert_eq!(v.cell(0, 4).map(|c| c.bg), Some(Color::Indexed(4)));
+        assert!(!v.cursor_visible());
+        // Nothing but SGR and text gets through.
+        let mut v = Screen::from_rows(2, 10, ["a\x1b[2Jb\x1b]0;t\x07c\r\nd", "e"]);
+        assert_eq!(v.capture(false), "ab]0;tcd\ne\n");
     }
 
     #[test]

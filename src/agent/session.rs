@@ -27,8 +27,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Lines of history kept by default. Each kept line costs about 32 bytes per character.
-pub const DEFAULT_SCROLLBACK: usize = 2_000;
+/// Lines of history a screen keeps in memory by default (`[terminal] scrollback_lines`). Each
+/// costs about 32 bytes per column; older history is read back from the recording
+/// ([`crate::agent::history`]).
+pub const DEFAULT_SCROLLBACK: usize = 500;
 
 /// Bytes read from the PTY at a time.
 const READ_BUFFER: usize = 64 * 1024;
@@ -308,6 +310,7 @@ impl Session {
 
         let mut screen = Screen::new(rows, cols, spec.scrollback);
         screen.set_query_colors(spec.query_colors);
+        screen.set_keep_history(true);
         let epoch = Instant::now();
         let shared = Arc::new(Shared {
             program: spec.program.clone(),
@@ -435,9 +438,25 @@ impl Session {
         lock(&self.shared.screen).size()
     }
 
-    /// The screen as text, like `tmux capture-pane -p` (with `scrollback`: `-S -`).
+    /// The screen as text, like `tmux capture-pane -p` (with `scrollback`: `-S -`, the history
+    /// this screen keeps in memory; see [`crate::agent::history`] for the whole of it).
     pub fn capture(&self, scrollback: bool) -> String {
         lock(&self.shared.screen).capture(scrollback)
+    }
+
+    /// Lines that have scrolled off the top of the screen since the session started (kept in
+    /// memory or not; the recording has them all).
+    pub fn history_seen(&self) -> u64 {
+        lock(&self.shared.screen).history_seen()
+    }
+
+    /// Waits until the recording holds all output read so far, for at most `patience`;
+    /// whether it does (true with no recording, or once the session has ended).
+    pub fn sync_recording(&self, patience: Duration) -> bool {
+        let link = lock(&self.shared.recorder)
+            .as_ref()
+            .map(RecorderThread::link);
+        link.is_none_or(|l| l.sync(patience))
     }
 
     /// Runs `f` on the screen (cells, cursor, modes) under the screen's lock; keep it short,
@@ -618,7 +637,13 @@ impl Shared {
 fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<Msg>) {
     background_priority();
     let mut buf = vec![0u8; READ_BUFFER];
+    let room = lock(&shared.recorder).as_ref().map(RecorderThread::link);
     loop {
+        // A recorder behind by more than its queue holds: let it catch up before reading more
+        // (the program waits on its full terminal meanwhile).
+        if let Some(room) = &room {
+            room.wait_room();
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,

@@ -18,7 +18,7 @@ mod witness;
 
 use crate::agent::runtime;
 use crate::agent::screen::QueryColors;
-use crate::agent::{replay_cast, Session, SessionSpec, DEFAULT_SCROLLBACK};
+use crate::agent::{Session, SessionSpec};
 use crate::beads::{agent_state, Agent, Convoy, MergeRequest, Store};
 use crate::clock;
 use crate::town::{PromptMode, Town};
@@ -672,7 +672,7 @@ impl Engine {
         spec.args = args;
         (spec.rows, spec.cols) = self.size_of(&a.name);
         spec.query_colors = self.colors;
-        spec.scrollback = DEFAULT_SCROLLBACK;
+        spec.scrollback = self.town.config.terminal.scrollback_lines as usize;
         spec.recording = Some(
             self.town
                 .logs_dir()
@@ -994,7 +994,16 @@ impl Engine {
                 }
                 Err(e) => Err(e),
             },
-            Command::Capture { agent, scrollback } => self.capture(&agent, scrollback).map(Some),
+            Command::Capture { agent, scrollback } => match self.capture_job(&agent, scrollback) {
+                Ok(job) => {
+                    let events = self.events.clone();
+                    tokio::task::spawn_blocking(move || {
+                        answer(&events, &agent, reply, job().map(Some));
+                    });
+                    return;
+                }
+                Err(e) => Err(e),
+            },
             Command::Input { agent, bytes } => input(&self.sessions, &agent, &bytes),
             Command::Kill { agent } => self
                 .stop(&agent, Stopping::Kill)
@@ -1010,15 +1019,38 @@ impl Engine {
         answer(&self.events, &subject, reply, r);
     }
 
-    /// The agent's screen as text; from its newest recording when it has no session.
-    fn capture(&self, agent: &str, scrollback: bool) -> Result<String> {
-        match self.live.get(agent) {
-            Some(l) => Ok(l.session.capture(scrollback)),
+    /// The agent's screen as text, to run away from the engine's loop: with `scrollback`, its
+    /// whole history is read back from the recording (see [`crate::agent::history`]). From its
+    /// newest recording when it has no session.
+    fn capture_job(
+        &self,
+        agent: &str,
+        scrollback: bool,
+    ) -> Result<impl FnOnce() -> Result<String> + Send + 'static> {
+        enum Source {
+            Live(Arc<Session>),
+            Recording(PathBuf),
+        }
+        let source = match self.live.get(agent) {
+            Some(l) => Source::Live(Arc::clone(&l.session)),
             None => {
                 self.store.agent(agent)?;
-                capture_recording(&self.town, agent, scrollback)
+                Source::Recording(latest_recording(&self.town, agent).ok_or_else(|| {
+                    Error::bad(format!("{agent} has no running session and no recording"))
+                })?)
             }
-        }
+        };
+        Ok(move || match source {
+            Source::Live(s) => match s.recording_path() {
+                Some(path) if scrollback => {
+                    // Everything read so far is in the file first (the queue is short).
+                    s.sync_recording(Duration::from_secs(2));
+                    crate::agent::history::capture(path, Some(s.size()), true)
+                }
+                _ => Ok(s.capture(scrollback)),
+            },
+            Source::Recording(path) => crate::agent::history::capture(&path, None, scrollback),
+        })
     }
 
     /// A cockpit's sling (the library path `gastown-tui sling` takes), its agent started at
@@ -1223,11 +1255,5 @@ pub fn latest_recording(town: &Town, agent: &str) -> Option<PathBuf> {
 pub fn capture_recording(town: &Town, agent: &str, scrollback: bool) -> Result<String> {
     let path = latest_recording(town, agent)
         .ok_or_else(|| Error::bad(format!("{agent} has no running session and no recording")))?;
-    capture_cast(&path, scrollback)
-}
-
-fn capture_cast(path: &Path, scrollback: bool) -> Result<String> {
-    let cast = crate::agent::read_cast(path)?;
-    let mut screen = replay_cast(&cast, None, DEFAULT_SCROLLBACK);
-    Ok(screen.capture(scrollback))
+    crate::agent::history::capture(&path, None, scrollback)
 }

@@ -17,7 +17,9 @@ pub mod client;
 pub mod protocol;
 pub mod socket;
 
+use crate::agent::history::History;
 use crate::agent::screen::QueryColors;
+use crate::agent::Session;
 use crate::engine::{Command, Engine, Event, Request, Sessions, Snapshot};
 use crate::town::Town;
 use crate::{Error, Result};
@@ -40,6 +42,9 @@ const SYNC_WAIT: Duration = Duration::from_millis(100);
 const SYNC_POLL: Duration = Duration::from_millis(4);
 /// A client must say hello within this long.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// A view scrolled back past the history a screen keeps in memory is replayed from the
+/// recording at most this often while the agent prints.
+const HISTORY_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs the town's engine as a server until it is stopped (`down`, a cockpit's `:stop`,
 /// SIGTERM, SIGINT or SIGHUP); then every agent is stopped (their hooks stay). Fails with
@@ -340,12 +345,55 @@ struct Shown {
     sent_at: Option<Instant>,
     sync_since: Option<Instant>,
     none_sent: bool,
+    /// The agent's history read back from its recording, while the view is scrolled back past
+    /// what its screen keeps; whether a view of it is being made; when the last one was.
+    history: Option<Arc<Mutex<History>>>,
+    history_busy: bool,
+    history_at: Option<Instant>,
+    /// Reading the recording failed: the screen's own history is shown.
+    history_failed: bool,
 }
 
 enum Step {
     Send(FromEngine),
     Wait(Instant),
+    /// A view of the history to make away from the client's task.
+    History(HistoryJob),
     Nothing,
+}
+
+/// Making a view of an agent's history from its recording (blocking: it reads the file).
+struct HistoryJob {
+    agent: String,
+    offset: usize,
+    session: Arc<Session>,
+    history: Arc<Mutex<History>>,
+}
+
+impl HistoryJob {
+    fn run(self) -> (String, usize, Result<Grid>) {
+        let grid = (|| {
+            // What was read is in the file (the recorder's queue is short).
+            self.session.sync_recording(Duration::from_millis(200));
+            let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            h.update()?;
+            let (screen, offset) = h.view(self.offset)?;
+            let mut grid = Grid::of(&screen);
+            let (application_cursor, bracketed_paste) = self
+                .session
+                .with_screen(|s| (s.application_cursor(), s.bracketed_paste()));
+            grid.state.view_offset = offset;
+            grid.state.history = h.len().max(saturating(self.session.history_seen()));
+            grid.state.application_cursor = application_cursor;
+            grid.state.bracketed_paste = bracketed_paste;
+            Ok(grid)
+        })();
+        (self.agent, self.offset, grid)
+    }
+}
+
+fn saturating(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 impl Shown {
@@ -359,6 +407,10 @@ impl Shown {
             sent_at: None,
             sync_since: None,
             none_sent: false,
+            history: None,
+            history_busy: false,
+            history_at: None,
+            history_failed: false,
         }
     }
 
@@ -404,7 +456,16 @@ impl Shown {
         } else {
             self.sync_since = None;
         }
-        let grid = s.with_view(self.offset, Grid::of);
+        if let Some(step) = self.history_job(&s, now) {
+            if matches!(step, Step::History(_)) {
+                self.bytes = bytes;
+            }
+            return step;
+        }
+        let mut grid = s.with_view(self.offset, Grid::of);
+        if s.recording_path().is_some() && !self.history_failed {
+            grid.state.history = grid.state.history.max(saturating(s.history_seen()));
+        }
         self.bytes = bytes;
         self.sent_at = Some(now);
         let update = grid.update_since(self.last.as_ref(), &self.agent);
@@ -413,6 +474,67 @@ impl Shown {
             Some(u) => Step::Send(FromEngine::Screen(u)),
             None => Step::Nothing,
         }
+    }
+}
+
+impl Shown {
+    /// When the view is scrolled back past what the screen keeps and the session records: the
+    /// job that makes the view from the recording (or a wait, or nothing while one runs).
+    fn history_job(&mut self, s: &Arc<Session>, now: Instant) -> Option<Step> {
+        let path = s.recording_path()?;
+        if self.offset == 0
+            || self.history_failed
+            || self.offset <= s.with_screen(|sc| sc.scrollback_len())
+        {
+            self.history = None;
+            return None;
+        }
+        if self.history_busy {
+            return Some(Step::Nothing);
+        }
+        if let Some(t) = self.history_at {
+            if now < t + HISTORY_EVERY {
+                return Some(Step::Wait(t + HISTORY_EVERY));
+            }
+        }
+        let size = s.size();
+        let fits = self.history.as_ref().is_some_and(|h| {
+            let h = h.lock().unwrap_or_else(PoisonError::into_inner);
+            h.size() == size && h.path() == path
+        });
+        if !fits {
+            self.history = Some(Arc::new(Mutex::new(History::new(path, size))));
+        }
+        self.history_busy = true;
+        Some(Step::History(HistoryJob {
+            agent: self.agent.clone(),
+            offset: self.offset,
+            session: Arc::clone(s),
+            history: Arc::clone(self.history.as_ref()?),
+        }))
+    }
+
+    /// A view of the history came back: what to send.
+    fn history_done(&mut self, offset: usize, grid: Result<Grid>) -> Option<FromEngine> {
+        self.history_busy = false;
+        self.history_at = Some(Instant::now());
+        let grid = match grid {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(agent = %self.agent, "reading the history from the recording failed: {e}");
+                self.history_failed = true;
+                self.bytes = u64::MAX;
+                return None;
+            }
+        };
+        if offset != self.offset {
+            self.bytes = u64::MAX;
+            return None;
+        }
+        self.sent_at = Some(Instant::now());
+        let update = grid.update_since(self.last.as_ref(), &self.agent);
+        self.last = Some(grid);
+        update.map(FromEngine::Screen)
     }
 }
 
@@ -475,6 +597,7 @@ async fn serve_client(
     let mut output = shared.output.clone();
     let mut stopping = shared.stopping.subscribe();
     let (answer_tx, mut answers) = mpsc::channel::<FromEngine>(256);
+    let (history_tx, mut histories) = mpsc::channel::<(String, usize, Result<Grid>)>(4);
     let mut shown: Option<Shown> = None;
     let mut deadline: Option<Instant> = None;
     if attached {
@@ -553,6 +676,15 @@ async fn serve_client(
                 }
             }
             Some(a) = answers.recv() => send!(a),
+            Some((agent, offset, grid)) = histories.recv() => {
+                if let Some(s) = shown.as_mut().filter(|s| s.agent == agent) {
+                    if let Some(m) = s.history_done(offset, grid) {
+                        send!(m);
+                    }
+                    deadline = None;
+                    look = true;
+                }
+            }
             r = snapshots.changed(), if attached => {
                 if r.is_err() {
                     return "the engine stopped".into();
@@ -592,6 +724,13 @@ async fn serve_client(
                         deadline = None;
                     }
                     Step::Wait(t) => deadline = Some(t),
+                    Step::History(job) => {
+                        let tx = history_tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let _ = tx.blocking_send(job.run());
+                        });
+                        deadline = None;
+                    }
                     Step::Nothing => deadline = None,
                 }
             }

@@ -47,6 +47,7 @@ pub struct TownConfig {
     pub runtimes: BTreeMap<String, RuntimeConfig>,
     pub patrol: PatrolConfig,
     pub store: StoreConfig,
+    pub terminal: TerminalConfig,
 }
 
 impl TownConfig {
@@ -254,6 +255,13 @@ impl TownConfig {
             }
         }
 
+        if self.terminal.scrollback_lines > MAX_SCROLLBACK_LINES {
+            add(
+                &["terminal", "scrollback_lines"],
+                format!("must be at most {MAX_SCROLLBACK_LINES}"),
+            );
+        }
+
         let located = problems.into_iter().map(|(path, msg)| {
             let line = loc.line_of(&path).unwrap_or(usize::MAX);
             (line, path, msg)
@@ -278,6 +286,7 @@ impl Default for TownConfig {
             runtimes: BTreeMap::new(),
             patrol: PatrolConfig::default(),
             store: StoreConfig::default(),
+            terminal: TerminalConfig::default(),
         }
     }
 }
@@ -448,6 +457,27 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             flush_debounce: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `[terminal]`: the agents' terminals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalConfig {
+    /// Lines of history each agent's terminal keeps in memory (0 to 100,000). Older history
+    /// is read back from the agent's recording when scrolled to, so this trades memory for
+    /// how far back a scroll is instant.
+    pub scrollback_lines: u32,
+}
+
+/// Most `[terminal] scrollback_lines` accepted.
+pub const MAX_SCROLLBACK_LINES: u32 = 100_000;
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        TerminalConfig {
+            scrollback_lines: crate::agent::DEFAULT_SCROLLBACK as u32,
         }
     }
 }
@@ -640,6 +670,7 @@ const TOP: &[(&str, Shape)] = &[
     ("runtimes", Shape::Map(&Shape::Table(RUNTIME))),
     ("patrol", Shape::Table(PATROL)),
     ("store", Shape::Table(STORE)),
+    ("terminal", Shape::Table(TERMINAL)),
 ];
 
 const RIG: &[(&str, Shape)] = &[
@@ -671,6 +702,8 @@ const PATROL: &[(&str, Shape)] = &[
 ];
 
 const STORE: &[(&str, Shape)] = &[("flush_debounce", Shape::Str)];
+
+const TERMINAL: &[(&str, Shape)] = &[("scrollback_lines", Shape::U32)];
 
 impl Locator<'_> {
     /// Whether the parsed file holds this dotted key.

@@ -169,7 +169,7 @@ fn unknown_keys_name_the_dotted_path_and_the_choices() {
     assert!(
         msg.starts_with(
             "/tmp/t/town.toml:3: unknown key 'max_polecat' (did you mean 'max_polecats'? \
-             expected one of: name, prefix, default_runtime, theme, max_polecats, rigs, runtimes, patrol, store)"
+             expected one of: name, prefix, default_runtime, theme, max_polecats, rigs, runtimes, patrol, store, terminal)"
         ),
         "{msg}"
     );

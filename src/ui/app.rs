@@ -509,14 +509,24 @@ impl App {
             self.mode = Mode::Normal;
             return Vec::new();
         };
-        // Scrolled back: shift-PageUp/PageDown move; any other key returns to live first.
+        // Scrolled back: shift-PageUp/PageDown move, shift-Home goes to the session's first
+        // line, shift-End back to live; any other key returns to live first.
         match (k.code, k.modifiers.contains(KeyModifiers::SHIFT)) {
             (KeyCode::PageUp, true) => {
-                self.term_scroll += 10;
+                self.term_scroll = self.term_scroll.saturating_add(10);
                 return Vec::new();
             }
             (KeyCode::PageDown, true) => {
                 self.term_scroll = self.term_scroll.saturating_sub(10);
+                return Vec::new();
+            }
+            // The engine clamps it to the history's length, and says so.
+            (KeyCode::Home, true) => {
+                self.term_scroll = usize::MAX;
+                return Vec::new();
+            }
+            (KeyCode::End, true) => {
+                self.term_scroll = 0;
                 return Vec::new();
             }
             _ => {}
@@ -799,7 +809,7 @@ impl App {
         if let Mode::DrillDown = self.mode {
             // Wheel scrolls back through the terminal's history.
             match m.kind {
-                MouseEventKind::ScrollUp => self.term_scroll += 3,
+                MouseEventKind::ScrollUp => self.term_scroll = self.term_scroll.saturating_add(3),
                 MouseEventKind::ScrollDown => self.term_scroll = self.term_scroll.saturating_sub(3),
                 _ => {}
             }

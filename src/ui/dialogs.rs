@@ -413,6 +413,7 @@ fn global_keys(escape: &str) -> Vec<(String, &'static str)> {
         ),
         (escape.to_string(), "back from the drill-down"),
         ("shift-PgUp PgDn".into(), "scroll back in the drill-down"),
+        ("shift-Home End".into(), "its first line / live again"),
         ("s".into(), "sling ready work to a rig"),
         ("n".into(), "nudge the selected agent"),
         ("d".into(), "the selected agent's diff"),

@@ -817,12 +817,12 @@ pub fn status_bar(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
                 " back · "
             }));
             if app.term_scroll > 0 {
-                l.push(Span::styled(
-                    format!("scrolled back {} · ", app.term_scroll),
-                    t.notice,
-                ));
+                // How far is on the terminal's own label (the engine's clamped offset).
+                l.push(Span::styled("scrolled back · ", t.notice));
                 l.push(Span::styled("shift-PgDn", t.key));
-                l.push(Span::raw(" forward"));
+                l.push(Span::raw(" forward · "));
+                l.push(Span::styled("shift-End", t.key));
+                l.push(Span::raw(" live"));
             } else {
                 l.push(Span::styled("shift-PgUp", t.key));
                 l.push(Span::raw(" scroll"));

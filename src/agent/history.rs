@@ -1,0 +1,451 @@
+//! An agent's whole history, read back from its recording.
+//!
+//! The live screen keeps only a short tail of history (`[terminal] scrollback_lines`); the
+//! asciicast recording holds everything the program printed. A [`History`] replays the
+//! recording into a collecting screen ([`Screen::collector`]) at the agent's size, numbering
+//! every row that scrolls off the top from the session's first line. The replay keeps the
+//! history that programs clear: clearing the screen (`CSI 2 J`) scrolls it into the history
+//! first and clearing the history (`CSI 3 J`) is ignored (see [`Screen::set_keep_history`]).
+//!
+//! Memory stays small however long the session: the newest [`RECENT_LINES`] rows are kept, and
+//! every [`CHECKPOINT_LINES`] rows the replay notes where it was in the file with the screen's
+//! state ([`Screen::checkpoint`]), so an older stretch is replayed from the nearest checkpoint
+//! before it, not from the start. [`History::update`] reads only what the recording gained.
+//!
+//! Recorded resizes are not followed: the whole recording is replayed at the size asked for
+//! (the agent's current one), so every row fits the view.
+
+use crate::agent::record::{parse_event, parse_size, CastHeader, EventKind};
+use crate::agent::screen::{plain, Checkpoint, Screen};
+use crate::{Error, Result};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Rows of history between checkpoints (at least; one is taken at the first event boundary
+/// after that many rows where the screen is in a state that can be restored).
+pub const CHECKPOINT_LINES: usize = 1_000;
+/// The newest rows kept in memory.
+pub const RECENT_LINES: usize = 5_000;
+/// Rows of an older stretch kept (the last one asked for).
+const WINDOW_LINES: usize = 3_000;
+/// Bytes of the recording read at a time.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A checkpoint: where the replay was, by row and by file offset.
+struct Mark {
+    line: usize,
+    offset: u64,
+    state: Checkpoint,
+}
+
+/// The history of one recording at one size.
+pub struct History {
+    path: PathBuf,
+    size: (u16, u16),
+    /// The replay of everything up to `read`.
+    screen: Screen,
+    /// Bytes of the file consumed (whole lines only).
+    read: u64,
+    /// Where the first event starts (after the header line).
+    events_from: u64,
+    /// Rows that have scrolled off in the replay.
+    total: usize,
+    /// The newest of them, ending at `total`.
+    recent: VecDeque<String>,
+    marks: Vec<Mark>,
+    /// An older stretch: its first row's number and its rows.
+    window: Option<(usize, Vec<String>)>,
+    /// Lines of the file that were not events (skipped).
+    skipped: u64,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .field("read", &self.read)
+            .field("total", &self.total)
+            .field("marks", &self.marks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl History {
+    /// The history of the recording at `path`, replayed at `size` (`(rows, cols)`). Nothing
+    /// is read until [`History::update`].
+    pub fn new(path: &Path, size: (u16, u16)) -> History {
+        History {
+            path: path.to_path_buf(),
+            size,
+            screen: Screen::collector(size.0, size.1),
+            read: 0,
+            events_from: 0,
+            total: 0,
+            recent: VecDeque::new(),
+            marks: Vec::new(),
+            window: None,
+            skipped: 0,
+        }
+    }
+
+    /// The recording this history reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The size it is replayed at, `(rows, cols)`.
+    pub fn size(&self) -> (u16, u16) {
+        self.size
+    }
+
+    /// Rows in the history so far (above the screen).
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether no row has scrolled off yet.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Lines of the file that were not events and were skipped.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Reads what the recording gained since the last call.
+    pub fn update(&mut self) -> Result<()> {
+        if self.read == 0 {
+            let (end, _) = read_header(&self.path)?;
+            self.events_from = end;
+            self.read = end;
+        }
+        let mut screen = std::mem::replace(&mut self.screen, Screen::collector(2, 2));
+        let result = each_event(&self.path, self.read, None, |offset, kind, data| {
+            if kind == EventKind::Output {
+                screen.process(data.as_bytes());
+                drop(screen.take_replies());
+                for row in screen.take_scrolled() {
+                    self.recent.push_back(row);
+                    self.total += 1;
+                }
+                while self.recent.len() > RECENT_LINES {
+                    self.recent.pop_front();
+                }
+                let due = self.marks.last().map_or(0, |m| m.line) + CHECKPOINT_LINES;
+                if self.total >= due {
+                    if let Some(state) = screen.checkpoint() {
+                        self.marks.push(Mark {
+                            line: self.total,
+                            offset,
+                            state,
+                        });
+                    }
+                }
+            }
+        });
+        self.screen = screen;
+        let (read, skipped) = result?;
+        self.read = read;
+        self.skipped += skipped;
+        Ok(())
+    }
+
+    /// The view `offset` rows back from the bottom of the history and the replayed screen
+    /// below it (0 = the screen as recorded so far), at the history's size; the offset is
+    /// clamped to the history's length and returned with the view.
+    pub fn view(&mut self, offset: usize) -> Result<(Screen, usize)> {
+        let rows = usize::from(self.size.0);
+        let offset = offset.min(self.total);
+        let first = self.total - offset;
+        let recent_from = self.total - self.recent.len();
+        if first < recent_from {
+            let covered = self.window.as_ref().is_some_and(|(start, lines)| {
+                *start <= first && first + rows <= *start + lines.len()
+            });
+            if !covered {
+                self.load_window(first)?;
+            }
+        }
+        let below = self.screen.formatted_rows();
+        let line = |i: usize| -> &str {
+            if i >= self.total {
+                below.get(i - self.total).map_or("", String::as_str)
+            } else if i >= recent_from {
+                self.recent.get(i - recent_from).map_or("", String::as_str)
+            } else {
+                self.window
+                    .as_ref()
+                    .and_then(|(start, lines)| lines.get(i.checked_sub(*start)?))
+                    .map_or("", String::as_str)
+            }
+        };
+        let lines: Vec<&str> = (first..first + rows).map(line).collect();
+        Ok((Screen::from_rows(self.size.0, self.size.1, lines), offset))
+    }
+
+    /// Replays the stretch around row `first` from the nearest checkpoint before it.
+    fn load_window(&mut self, first: usize) -> Result<()> {
+        let start = first.saturating_sub(WINDOW_LINES / 4);
+        let end = start + WINDOW_LINES;
+        let mark = self.marks.iter().rev().find(|m| m.line <= start);
+        let (mut screen, mut line, from) = match mark {
+            Some(m) => (Screen::restore(&m.state), m.line, m.offset),
+            None => (
+                Screen::collector(self.size.0, self.size.1),
+                0,
+                self.events_from,
+            ),
+        };
+        let mut lines = Vec::new();
+        each_event(&self.path, from, Some(self.read), |_, kind, data| {
+            if kind != EventKind::Output || line >= end {
+                return;
+            }
+            screen.process(data.as_bytes());
+            drop(screen.take_replies());
+            for row in screen.take_scrolled() {
+                if (start..end).contains(&line) {
+                    lines.push(row);
+                }
+                line += 1;
+            }
+        })?;
+        self.window = Some((start, lines));
+        Ok(())
+    }
+}
+
+/// The text of a recording like `tmux capture-pane -p` (with `scrollback`, `-S -`): the whole
+/// history from the session's first line, kept past clears (see the module docs), then the
+/// last screen. Replayed at `size`, or following the recording's own sizes when `None`.
+pub fn capture(path: &Path, size: Option<(u16, u16)>, scrollback: bool) -> Result<String> {
+    let (from, header) = read_header(path)?;
+    let (rows, cols) = size.unwrap_or((to_u16(header.height), to_u16(header.width)));
+    let mut screen = Screen::collector(rows, cols);
+    let mut out = String::new();
+    each_event(path, from, None, |_, kind, data| {
+        match kind {
+            EventKind::Output => screen.process(data.as_bytes()),
+            EventKind::Resize if size.is_none() => {
+                if let Some((r, c)) = parse_size(data) {
+                    screen.resize(r, c);
+                }
+            }
+            _ => return,
+        }
+        drop(screen.take_replies());
+        for row in screen.take_scrolled() {
+            if scrollback {
+                out.push_str(plain(&row).trim_end_matches(' '));
+                out.push('\n');
+            }
+        }
+    })?;
+    out.push_str(&screen.capture(false));
+    Ok(out)
+}
+
+fn to_u16(v: u32) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
+}
+
+/// The header of the recording at `path` and the offset of its first event.
+fn read_header(path: &Path) -> Result<(u64, CastHeader)> {
+    let file = File::open(path).map_err(|e| Error::io("read recording", path, e))?;
+    let mut first = Vec::new();
+    std::io::BufRead::read_until(
+        &mut std::io::BufReader::new(file.take(1 << 20)),
+        b'\n',
+        &mut first,
+    )
+    .map_err(|e| Error::io("read recording", path, e))?;
+    let header: CastHeader = serde_json::from_slice(&first).map_err(|e| {
+        Error::bad(format!(
+            "{}:1: not an asciicast header: {e}",
+            path.display()
+        ))
+    })?;
+    Ok((first.len() as u64, header))
+}
+
+/// Calls `f(offset after the event, kind, data)` for each event of the recording from byte
+/// `from` (the start of an event line) up to `until` (or the end of what is written; a last
+/// line without its newline is left for later). Returns where reading stopped and how many
+/// lines were not events.
+fn each_event(
+    path: &Path,
+    from: u64,
+    until: Option<u64>,
+    mut f: impl FnMut(u64, EventKind, &str),
+) -> Result<(u64, u64)> {
+    let mut file = File::open(path).map_err(|e| Error::io("read recording", path, e))?;
+    file.seek(SeekFrom::Start(from))
+        .map_err(|e| Error::io("read recording", path, e))?;
+    let mut pos = from;
+    let mut skipped = 0;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let want = match until {
+            Some(u) => {
+                let left = u.saturating_sub(pos + buf.len() as u64);
+                if left == 0 {
+                    break;
+                }
+                usize::try_from(left).unwrap_or(READ_CHUNK).min(READ_CHUNK)
+            }
+            None => READ_CHUNK,
+        };
+        let n = match file.read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("read recording", path, e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+            let line = &buf[start..start + nl];
+            start += nl + 1;
+            match parse_event(line) {
+                Some((kind, data)) => f(pos + start as u64, kind, &data),
+                None if line.iter().all(u8::is_ascii_whitespace) => {}
+                None => skipped += 1,
+            }
+        }
+        pos += start as u64;
+        buf.drain(..start);
+    }
+    Ok((pos, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::record::Recorder;
+
+    fn header(rows: u32, cols: u32) -> CastHeader {
+        CastHeader {
+            version: 2,
+            width: cols,
+            height: rows,
+            timestamp: None,
+            title: None,
+            env: Default::default(),
+        }
+    }
+
+    fn numbered(from: usize, to: usize) -> Vec<u8> {
+        (from..=to)
+            .map(|i| format!("\x1b[3{}mline {i}\x1b[m\r\n", i % 8))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    fn text(screen: &mut Screen) -> Vec<String> {
+        screen.capture(false).lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_history_reaches_the_first_line_past_clears() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("a.cast");
+        let mut rec = Recorder::create(&path, &header(10, 40))?;
+        rec.output(&numbered(1, 3000))?;
+        rec.output(b"\x1b[H\x1b[2J\x1b[3J")?;
+        rec.output(&numbered(3001, 3004))?;
+        drop(rec);
+
+        let mut h = History::new(&path, (10, 40));
+        h.update()?;
+        // 3,000 lines and the empty line the cursor was on: 2,991 scrolled off, 10 on screen
+        // were pushed by the clear (the 10th row was blank: down to the last with text).
+        assert_eq!(h.len(), 3000);
+        let (mut view, offset) = h.view(usize::MAX)?;
+        assert_eq!(offset, 3000);
+        assert_eq!(text(&mut view)[0], "line 1");
+        assert_eq!(
+            view.cell(0, 0).map(|c| c.fg),
+            Some(crate::agent::Color::Indexed(1))
+        );
+        // The seam: the last line before the clear, then the screen after it.
+        let (mut view, _) = h.view(1)?;
+        let rows = text(&mut view);
+        assert_eq!(rows[0], "line 3000");
+        assert_eq!(rows[1], "line 3001");
+        let all = capture(&path, None, true)?;
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines[0], "line 1");
+        assert_eq!(lines[2999], "line 3000");
+        assert_eq!(lines[3000], "line 3001");
+        Ok(())
+    }
+
+    #[test]
+    fn an_old_stretch_is_replayed_from_a_checkpoint_and_matches_the_full_replay() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("b.cast");
+        let mut rec = Recorder::create(&path, &header(8, 30))?;
+        // Scroll regions, charsets and colours around the checkpoints.
+        rec.output(b"\x1b[1;6r")?;
+        for i in (1..9000).step_by(50) {
+            rec.output(&numbered(i, i + 49))?;
+        }
+        rec.output(b"\x1b[r\x1b(0qqq\x1b(B")?;
+        for i in (9001..20_000).step_by(100) {
+            rec.output(&numbered(i, i + 99))?;
+        }
+        drop(rec);
+        let mut h = History::new(&path, (8, 30));
+        h.update()?;
+        assert!(h.marks.len() >= 10, "{} checkpoints", h.marks.len());
+        let full = capture(&path, Some((8, 30)), true)?;
+        let full: Vec<&str> = full.lines().collect();
+        for back in [h.len(), h.len() - 1, 15_000, 7_777, 4_321, 100] {
+            let (mut view, offset) = h.view(back)?;
+            let first = h.len() - offset;
+            let rows = text(&mut view);
+            assert_eq!(rows[..], full[first..first + 8], "{back} back");
+        }
+        // Later output is read on the next update only.
+        let before = h.len();
+        let mut more = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        std::io::Write::write_all(&mut more, b"[99.0, \"o\", \"x\\r\\ny\\r\\nz\\r\\n\"]\n")
+            .map_err(|e| Error::io("append", &path, e))?;
+        assert_eq!(h.len(), before);
+        h.update()?;
+        assert_eq!(h.len(), before + 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_line_is_skipped_and_a_missing_file_named() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("c.cast");
+        std::fs::write(
+            &path,
+            "{\"version\":2,\"width\":10,\"height\":3}\n[0.1, \"o\", \"a\\r\\nb\\r\\n\"]\nnot json\n[0.2, \"o\", \"c\\r\\nd\"]\n[0.3, \"o\", \"cut",
+        )
+        .map_err(|e| Error::io("write", &path, e))?;
+        let mut h = History::new(&path, (3, 10));
+        h.update()?;
+        assert_eq!(h.skipped(), 1);
+        assert_eq!(h.len(), 1);
+        let (mut v, _) = h.view(1)?;
+        assert_eq!(text(&mut v), ["a", "b", "c"]);
+        let missing = dir.path().join("gone.cast");
+        let err = History::new(&missing, (3, 10))
+            .update()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gone.cast"), "{err}");
+        Ok(())
+    }
+}
