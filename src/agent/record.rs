@@ -395,16 +395,17 @@ impl RecorderThread {
             work: Condvar::new(),
             done: Condvar::new(),
         });
-        // Test hook: a recorder this much slower per write, to stand for a slow disk.
-        let delay = std::env::var("GT_TEST_RECORDER_DELAY_MS")
+        // Test hook: a recorder that writes at most this many bytes of output a second, to
+        // stand for a slow disk.
+        let rate = std::env::var("GT_TEST_RECORDER_RATE")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis);
+            .filter(|&r| r > 0);
         let handle = {
             let pipe = Arc::clone(&pipe);
             std::thread::Builder::new()
                 .name("agent-recorder".into())
-                .spawn(move || write_loop(rec, &pipe, delay))
+                .spawn(move || write_loop(rec, &pipe, rate))
                 .map_err(|e| Error::io("start the recorder for", &path, e))?
         };
         Ok(RecorderThread {
@@ -472,7 +473,14 @@ impl Drop for RecorderThread {
     }
 }
 
-fn write_loop(mut rec: Recorder, pipe: &Pipe, delay: Option<Duration>) {
+fn output_len(m: &RecMsg) -> usize {
+    match m {
+        RecMsg::Output(_, b) => b.len(),
+        RecMsg::Resize(..) => 0,
+    }
+}
+
+fn write_loop(mut rec: Recorder, pipe: &Pipe, rate: Option<u64>) {
     crate::agent::session::background_priority();
     let mut ok = true;
     loop {
@@ -485,13 +493,10 @@ fn write_loop(mut rec: Recorder, pipe: &Pipe, delay: Option<Duration>) {
         }
         let batch: Vec<RecMsg> = q.items.drain(..).collect();
         drop(q);
-        if let Some(d) = delay {
-            std::thread::sleep(d);
+        if let Some(rate) = rate {
+            let bytes: usize = batch.iter().map(output_len).sum();
+            std::thread::sleep(Duration::from_secs_f64(bytes as f64 / rate as f64));
         }
-        let output_len = |m: &RecMsg| match m {
-            RecMsg::Output(_, b) => b.len(),
-            RecMsg::Resize(..) => 0,
-        };
         let mut bytes = 0usize;
         let mut i = 0;
         while ok && i < batch.len() {
