@@ -1,25 +1,39 @@
 //! An agent's whole history, read back from its recording.
 //!
-//! The live screen keeps only a short tail of history (`[terminal] scrollback_lines`); the
-//! asciicast recording holds everything the program printed. A [`History`] replays the
-//! recording into a collecting screen ([`Screen::collector`]) at the agent's size, numbering
-//! every row that scrolls off the top from the session's first line. The replay keeps the
-//! history that programs clear: clearing the screen (`CSI 2 J`) scrolls it into the history
-//! first and clearing the history (`CSI 3 J`) is ignored (see [`Screen::set_keep_history`]).
+//! The live screen keeps only a short tail of history (`[terminal] scrollback_lines`), and
+//! loses it when the program clears it, as in tmux; the asciicast recording holds everything
+//! the program printed. A [`History`] replays the recording into a collecting screen
+//! ([`Screen::collector`]) at the agent's size and numbers every row of the history from the
+//! session's first line. What programs clear is kept, once:
 //!
-//! Memory stays small however long the session: the newest [`RECENT_LINES`] rows are kept, and
-//! every [`CHECKPOINT_LINES`] rows the replay notes where it was in the file with the screen's
-//! state ([`Screen::checkpoint`]), so an older stretch is replayed from the nearest checkpoint
-//! before it, not from the start. [`History::update`] reads only what the recording gained.
+//! - Rows that scroll off the top are the history.
+//! - Clearing the screen (`CSI 2 J`) keeps its rows: they join the history when what follows
+//!   does not show them again. A clear whose new screen starts with the same row as the last
+//!   clear's, with nothing scrolled in between, is a redraw: it replaces that screen.
+//! - Clearing the history (`CSI 3 J`) is ignored, but what the program prints next is compared
+//!   with the history from where its latest content started: rows that repeat it are a
+//!   reprint (Claude Code clears and reprints its whole transcript) and are not added again;
+//!   a reprint that reaches the rows the clear kept replaces them from where it differs.
+//!   Anything else starts new content after what was there.
+//!
+//! So scrolling back through an agent that clears shows each line it printed once, in order,
+//! with a clear's screen where it was; the seams are not marked.
+//!
+//! Memory stays small however long the session: the newest [`RECENT_LINES`] rows are kept, a
+//! hash per row (for the comparisons), and every [`CHECKPOINT_LINES`] rows the replay notes
+//! where it was in the file with the screen's state ([`Screen::checkpoint`]), so an older
+//! stretch is replayed from the nearest checkpoint before it, not from the start.
+//! [`History::update`] reads only what the recording gained.
 //!
 //! Recorded resizes are not followed: the whole recording is replayed at the size asked for
 //! (the agent's current one), so every row fits the view.
 
 use crate::agent::record::{parse_event, parse_size, CastHeader, EventKind};
-use crate::agent::screen::{plain, Checkpoint, Screen};
+use crate::agent::screen::{plain, Checkpoint, Collected, Screen};
 use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -32,12 +46,202 @@ pub const RECENT_LINES: usize = 5_000;
 const WINDOW_LINES: usize = 3_000;
 /// Bytes of the recording read at a time.
 const READ_CHUNK: usize = 1 << 20;
+/// Rows that repeat the history after a clear of it, held back in case they are not a reprint
+/// after all; this many in a row are one.
+const HOLD: usize = 2_000;
+
+/// A row's text, for comparing rows (colours aside).
+fn row_hash(row: &str) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    plain(row).trim_end().hash(&mut h);
+    h.finish()
+}
+
+fn blank(row: &str) -> bool {
+    plain(row).trim().is_empty()
+}
+
+/// After a clear of the history: the rows since, compared with the history from `start`.
+#[derive(Clone, Debug)]
+struct Check {
+    start: usize,
+    /// The next row of the history to compare (at the end of it: the kept screen's rows).
+    at: usize,
+    /// Rows that repeated the history so far (not added), while fewer than [`HOLD`].
+    held: Vec<String>,
+    /// The rows repeated all of the history from `start`, or [`HOLD`] of it: a reprint.
+    reprint: bool,
+}
+
+/// Turns what a collecting screen reports into the history's rows (see the module docs).
+#[derive(Clone, Debug, Default)]
+struct Timeline {
+    /// Rows in the history.
+    len: usize,
+    /// Where the content a program may reprint starts.
+    epoch: usize,
+    check: Option<Check>,
+    /// The screen's rows at the last clear, not in the history yet.
+    kept: VecDeque<String>,
+    /// Rows scrolled off since the last clear of the screen.
+    scrolled_since_clear: bool,
+}
+
+impl Timeline {
+    /// Feeds one report; rows that join the history go to `out`, in order. `hashes` holds a
+    /// hash per row of the history (appended to here when a row is new to it).
+    fn feed(&mut self, hashes: &mut Vec<u64>, c: Collected, out: &mut Vec<String>) {
+        match c {
+            Collected::Scrolled(row) => {
+                self.scrolled_since_clear = true;
+                self.scrolled(hashes, row, out);
+            }
+            Collected::ClearedScreen(rows) => {
+                self.cleared_screen(hashes, rows, out);
+                self.scrolled_since_clear = false;
+            }
+            Collected::ClearedHistory => {
+                if self.check.is_none() {
+                    self.check = Some(Check {
+                        start: self.epoch,
+                        at: self.epoch,
+                        held: Vec::new(),
+                        reprint: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The rows of the last clear's screen still kept apart, to show above a screen whose top
+    /// row is `top`: none while a reprint shows them again, or when the screen is a redraw of
+    /// them.
+    fn kept(&self, top: &str) -> &[String] {
+        let redraw = !self.scrolled_since_clear
+            && !blank(top)
+            && self
+                .kept
+                .front()
+                .is_some_and(|k| row_hash(k) == row_hash(top));
+        if redraw || self.check.as_ref().is_some_and(|c| c.reprint) {
+            return &[];
+        }
+        let (all, _) = self.kept.as_slices();
+        // `kept` is only ever filled whole, so it is one slice.
+        all
+    }
+
+    fn commit(&mut self, hashes: &mut Vec<u64>, row: String, out: &mut Vec<String>) {
+        if self.len == hashes.len() {
+            hashes.push(row_hash(&row));
+        }
+        self.len += 1;
+        out.push(row);
+    }
+
+    fn commit_kept(&mut self, hashes: &mut Vec<u64>, out: &mut Vec<String>) {
+        while let Some(row) = self.kept.pop_front() {
+            self.commit(hashes, row, out);
+        }
+    }
+
+    fn scrolled(&mut self, hashes: &mut Vec<u64>, row: String, out: &mut Vec<String>) {
+        let Some(mut c) = self.check.take() else {
+            self.commit_kept(hashes, out);
+            self.commit(hashes, row, out);
+            return;
+        };
+        let h = row_hash(&row);
+        // A first row that is blank proves nothing.
+        let counts = c.at > c.start || !blank(&row);
+        if c.at < self.len {
+            if hashes.get(c.at) == Some(&h) && counts {
+                c.at += 1;
+                if c.reprint || c.held.len() + 1 >= HOLD || c.at == self.len {
+                    c.reprint = true;
+                    c.held.clear();
+                } else {
+                    c.held.push(row);
+                }
+                self.check = Some(c);
+            } else if c.reprint {
+                // A reprint that differs from here: what differs follows what was there.
+                self.commit_kept(hashes, out);
+                self.commit(hashes, row, out);
+            } else {
+                self.new_content(hashes, c.held, row, out);
+            }
+            return;
+        }
+        // Past the history: the rows the clear kept.
+        if counts && self.kept.front().is_some_and(|k| row_hash(k) == h) {
+            self.kept.pop_front();
+            self.commit(hashes, row, out);
+            c.reprint = true;
+            c.held.clear();
+            c.at = self.len;
+            self.check = Some(c);
+        } else if c.reprint {
+            // The rest of the kept rows were replaced.
+            self.kept.clear();
+            self.commit(hashes, row, out);
+        } else {
+            self.new_content(hashes, c.held, row, out);
+        }
+    }
+
+    /// What followed a clear of the history is not a reprint: the clear's screen, then it.
+    fn new_content(
+        &mut self,
+        hashes: &mut Vec<u64>,
+        held: Vec<String>,
+        row: String,
+        out: &mut Vec<String>,
+    ) {
+        self.commit_kept(hashes, out);
+        self.epoch = self.len;
+        for held in held {
+            self.commit(hashes, held, out);
+        }
+        self.commit(hashes, row, out);
+    }
+
+    fn cleared_screen(&mut self, hashes: &mut Vec<u64>, rows: Vec<String>, out: &mut Vec<String>) {
+        let redraw = !self.scrolled_since_clear
+            && match (self.kept.front(), rows.first()) {
+                (Some(old), Some(new)) => !blank(new) && row_hash(old) == row_hash(new),
+                _ => false,
+            };
+        match self.check.take() {
+            // A reprint: its screen replaces the one kept.
+            Some(c) if c.reprint => {}
+            Some(c) if c.at == c.start => {
+                if !redraw {
+                    self.commit_kept(hashes, out);
+                }
+                // Still waiting for what follows the clear of the history.
+                self.check = Some(c);
+            }
+            Some(c) => {
+                self.commit_kept(hashes, out);
+                self.epoch = self.len;
+                for held in c.held {
+                    self.commit(hashes, held, out);
+                }
+            }
+            None if redraw => {}
+            None => self.commit_kept(hashes, out),
+        }
+        self.kept = rows.into();
+    }
+}
 
 /// A checkpoint: where the replay was, by row and by file offset.
 struct Mark {
     line: usize,
     offset: u64,
     state: Checkpoint,
+    timeline: Timeline,
 }
 
 /// The history of one recording at one size.
@@ -46,13 +250,14 @@ pub struct History {
     size: (u16, u16),
     /// The replay of everything up to `read`.
     screen: Screen,
+    timeline: Timeline,
+    /// A hash of every row of the history.
+    hashes: Vec<u64>,
     /// Bytes of the file consumed (whole lines only).
     read: u64,
     /// Where the first event starts (after the header line).
     events_from: u64,
-    /// Rows that have scrolled off in the replay.
-    total: usize,
-    /// The newest of them, ending at `total`.
+    /// The newest rows, ending at the history's length.
     recent: VecDeque<String>,
     marks: Vec<Mark>,
     /// An older stretch: its first row's number and its rows.
@@ -67,7 +272,7 @@ impl std::fmt::Debug for History {
             .field("path", &self.path)
             .field("size", &self.size)
             .field("read", &self.read)
-            .field("total", &self.total)
+            .field("rows", &self.timeline.len)
             .field("marks", &self.marks.len())
             .finish_non_exhaustive()
     }
@@ -81,9 +286,10 @@ impl History {
             path: path.to_path_buf(),
             size,
             screen: Screen::collector(size.0, size.1),
+            timeline: Timeline::default(),
+            hashes: Vec::new(),
             read: 0,
             events_from: 0,
-            total: 0,
             recent: VecDeque::new(),
             marks: Vec::new(),
             window: None,
@@ -101,14 +307,14 @@ impl History {
         self.size
     }
 
-    /// Rows in the history so far (above the screen).
+    /// Rows in the history so far (above the screen), with those of the last clear's screen.
     pub fn len(&self) -> usize {
-        self.total
+        self.timeline.len + self.timeline.kept(&self.screen.formatted_row(0)).len()
     }
 
-    /// Whether no row has scrolled off yet.
+    /// Whether there is no history yet.
     pub fn is_empty(&self) -> bool {
-        self.total == 0
+        self.len() == 0
     }
 
     /// Lines of the file that were not events and were skipped.
@@ -124,26 +330,35 @@ impl History {
             self.read = end;
         }
         let mut screen = std::mem::replace(&mut self.screen, Screen::collector(2, 2));
+        let mut rows = Vec::new();
         let result = each_event(&self.path, self.read, None, |offset, kind, data| {
-            if kind == EventKind::Output {
-                screen.process(data.as_bytes());
-                drop(screen.take_replies());
-                for row in screen.take_scrolled() {
-                    self.recent.push_back(row);
-                    self.total += 1;
-                }
-                while self.recent.len() > RECENT_LINES {
-                    self.recent.pop_front();
-                }
-                let due = self.marks.last().map_or(0, |m| m.line) + CHECKPOINT_LINES;
-                if self.total >= due {
-                    if let Some(state) = screen.checkpoint() {
-                        self.marks.push(Mark {
-                            line: self.total,
-                            offset,
-                            state,
-                        });
-                    }
+            if kind != EventKind::Output {
+                return;
+            }
+            screen.process(data.as_bytes());
+            drop(screen.take_replies());
+            for c in screen.take_collected() {
+                self.timeline.feed(&mut self.hashes, c, &mut rows);
+            }
+            self.recent.extend(rows.drain(..));
+            while self.recent.len() > RECENT_LINES {
+                self.recent.pop_front();
+            }
+            let line = self.timeline.len;
+            let due = self.marks.last().map_or(0, |m| m.line) + CHECKPOINT_LINES;
+            let quiet = self
+                .timeline
+                .check
+                .as_ref()
+                .is_none_or(|c| c.held.is_empty());
+            if line >= due && quiet {
+                if let Some(state) = screen.checkpoint() {
+                    self.marks.push(Mark {
+                        line,
+                        offset,
+                        state,
+                        timeline: self.timeline.clone(),
+                    });
                 }
             }
         });
@@ -159,21 +374,31 @@ impl History {
     /// clamped to the history's length and returned with the view.
     pub fn view(&mut self, offset: usize) -> Result<(Screen, usize)> {
         let rows = usize::from(self.size.0);
-        let offset = offset.min(self.total);
-        let first = self.total - offset;
-        let recent_from = self.total - self.recent.len();
+        let total = self.timeline.len;
+        let offset = offset.min(self.len());
+        let first = self.len() - offset;
+        let recent_from = total - self.recent.len();
         if first < recent_from {
             let covered = self.window.as_ref().is_some_and(|(start, lines)| {
-                *start <= first && first + rows <= *start + lines.len()
+                *start <= first
+                    && first.saturating_add(rows).min(recent_from) <= *start + lines.len()
             });
             if !covered {
                 self.load_window(first)?;
             }
         }
-        let below = self.screen.formatted_rows();
+        let screen = self.screen.formatted_rows();
+        let top = screen.first().map_or("", String::as_str);
+        let below: Vec<&str> = self
+            .timeline
+            .kept(top)
+            .iter()
+            .chain(&screen)
+            .map(String::as_str)
+            .collect();
         let line = |i: usize| -> &str {
-            if i >= self.total {
-                below.get(i - self.total).map_or("", String::as_str)
+            if i >= total {
+                below.get(i - total).copied().unwrap_or("")
             } else if i >= recent_from {
                 self.recent.get(i - recent_from).map_or("", String::as_str)
             } else {
@@ -192,22 +417,28 @@ impl History {
         let start = first.saturating_sub(WINDOW_LINES / 4);
         let end = start + WINDOW_LINES;
         let mark = self.marks.iter().rev().find(|m| m.line <= start);
-        let (mut screen, mut line, from) = match mark {
-            Some(m) => (Screen::restore(&m.state), m.line, m.offset),
+        let (mut screen, mut timeline, from) = match mark {
+            Some(m) => (Screen::restore(&m.state), m.timeline.clone(), m.offset),
             None => (
                 Screen::collector(self.size.0, self.size.1),
-                0,
+                Timeline::default(),
                 self.events_from,
             ),
         };
         let mut lines = Vec::new();
+        let mut rows = Vec::new();
+        let hashes = &mut self.hashes;
         each_event(&self.path, from, Some(self.read), |_, kind, data| {
-            if kind != EventKind::Output || line >= end {
+            if kind != EventKind::Output || timeline.len >= end {
                 return;
             }
             screen.process(data.as_bytes());
             drop(screen.take_replies());
-            for row in screen.take_scrolled() {
+            let mut line = timeline.len;
+            for c in screen.take_collected() {
+                timeline.feed(hashes, c, &mut rows);
+            }
+            for row in rows.drain(..) {
                 if (start..end).contains(&line) {
                     lines.push(row);
                 }
@@ -226,7 +457,18 @@ pub fn capture(path: &Path, size: Option<(u16, u16)>, scrollback: bool) -> Resul
     let (from, header) = read_header(path)?;
     let (rows, cols) = size.unwrap_or((to_u16(header.height), to_u16(header.width)));
     let mut screen = Screen::collector(rows, cols);
+    let mut timeline = Timeline::default();
+    let mut hashes = Vec::new();
     let mut out = String::new();
+    let mut committed = Vec::new();
+    let text = |rows: &mut Vec<String>, out: &mut String| {
+        for row in rows.drain(..) {
+            if scrollback {
+                out.push_str(plain(&row).trim_end_matches(' '));
+                out.push('\n');
+            }
+        }
+    };
     each_event(path, from, None, |_, kind, data| {
         match kind {
             EventKind::Output => screen.process(data.as_bytes()),
@@ -238,13 +480,13 @@ pub fn capture(path: &Path, size: Option<(u16, u16)>, scrollback: bool) -> Resul
             _ => return,
         }
         drop(screen.take_replies());
-        for row in screen.take_scrolled() {
-            if scrollback {
-                out.push_str(plain(&row).trim_end_matches(' '));
-                out.push('\n');
-            }
+        for c in screen.take_collected() {
+            timeline.feed(&mut hashes, c, &mut committed);
         }
+        text(&mut committed, &mut out);
     })?;
+    let mut kept = timeline.kept(&screen.formatted_row(0)).to_vec();
+    text(&mut kept, &mut out);
     out.push_str(&screen.capture(false));
     Ok(out)
 }
@@ -382,6 +624,82 @@ mod tests {
         assert_eq!(lines[0], "line 1");
         assert_eq!(lines[2999], "line 3000");
         assert_eq!(lines[3000], "line 3001");
+        Ok(())
+    }
+
+    /// Frames as Claude Code draws them: clear the screen and the history, then the whole
+    /// transcript so far and a box that changes each frame.
+    fn reprinting(frames: usize, per_frame: usize) -> Vec<Vec<u8>> {
+        (1..=frames)
+            .map(|f| {
+                let mut out = String::from("\x1b[?2026h\x1b[2J\x1b[3J\x1b[H");
+                for m in 1..=f * per_frame {
+                    out += &format!("message {m}\r\n");
+                }
+                out += &format!("\x1b[2m╭────╮\r\n│ thinking {f} │\r\n╰────╯\x1b[m\x1b[?2026l");
+                out.into_bytes()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_program_that_clears_and_reprints_its_transcript_is_in_the_history_once() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        for (frames, per_frame) in [(40, 3), (3, 1), (30, 7)] {
+            let path = dir.path().join(format!("claude-{frames}-{per_frame}.cast"));
+            let mut rec = Recorder::create(&path, &header(10, 40))?;
+            for frame in reprinting(frames, per_frame) {
+                rec.output(&frame)?;
+            }
+            drop(rec);
+            let all = capture(&path, Some((10, 40)), true)?;
+            let lines: Vec<&str> = all.lines().collect();
+            let messages: Vec<String> = lines
+                .iter()
+                .filter(|l| l.starts_with("message "))
+                .map(|l| l.to_string())
+                .collect();
+            let want: Vec<String> = (1..=frames * per_frame)
+                .map(|m| format!("message {m}"))
+                .collect();
+            assert_eq!(messages, want, "{frames} frames of {per_frame}:\n{all}");
+            let boxes: Vec<&&str> = lines.iter().filter(|l| l.contains("thinking")).collect();
+            assert_eq!(
+                boxes,
+                [&&*format!("│ thinking {frames} │")],
+                "only the last box:\n{all}"
+            );
+
+            // The history as scrolled through shows the same rows.
+            let mut h = History::new(&path, (10, 40));
+            h.update()?;
+            let (mut v, offset) = h.view(usize::MAX)?;
+            assert_eq!(offset, h.len());
+            assert_eq!(text(&mut v)[0], "message 1");
+            assert_eq!(h.len() + 10, lines.len(), "{all}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn clears_that_redraw_the_same_screen_keep_only_the_last() -> Result<()> {
+        // A status screen redrawn with a lone clear (no history cleared), then a shell clear.
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("redraw.cast");
+        let mut rec = Recorder::create(&path, &header(6, 30))?;
+        rec.output(b"before 1\r\nbefore 2\r\n")?;
+        for n in 0..50 {
+            rec.output(format!("\x1b[H\x1b[2JStatus\r\nprogress {n}\r\n").as_bytes())?;
+        }
+        rec.output(b"\x1b[H\x1b[2J\x1b[3Jdone\r\n")?;
+        drop(rec);
+        let all = capture(&path, None, true)?;
+        let lines: Vec<&str> = all.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines,
+            ["before 1", "before 2", "Status", "progress 49", "done"],
+            "{all}"
+        );
         Ok(())
     }
 

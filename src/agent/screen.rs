@@ -179,8 +179,22 @@ struct Hooks {
     /// Rows of the main screen that left the top of the history (or of the screen, with no
     /// history) since the screen started.
     discarded: u64,
-    /// When collecting ([`Screen::collector`]): those rows, as basic formatted text.
-    collect: Option<Vec<String>>,
+    /// When collecting ([`Screen::collector`]): those rows and the clears, in order.
+    collect: Option<Vec<Collected>>,
+}
+
+/// What a collecting screen ([`Screen::collector`]) reports, in the order it happened. Rows
+/// are basic formatted text: SGR sequences and text, from default attributes (see
+/// [`Screen::from_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Collected {
+    /// A row scrolled off the top of the main screen.
+    Scrolled(String),
+    /// The main screen was cleared (`CSI 2 J`): its rows down to the last one with text, as
+    /// they were just before.
+    ClearedScreen(Vec<String>),
+    /// The program cleared the history (`CSI 3 J`).
+    ClearedHistory,
 }
 
 impl vt100::Callbacks for Hooks {
@@ -208,7 +222,7 @@ impl vt100::Callbacks for Hooks {
             let mut state = vt100::capture::BasicFormattedCaptureState::new();
             // Writing into a String cannot fail.
             let _ = row.write_formatted_basic(&mut text, &mut state);
-            rows.push(text);
+            rows.push(Collected::Scrolled(text));
         }
     }
 }
@@ -219,9 +233,9 @@ pub struct Screen {
     rows: u16,
     cols: u16,
     scrollback: usize,
-    /// Clearing the screen scrolls it into the history first, and clearing the history is
-    /// ignored (see [`Screen::set_keep_history`]).
-    keep_history: bool,
+    /// Clearing the screen scrolls it into the history first (see
+    /// [`Screen::set_scroll_on_clear`]).
+    scroll_on_clear: bool,
     scan: Scanner,
     colors: QueryColors,
     /// Translated bytes waiting to be fed (only used while DEC graphics are active).
@@ -254,7 +268,7 @@ impl Screen {
             rows,
             cols,
             scrollback,
-            keep_history: false,
+            scroll_on_clear: false,
             scan: Scanner::default(),
             colors: QueryColors::default(),
             out: Vec::new(),
@@ -266,18 +280,15 @@ impl Screen {
         }
     }
 
-    /// With `on`, the history survives what programs do to clear it: clearing the whole
-    /// screen (`CSI 2 J`) first scrolls its rows into the history (down to the last row with
-    /// text, as tmux's `scroll-on-clear` does), and clearing the history (`CSI 3 J`) is
-    /// ignored. What the screen shows is unchanged either way; only the history differs. The
-    /// alternate screen has no history and is cleared as usual.
-    pub fn set_keep_history(&mut self, on: bool) {
-        self.keep_history = on;
+    /// With `on`, clearing the whole screen (`CSI 2 J`) first scrolls its rows into the
+    /// history, down to the last row with text, as tmux's `scroll-on-clear` does; what the
+    /// screen shows is unchanged. The alternate screen has no history and is cleared as usual.
+    pub fn set_scroll_on_clear(&mut self, on: bool) {
+        self.scroll_on_clear = on;
     }
 
     /// Lines that have scrolled off the top of the main screen since it started, whether the
-    /// history still holds them or not (with [`Screen::set_keep_history`], what a replay of
-    /// the same output from the start would have in its history).
+    /// history still holds them or not (the program may have cleared it).
     pub fn history_seen(&self) -> u64 {
         self.parser
             .callbacks()
@@ -285,19 +296,18 @@ impl Screen {
             .saturating_add(self.scrollback_len() as u64)
     }
 
-    /// A screen that keeps no history itself and hands every row that scrolls off the top of
-    /// the main screen to [`Screen::take_scrolled`], as basic formatted text (SGR sequences
-    /// and text, from default attributes; see [`Screen::from_rows`]). It keeps history
-    /// ([`Screen::set_keep_history`]). For replaying recordings into a history.
+    /// A screen that keeps no history itself and reports every row that scrolls off the top
+    /// of the main screen, and every clear of the screen or of the history, to
+    /// [`Screen::take_collected`]. For replaying recordings into a history
+    /// ([`crate::agent::history`]).
     pub fn collector(rows: u16, cols: u16) -> Screen {
         let mut s = Screen::new(rows, cols, 0);
-        s.keep_history = true;
         s.parser.callbacks_mut().collect = Some(Vec::new());
         s
     }
 
-    /// The rows collected since the last call (oldest first), see [`Screen::collector`].
-    pub fn take_scrolled(&mut self) -> Vec<String> {
+    /// What was collected since the last call, oldest first (see [`Screen::collector`]).
+    pub fn take_collected(&mut self) -> Vec<Collected> {
         self.parser
             .callbacks_mut()
             .collect
@@ -313,7 +323,8 @@ impl Screen {
         (0..self.rows).map(|r| self.formatted_row(r)).collect()
     }
 
-    fn formatted_row(&self, row: u16) -> String {
+    /// One row of [`Screen::formatted_rows`] (empty outside the screen).
+    pub fn formatted_row(&self, row: u16) -> String {
         let mut out = String::new();
         let mut current = Pen::default();
         let mut blanks = 0usize;
@@ -393,17 +404,15 @@ impl Screen {
             cols: self.cols,
             state,
             scan: self.scan.clone(),
-            keep_history: self.keep_history,
         })
     }
 
     /// A collecting screen ([`Screen::collector`]) in the state `cp` was taken in.
     pub fn restore(cp: &Checkpoint) -> Screen {
         let mut s = Screen::collector(cp.rows, cp.cols);
-        s.keep_history = cp.keep_history;
         s.process(&cp.state);
         drop(s.take_replies());
-        drop(s.take_scrolled());
+        drop(s.take_collected());
         s.scan = cp.scan.clone();
         s
     }
@@ -667,15 +676,26 @@ impl Screen {
                     }
                 }
                 Step::Erase(mode) => {
-                    if self.keep_history && !self.parser.screen().alternate_screen() {
-                        // The emulator has seen the sequence up to its final byte.
+                    let collecting = self.parser.callbacks().collect.is_some();
+                    let wanted = collecting || (self.scroll_on_clear && mode == 2);
+                    if wanted {
+                        // The emulator sees the sequence up to its final byte.
                         self.emulate(&bytes[start..i]);
-                        start = i + 1;
-                        if mode == 2 {
-                            self.scroll_into_history(bytes[i]);
+                        start = i;
+                    }
+                    if wanted && !self.parser.screen().alternate_screen() {
+                        if collecting {
+                            let event = if mode == 2 {
+                                Collected::ClearedScreen(self.rows_with_text())
+                            } else {
+                                Collected::ClearedHistory
+                            };
+                            if let Some(c) = &mut self.parser.callbacks_mut().collect {
+                                c.push(event);
+                            }
                         } else {
-                            // CAN ends the sequence with no effect.
-                            self.emulate(b"\x18");
+                            self.scroll_into_history(bytes[i]);
+                            start = i + 1;
                         }
                     }
                 }
@@ -683,6 +703,15 @@ impl Screen {
             i += 1;
         }
         self.emulate(&bytes[start..]);
+    }
+
+    /// The screen's rows down to the last one with text, as basic formatted text.
+    fn rows_with_text(&self) -> Vec<String> {
+        let mut rows = self.formatted_rows();
+        while rows.last().is_some_and(|r| plain(r).trim_end().is_empty()) {
+            rows.pop();
+        }
+        rows
     }
 
     /// Clears the screen (`final_byte` ends the `CSI 2 J` the emulator is in the middle of)
@@ -1023,7 +1052,6 @@ pub struct Checkpoint {
     /// Bytes that draw the screen and set its modes, cursor and attributes.
     state: Vec<u8>,
     scan: Scanner,
-    keep_history: bool,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -1604,43 +1632,85 @@ mod tests {
     }
 
     #[test]
-    fn a_screen_keeping_history_scrolls_a_clear_into_it_and_ignores_clearing_it() {
-        let out: &[u8] = b"one\r\ntwo\r\nthree\r\nfour\x1b[2;3H\x1b[2J\x1b[3Jx\x1b[?2J\x1b[5;1H\x1b[?1049h\x1b[2Jalt\x1b[?1049l";
-        let plain_history = {
+    fn scroll_on_clear_keeps_a_cleared_screen_in_the_history_until_the_history_is_cleared() {
+        let out: &[u8] = b"one\r\ntwo\r\nthree\r\nfour\x1b[2;3H\x1b[2Jx\x1b[5;1H\x1b[?1049h\x1b[2Jalt\x1b[?1049l";
+        let plain_screen = {
             let mut s = Screen::new(4, 10, 100);
             s.process(out);
-            (s.capture(false), s.capture(true))
+            assert_eq!(
+                s.capture(true),
+                s.capture(false),
+                "a plain screen keeps nothing"
+            );
+            s.capture(false)
         };
-        // The screen shows the same; only the history keeps what was cleared.
-        let text = |s: &mut Screen| (s.capture(false), s.capture(true));
         for cut in 0..=out.len() {
             let mut s = Screen::new(4, 10, 100);
-            s.set_keep_history(true);
+            s.set_scroll_on_clear(true);
             s.process(&out[..cut]);
             s.process(&out[cut..]);
-            let (screen, history) = text(&mut s);
-            assert_eq!(screen, plain_history.0, "split at {cut}");
-            // First clear: one..four (and the cursor put back at row 2, col 3); the second
-            // clear pushes the blank first row and the `x`; the alternate screen's clear
-            // pushes nothing.
+            // The screen shows the same (the cursor was put back at row 2, col 3); the clear
+            // of the alternate screen pushes nothing.
+            assert_eq!(s.capture(false), plain_screen, "split at {cut}");
             assert_eq!(
-                history,
-                format!("one\ntwo\nthree\nfour\n\n  x\n{}", plain_history.0),
+                s.capture(true),
+                format!("one\ntwo\nthree\nfour\n{plain_screen}"),
                 "split at {cut}"
             );
-            assert_eq!(s.history_seen(), 6);
+            assert_eq!(s.history_seen(), 4);
         }
+        let mut s = Screen::new(4, 10, 100);
+        s.set_scroll_on_clear(true);
+        s.process(b"one\r\ntwo\x1b[H\x1b[2J\x1b[3Jnew");
         assert_eq!(
-            plain_history.1, plain_history.0,
-            "a plain screen loses it all"
+            s.capture(true),
+            "new\n\n\n\n",
+            "CSI 3 J clears it, as in tmux"
         );
+        assert_eq!(s.history_seen(), 2, "but the lines were seen");
+    }
+
+    #[test]
+    fn a_collector_reports_scrolled_rows_and_clears_in_order() {
+        let out: &[u8] = b"a\r\nb\r\nc\r\nd\x1b[H\x1b[2J\x1b[3Je\r\n\x1b[?1049h\x1b[2Jalt\r\n\r\n\r\n\x1b[?1049lf";
+        let want = vec![
+            Collected::Scrolled("a".into()),
+            Collected::ClearedScreen(vec!["b".into(), "c".into(), "d".into()]),
+            Collected::ClearedHistory,
+        ];
+        for cut in 0..=out.len() {
+            let mut s = Screen::collector(3, 10);
+            s.process(&out[..cut]);
+            let mut got = s.take_collected();
+            s.process(&out[cut..]);
+            got.extend(s.take_collected());
+            let got: Vec<Collected> = got
+                .into_iter()
+                .map(|c| match c {
+                    Collected::Scrolled(r) => Collected::Scrolled(plain(&r)),
+                    Collected::ClearedScreen(rows) => {
+                        Collected::ClearedScreen(rows.iter().map(|r| plain(r)).collect())
+                    }
+                    other => other,
+                })
+                .collect();
+            assert_eq!(got, want, "split at {cut}");
+            assert_eq!(s.capture(false), "e\nf\n\n", "split at {cut}");
+        }
     }
 
     #[test]
     fn collected_rows_come_back_as_a_view_with_their_colours() {
         let mut s = Screen::collector(2, 12);
         s.process(b"\x1b[1;31mred\x1b[m \x1b[44mblue\x1b[m \xe6\xbc\xa2\r\nplain\r\nlast");
-        let rows = s.take_scrolled();
+        let rows: Vec<String> = s
+            .take_collected()
+            .into_iter()
+            .filter_map(|c| match c {
+                Collected::Scrolled(r) => Some(r),
+                _ => None,
+            })
+            .collect();
         assert_eq!(rows.len(), 1);
         assert_eq!(plain(&rows[0]), "red blue \u{6f22}");
         let mut lines: Vec<String> = rows;

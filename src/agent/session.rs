@@ -310,7 +310,7 @@ impl Session {
 
         let mut screen = Screen::new(rows, cols, spec.scrollback);
         screen.set_query_colors(spec.query_colors);
-        screen.set_keep_history(true);
+        screen.set_scroll_on_clear(true);
         let epoch = Instant::now();
         let shared = Arc::new(Shared {
             program: spec.program.clone(),
