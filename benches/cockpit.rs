@@ -76,15 +76,14 @@
 
 mod common;
 
-use common::{json_field, machine, ms, pct, source_repo};
+use common::{machine, ms, pct, Gt, BIN};
 use gastown_tui::agent::{Session, SessionSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gastown-tui");
 /// Give up on any one wait of the setup after this long.
 const PATIENCE: Duration = Duration::from_secs(180);
 /// Give up on one key press after this long (counted as missed).
@@ -911,101 +910,6 @@ fn header(screen: &str) -> Option<String> {
     let (_, rest) = top.split_once('┬')?;
     let name = rest.trim_start().split([' ', '·']).next()?;
     (!name.is_empty() && !name.starts_with('─')).then(|| name.to_string())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The town.
-
-/// The binary with a clean environment, optionally pointed at the town.
-struct Gt {
-    home: PathBuf,
-    town: PathBuf,
-}
-
-impl Gt {
-    /// A town at `dir/town` with rig `demo` (from `dir/src`) and `sim` as default runtime.
-    fn setup(dir: &Path) -> Gt {
-        std::fs::create_dir_all(dir).expect("bench dir");
-        let gt = Gt {
-            home: dir.to_path_buf(),
-            town: dir.join("town"),
-        };
-        gt.cmd(false).arg("init").arg(&gt.town).ok("init");
-        let src = dir.join("src");
-        source_repo(&src);
-        gt.cmd(true)
-            .args(["rig", "add", "demo"])
-            .arg(&src)
-            .args(["--test-command", "./test.sh"])
-            .ok("rig add");
-        gt.cmd(true)
-            .args(["config", "default-runtime", "sim"])
-            .ok("config default-runtime");
-        gt
-    }
-
-    fn cmd(&self, with_town: bool) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_remove("GT_TOWN")
-            .env_remove("GT_AGENT")
-            .env_remove("BD_ACTOR")
-            .env("HOME", &self.home);
-        if with_town {
-            c.arg("--town").arg(&self.town);
-        }
-        c
-    }
-
-    /// The pid of the town's engine, if one runs (`gastown-tui status --json`).
-    fn engine(&self) -> Option<u32> {
-        let out = self.cmd(true).args(["status", "--json"]).ok("status");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
-        v["engine"]["pid"].as_u64().map(|p| p as u32)
-    }
-
-    /// The pid of the engine that a cockpit just started.
-    fn engine_pid(&self) -> u32 {
-        self.engine()
-            .expect("an engine runs once a cockpit is open")
-    }
-
-    /// `n` beads with `description`, each slung to `demo` (a new polecat each); their agents.
-    fn sling_many(&self, n: usize, description: &str) -> Vec<String> {
-        (1..=n)
-            .map(|i| {
-                let out = self
-                    .cmd(true)
-                    .args(["bead", "create", &format!("Bench agent {i}")])
-                    .args(["-d", description, "--json"])
-                    .ok("bead create");
-                let bead = json_field(&out.stdout, "id");
-                let out = self
-                    .cmd(true)
-                    .args(["sling", &bead, "demo", "--runtime", "sim", "--json"])
-                    .ok("sling");
-                json_field(&out.stdout, "agent")
-            })
-            .collect()
-    }
-}
-
-trait Run {
-    fn ok(&mut self, what: &str) -> Output;
-}
-
-impl Run for Command {
-    fn ok(&mut self, what: &str) -> Output {
-        let out = self
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("run {BIN}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
 }
 
 /// Bytes of the files directly in `dir` and one level below (an agent's recordings, or all).

@@ -1,46 +1,58 @@
-//! Terminal ingest and memory per agent.
+//! Terminal ingest and memory per agent, through the engine as users run it, side by side with
+//! tmux in one run.
 //!
 //! Not a criterion benchmark: it prints figures, it asserts nothing about time.
 //!
-//! 1. Memory per agent: 20 sessions of `sh -c 'seq 1 5000; sleep 30'` at 40x120 with the
-//!    default scrollback (so the history is full), the process's VmRSS before and after, the
-//!    delta per session; then the same 20 programs as windows of one private tmux server,
-//!    the server's VmRSS delta per window.
-//! 2. Ingest: a deterministic 50 MB agent-like stream file (SGR colours, `\r` spinners,
-//!    cursor moves with save/restore, clear-screen + redraw frames inside synchronized output
-//!    `CSI ? 2026 h/l`, lines that wrap, UTF-8 box drawing), then for ROUNDS rounds, in an
-//!    order that rotates each round:
-//!    - `ours`: `Session::spawn` of `cat FILE` at 40x120, no recording, timed from the spawn
-//!      until `wait_timeout` reports the exit (every byte read and parsed);
-//!    - `ours+rec`: the same with an asciicast recording (as users run it);
-//!    - `tmux`: a private tmux server (`-f /dev/null -S SOCK`), `new-session -d -x 120 -y 40
-//!      "cat FILE; tmux -S SOCK wait-for -S done"` and `wait-for done`, timed from the
-//!      `new-session` call; the server is killed after each round;
+//! 1. **Memory per agent.** 5,000 agent-like lines (long, coloured tool-call, diff and test
+//!    lines; not `seq`) in a file. A town's engine (`gastown-tui up`, the release binary)
+//!    starts 20 polecats whose runtime is `sh -c 'cat LINES; exec sleep 3600'`, at its default
+//!    40x120 (no cockpit attached), recording on; the engine's VmRSS before the agents and once
+//!    every agent shows the last line (`gastown-tui capture`), the delta per agent. Then the
+//!    same program as 20 windows of one private tmux server (`-f /dev/null`, its default
+//!    `history-limit`), the server's VmRSS delta per window.
+//! 2. **Ingest**, for two deterministic 50 MB streams: `log` (coloured tool calls, spinners
+//!    redrawn with `\r`, cursor moves with save/restore, wrapping lines, diffs, erase-and-redraw
+//!    footers) and `redraw` (synchronized frames that clear the screen and the scrollback and
+//!    repaint 38 rows, as Claude Code does). For ROUNDS rounds, in an order that rotates:
+//!    - `engine`: one polecat of a town's engine whose runtime is
+//!      `sh -c 's=$(date +%s%N); cat stream; e=$(date +%s%N); echo "$s $e" > timing; ...'`,
+//!      restarted each round (`gastown-tui restart`) with `stream` linked to the file: the
+//!      time `cat` takes inside the terminal, recording on, 40x120;
+//!    - `tmux`: the same script in a new session of a private tmux server at 120x40;
+//!    - `session`: the library's `Session` (PTY, screen, recording) on `cat FILE`, spawn to
+//!      exit (no engine around it);
 //!    - `raw pty`: portable-pty and `cat FILE`, read and thrown away (the ceiling: no parser).
 //!
-//! MB is 10^6 bytes; throughput is the file's size over the time. The PTY turns every `\n`
-//! into `\r\n` (ONLCR), so the terminal reads the file's size plus its newline count; the
-//! `ours` rows check `bytes_read()` against exactly that.
+//! MB is 10^6 bytes; throughput is the file's size over the time. `cat` returns once its last
+//! write is in the PTY's buffer, in every terminal alike.
 //!
 //! ```text
 //! cargo bench --bench ingest
 //! GT_BENCH_ROUNDS=3 GT_BENCH_INGEST_MB=20 cargo bench --bench ingest   # shorter
+//! GT_BENCH_SCROLLBACK=100 cargo bench --bench ingest   # memory with another [terminal] scrollback_lines
 //! ```
 
+mod common;
+
+use common::{machine, Gt, Run};
 use gastown_tui::agent::{Session, SessionSpec, DEFAULT_SCROLLBACK};
 use portable_pty::{CommandBuilder, PtySize};
 use std::fmt::Write as _;
 use std::io::{BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ROWS: u16 = 40;
 const COLS: u16 = 120;
-/// Sessions (and tmux windows) in the memory measurement.
+/// Agents (and tmux windows) in the memory measurement.
 const MEM_AGENTS: usize = 20;
-const MEM_LINES: u32 = 5_000;
+const MEM_LINES: usize = 5_000;
+/// The last line of the memory measurement's output.
+const MEM_END: &str = "end of the agent's output";
+/// Give up on any one wait after this long.
+const PATIENCE: Duration = Duration::from_secs(300);
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -70,86 +82,91 @@ fn main() {
 
     memory(tmp.path(), tmux.is_some());
 
-    let file = tmp.path().join("stream.bin");
-    let t = Instant::now();
-    let stats = generate(&file, target_mb * 1_000_000);
-    let size = std::fs::metadata(&file).expect("stream file").len();
-    println!("== ingest ==");
-    println!(
-        "stream: {} ({} bytes, {} newlines, generated in {:.1} s)",
-        file.display(),
-        size,
-        stats.newlines,
-        t.elapsed().as_secs_f64()
+    let gt = Gt::setup(&tmp.path().join("ingest"));
+    gt.shell_runtime(
+        "catter",
+        r#"rm -f timing; s=$(date +%s%N); cat stream; e=$(date +%s%N); echo "$s $e" > timing; exec sleep 3600"#,
     );
-    println!("  blocks: {}", stats.summary());
-    // Page the file in so the first timed round does not read the disk.
-    let _ = std::fs::read(&file).map(|b| b.len());
+    gt.cmd(true).arg("up").ok("up");
+    let agent = gt.sling_with(1, "cat a stream", "catter").remove(0);
+    wait("the first run of the catter", || {
+        gt.worktree(&agent).join("timing").exists()
+    });
 
-    let expected_pty = size + stats.newlines;
-    let mut paths: Vec<&str> = vec!["ours", "ours+rec"];
-    if tmux.is_some() {
-        paths.push("tmux");
-    }
-    paths.push("raw pty");
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
-    for round in 0..rounds {
-        let mut line = format!("round {}:", round + 1);
-        for k in 0..paths.len() {
-            let i = (k + round) % paths.len();
-            let secs = match paths[i] {
-                "ours" => ours(&file, None, expected_pty),
-                "ours+rec" => {
-                    let cast = tmp.path().join(format!("round-{round}.cast"));
-                    let s = ours(&file, Some(cast.clone()), expected_pty);
-                    let cast_len = std::fs::metadata(&cast).map(|m| m.len()).unwrap_or(0);
-                    let _ = std::fs::remove_file(&cast);
-                    assert!(cast_len > size, "the recording is short: {cast_len} bytes");
-                    s
-                }
-                "tmux" => tmux_round(tmp.path(), &file, round),
-                _ => raw_pty(&file, expected_pty),
-            };
-            times[i].push(secs);
-            let _ = write!(line, "  {} {:.0} MB/s", paths[i], size as f64 / 1e6 / secs);
-        }
-        println!("{line}");
-    }
-
-    println!();
-    println!(
-        "{:<10} {:>14} {:>10} {:>10} {:>12}",
-        "path", "median MB/s", "min", "max", "median s"
-    );
-    let mut medians = Vec::new();
-    for (p, t) in paths.iter().zip(&times) {
-        let mut rates: Vec<f64> = t.iter().map(|s| size as f64 / 1e6 / s).collect();
-        rates.sort_by(f64::total_cmp);
-        let mut secs = t.clone();
-        secs.sort_by(f64::total_cmp);
-        let med = median(&rates);
-        medians.push(med);
+    for mix in [Mix::Log, Mix::Redraw] {
+        let file = tmp.path().join(format!("{}.stream", mix.name()));
+        let t = Instant::now();
+        let stats = generate(&file, target_mb * 1_000_000, mix);
+        let size = std::fs::metadata(&file).expect("stream file").len();
+        println!("== ingest: {} stream ==", mix.name());
         println!(
-            "{:<10} {:>14.1} {:>10.1} {:>10.1} {:>12.3}",
-            p,
-            med,
-            rates[0],
-            rates[rates.len() - 1],
-            median(&secs)
+            "{} bytes, {} newlines, generated in {:.1} s; blocks: {}",
+            size,
+            stats.newlines,
+            t.elapsed().as_secs_f64(),
+            stats.summary()
         );
-    }
-    if let Some(ti) = paths.iter().position(|p| *p == "tmux") {
-        println!();
-        for (p, m) in paths.iter().zip(&medians) {
-            if *p == "ours" || *p == "ours+rec" {
-                println!(
-                    "ratio {p}/tmux (medians): {:.2}x  (goal >= 2x)",
-                    m / medians[ti]
-                );
+        // Page the file in so the first timed round does not read the disk.
+        let _ = std::fs::read(&file).map(|b| b.len());
+        let expected_pty = size + stats.newlines;
+
+        let mut paths: Vec<&str> = vec!["engine"];
+        if tmux.is_some() {
+            paths.push("tmux");
+        }
+        paths.extend(["session", "raw pty"]);
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+        for round in 0..rounds {
+            let mut line = format!("round {}:", round + 1);
+            for k in 0..paths.len() {
+                let i = (k + round) % paths.len();
+                let secs = match paths[i] {
+                    "engine" => engine_round(&gt, &agent, &file),
+                    "tmux" => tmux_round(tmp.path(), &file, round),
+                    "session" => session_round(&file, expected_pty),
+                    _ => raw_pty(&file, expected_pty),
+                };
+                times[i].push(secs);
+                let _ = write!(line, "  {} {:.0} MB/s", paths[i], size as f64 / 1e6 / secs);
+            }
+            println!("{line}");
+        }
+        println!(
+            "{:<10} {:>14} {:>10} {:>10} {:>12}",
+            "path", "median MB/s", "min", "max", "median s"
+        );
+        let mut medians = Vec::new();
+        for (p, t) in paths.iter().zip(&times) {
+            let mut rates: Vec<f64> = t.iter().map(|s| size as f64 / 1e6 / s).collect();
+            rates.sort_by(f64::total_cmp);
+            let mut secs = t.clone();
+            secs.sort_by(f64::total_cmp);
+            let med = median(&rates);
+            medians.push(med);
+            println!(
+                "{:<10} {:>14.1} {:>10.1} {:>10.1} {:>12.3}",
+                p,
+                med,
+                rates[0],
+                rates[rates.len() - 1],
+                median(&secs)
+            );
+        }
+        if let Some(ti) = paths.iter().position(|p| *p == "tmux") {
+            for (p, m) in paths.iter().zip(&medians) {
+                if *p == "engine" || *p == "session" {
+                    println!(
+                        "ratio {p}/tmux (medians): {:.2}x  (goal >= 2x)",
+                        m / medians[ti]
+                    );
+                }
             }
         }
+        println!("(MB = 10^6 bytes of the file; {rounds} rounds, interleaved, order rotating)");
+        println!();
+        let _ = std::fs::remove_file(&file);
     }
-    println!("(MB = 10^6 bytes of the file; {rounds} rounds, interleaved, order rotating)");
+    gt.cmd(true).arg("down").ok("down");
 }
 
 fn median(sorted: &[f64]) -> f64 {
@@ -161,25 +178,12 @@ fn median(sorted: &[f64]) -> f64 {
     }
 }
 
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!(
-        "cpus: {cpus}, model: {model}, loadavg: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
+fn wait(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn tmux_version() -> Option<String> {
@@ -216,8 +220,80 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The script both terminals run: `cat` timed inside the terminal, the times to `timing`.
+fn timed_cat(file: &str, timing: &str) -> String {
+    format!(
+        r#"s=$(date +%s%N); cat {file}; e=$(date +%s%N); echo "$s $e" > {timing}; exec sleep 3600"#
+    )
+}
+
+/// Seconds between the two nanosecond times in `path`, once it holds them.
+fn read_timing(path: &Path) -> f64 {
+    let mut secs = None;
+    wait("the timing of cat", || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let t: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if let [s, e] = t[..] {
+            secs = Some(e.saturating_sub(s) as f64 / 1e9);
+        }
+        secs.is_some()
+    });
+    secs.unwrap_or_default()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ingest paths.
+
+/// The engine's polecat restarted on `file`. Seconds `cat` took in its terminal.
+fn engine_round(gt: &Gt, agent: &str, file: &Path) -> f64 {
+    let dir = gt.worktree(agent);
+    let link = dir.join("stream");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(file, &link).expect("link the stream");
+    let timing = dir.join("timing");
+    let _ = std::fs::remove_file(&timing);
+    // Old recordings: each round writes one as large as the stream.
+    if let Ok(entries) = std::fs::read_dir(gt.town.join("logs").join(agent)) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    gt.cmd(true).args(["restart", agent]).ok("restart");
+    read_timing(&timing)
+}
+
+/// tmux: a new session on a fresh private server. Seconds `cat` took in its terminal.
+fn tmux_round(tmp: &Path, file: &Path, round: usize) -> f64 {
+    let sock = tmp.join(format!("tmux-{round}.sock"));
+    let timing = tmp.join(format!("tmux-{round}.timing"));
+    let _ = std::fs::remove_file(&timing);
+    let script = timed_cat(
+        &shell_quote(file.to_str().expect("utf-8 path")),
+        &shell_quote(timing.to_str().expect("utf-8 path")),
+    );
+    run_ok(
+        tmux(&sock).args([
+            "new-session",
+            "-d",
+            "-x",
+            &COLS.to_string(),
+            "-y",
+            &ROWS.to_string(),
+            &format!("sh -c {}", shell_quote(&script)),
+        ]),
+        "tmux new-session",
+    );
+    let secs = read_timing(&timing);
+    let _ = tmux(&sock)
+        .arg("kill-server")
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_file(&sock);
+    secs
+}
 
 fn spec(program: &str, args: &[&str], cwd: &Path) -> SessionSpec {
     let mut spec = SessionSpec::new(program, cwd);
@@ -228,49 +304,21 @@ fn spec(program: &str, args: &[&str], cwd: &Path) -> SessionSpec {
     spec
 }
 
-/// Our session: spawn to reported exit. Seconds.
-fn ours(file: &Path, recording: Option<PathBuf>, expected: u64) -> f64 {
+/// The library's session with a recording: spawn to reported exit. Seconds.
+fn session_round(file: &Path, expected: u64) -> f64 {
     let dir = file.parent().expect("file dir");
     let mut spec = spec("cat", &[file.to_str().expect("utf-8 path")], dir);
-    spec.recording = recording;
+    let cast = dir.join("session.cast");
+    spec.recording = Some(cast.clone());
     let t = Instant::now();
     let s = Session::spawn(spec, Arc::new(|| {})).expect("spawn cat");
-    let exit = s.wait_timeout(Duration::from_secs(300));
+    let exit = s.wait_timeout(PATIENCE);
     let secs = t.elapsed().as_secs_f64();
-    let exit = exit.expect("cat did not finish in 300 s");
+    let exit = exit.expect("cat did not finish in time");
     assert!(exit.success, "cat: {exit}");
     assert_eq!(s.bytes_read(), expected, "bytes read by the session");
-    secs
-}
-
-/// tmux: new-session to the `done` signal. Seconds.
-fn tmux_round(tmp: &Path, file: &Path, round: usize) -> f64 {
-    let sock = tmp.join(format!("tmux-{round}.sock"));
-    let cmd = format!(
-        "cat {}; tmux -S {} wait-for -S done",
-        shell_quote(file.to_str().expect("utf-8 path")),
-        shell_quote(sock.to_str().expect("utf-8 path"))
-    );
-    let t = Instant::now();
-    run_ok(
-        tmux(&sock).args([
-            "new-session",
-            "-d",
-            "-x",
-            &COLS.to_string(),
-            "-y",
-            &ROWS.to_string(),
-            &cmd,
-        ]),
-        "tmux new-session",
-    );
-    run_ok(tmux(&sock).args(["wait-for", "done"]), "tmux wait-for");
-    let secs = t.elapsed().as_secs_f64();
-    let _ = tmux(&sock)
-        .arg("kill-server")
-        .stderr(Stdio::null())
-        .status();
-    let _ = std::fs::remove_file(&sock);
+    drop(s);
+    let _ = std::fs::remove_file(&cast);
     secs
 }
 
@@ -310,7 +358,7 @@ fn raw_pty(file: &Path, expected: u64) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Memory per agent.
 
-fn rss_kib(pid: &str) -> u64 {
+fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()
@@ -320,50 +368,89 @@ fn rss_kib(pid: &str) -> u64 {
         .expect("VmRSS")
 }
 
-/// The bytes `seq 1 N` prints through a PTY (`\n` becomes `\r\n`).
-fn seq_pty_bytes(n: u32) -> u64 {
-    (1..=n).map(|i| i.to_string().len() as u64 + 2).sum()
+/// 5,000 agent-like lines and the end marker.
+fn agent_lines(path: &Path) -> u64 {
+    let mut rng = Rng(0x6c69_6e65_7321);
+    let mut out = String::new();
+    for i in 0..MEM_LINES {
+        match i % 4 {
+            0 => {
+                sgr(&mut rng, &mut out);
+                out.push_str("⏺ \x1b[0m\x1b[1mBash\x1b[0m(");
+                words(&mut rng, &mut out, 8);
+                out.push_str(")  ⎿  ");
+                sgr(&mut rng, &mut out);
+                words(&mut rng, &mut out, 8);
+            }
+            1 => {
+                out.push_str("\x1b[32m+    ");
+                words(&mut rng, &mut out, 14);
+            }
+            2 => {
+                let _ = write!(out, "test tests::case_{i} ... \x1b[32mok\x1b[0m   ");
+                words(&mut rng, &mut out, 10);
+            }
+            _ => {
+                out.push_str("\x1b[2m  ");
+                words(&mut rng, &mut out, 16);
+            }
+        }
+        out.push_str("\x1b[0m\n");
+    }
+    out.push_str(MEM_END);
+    out.push('\n');
+    std::fs::write(path, &out).expect("write the lines");
+    out.len() as u64
 }
 
 fn memory(tmp: &Path, with_tmux: bool) {
     println!("== memory per agent ==");
-    let script = format!("seq 1 {MEM_LINES}; sleep 30");
-    let expected = seq_pty_bytes(MEM_LINES);
-    let before = rss_kib("self");
-    let sessions: Vec<Session> = (0..MEM_AGENTS)
-        .map(|_| {
-            Session::spawn(spec("sh", &["-c", &script], tmp), Arc::new(|| {})).expect("spawn sh")
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(25);
-    while sessions.iter().any(|s| s.bytes_read() < expected) {
-        assert!(
-            Instant::now() < deadline,
-            "the sessions did not print their {MEM_LINES} lines in time"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    let lines = tmp.join("lines.txt");
+    let bytes = agent_lines(&lines);
+    let script = format!(
+        "cat {}; exec sleep 3600",
+        shell_quote(lines.to_str().expect("utf-8 path"))
+    );
+    println!("{MEM_LINES} agent-like lines, {bytes} bytes, each agent prints them and idles");
+
+    let gt = Gt::setup(&tmp.join("memory"));
+    let scrollback = std::env::var("GT_BENCH_SCROLLBACK")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_SCROLLBACK);
+    if scrollback != DEFAULT_SCROLLBACK {
+        let cfg = gt.town.join("town.toml");
+        let text = std::fs::read_to_string(&cfg).expect("town.toml");
+        std::fs::write(
+            &cfg,
+            format!("{text}\n[terminal]\nscrollback_lines = {scrollback}\n"),
+        )
+        .expect("town.toml");
     }
-    // `bytes_read` counts a chunk before it is parsed: let the last ones land.
+    gt.shell_runtime("printer", &script);
+    gt.cmd(true).arg("up").ok("up");
+    let engine = gt.engine_pid();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = rss_kib(engine);
+    let agents = gt.sling_with(MEM_AGENTS, "print lines", "printer");
+    wait("every agent's last line", || {
+        agents.iter().all(|a| {
+            let out = gt.cmd(true).args(["capture", a]).ok("capture");
+            String::from_utf8_lossy(&out.stdout).contains(MEM_END)
+        })
+    });
     std::thread::sleep(Duration::from_millis(500));
-    let after = rss_kib("self");
-    let history = sessions[0].with_screen(|s| s.scrollback_len());
+    let after = rss_kib(engine);
     let delta = after.saturating_sub(before);
     println!(
-        "ours: {MEM_AGENTS} sessions at {ROWS}x{COLS}, scrollback {DEFAULT_SCROLLBACK} (held: {history} lines), \
-         each printed {MEM_LINES} lines and idles"
+        "engine: {MEM_AGENTS} agents at {ROWS}x{COLS}, recording on, {scrollback} lines of scrollback in memory (the rest on disk)"
     );
     println!(
         "  VmRSS {before} KiB -> {after} KiB: +{delta} KiB, {:.0} KiB ({:.2} MiB) per agent",
         delta as f64 / MEM_AGENTS as f64,
         delta as f64 / MEM_AGENTS as f64 / 1024.0
     );
-    for s in &sessions {
-        let _ = s.kill();
-    }
-    for s in &sessions {
-        let _ = s.wait_timeout(Duration::from_secs(5));
-    }
-    drop(sessions);
+    gt.cmd(true).arg("down").ok("down");
 
     if with_tmux {
         let sock = tmp.join("tmux-mem.sock");
@@ -375,51 +462,49 @@ fn memory(tmp: &Path, with_tmux: bool) {
                 &COLS.to_string(),
                 "-y",
                 &ROWS.to_string(),
-                "sleep 120",
+                "sleep 3600",
             ]),
             "tmux new-session",
         );
-        let pid = run_ok(
+        let pid: u32 = run_ok(
             tmux(&sock).args(["display-message", "-p", "#{pid}"]),
             "tmux display-message",
         )
         .trim()
-        .to_string();
+        .parse()
+        .expect("tmux pid");
         let limit = run_ok(
             tmux(&sock).args(["show-options", "-g", "-v", "history-limit"]),
             "tmux show-options",
         )
         .trim()
         .to_string();
-        // tmux drops the oldest tenth of a full history at once: it never sits at the limit.
-        let want: u64 = limit.parse::<u64>().unwrap_or(2000) * 8 / 10;
-        let before = rss_kib(&pid);
+        let before = rss_kib(pid);
         for _ in 0..MEM_AGENTS {
             run_ok(
-                tmux(&sock).args(["new-window", "-d", &script]),
+                tmux(&sock).args([
+                    "new-window",
+                    "-d",
+                    &format!("sh -c {}", shell_quote(&script)),
+                ]),
                 "new-window",
             );
         }
-        let deadline = Instant::now() + Duration::from_secs(25);
-        loop {
+        wait("every window's last line", || {
             let out = run_ok(
-                tmux(&sock).args(["list-panes", "-a", "-F", "#{history_size}"]),
+                tmux(&sock).args(["list-panes", "-a", "-F", "#{pane_id}"]),
                 "list-panes",
             );
-            let full = out
-                .lines()
-                .filter_map(|l| l.trim().parse::<u64>().ok())
-                .filter(|&h| h >= want)
-                .count();
-            if full >= MEM_AGENTS {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the tmux windows did not fill");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // The last lines of each window.
+            out.lines().skip(1).all(|pane| {
+                run_ok(
+                    tmux(&sock).args(["capture-pane", "-p", "-t", pane]),
+                    "capture-pane",
+                )
+                .contains(MEM_END)
+            })
+        });
         std::thread::sleep(Duration::from_millis(500));
-        let after = rss_kib(&pid);
+        let after = rss_kib(pid);
         let delta = after.saturating_sub(before);
         println!("tmux: {MEM_AGENTS} windows of one server, history-limit {limit}, same program");
         println!(
@@ -584,16 +669,36 @@ fn sgr(rng: &mut Rng, out: &mut String) {
     }
 }
 
+/// Which stream to generate.
+#[derive(Clone, Copy)]
+enum Mix {
+    /// Everything but full redraws: coloured lines, spinners, cursor moves, wraps, diffs.
+    Log,
+    /// Synchronized frames that clear the screen and the scrollback and repaint 38 rows.
+    Redraw,
+}
+
+impl Mix {
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Log => "log",
+            Mix::Redraw => "redraw",
+        }
+    }
+}
+
 /// One block of agent-like output; returns its kind.
-fn block(rng: &mut Rng, out: &mut String) -> usize {
-    let kind = match rng.below(100) {
-        0..=29 => 0,
-        30..=44 => 1,
-        45..=54 => 2,
-        55..=61 => 3,
-        62..=76 => 4,
-        77..=91 => 5,
-        _ => 6,
+fn block(rng: &mut Rng, out: &mut String, mix: Mix) -> usize {
+    let kind = match mix {
+        Mix::Redraw => 3,
+        Mix::Log => match rng.below(93) {
+            0..=29 => 0,
+            30..=44 => 1,
+            45..=54 => 2,
+            55..=69 => 4,
+            70..=84 => 5,
+            _ => 6,
+        },
     };
     match kind {
         // A tool-call or think line with colours.
@@ -653,9 +758,10 @@ fn block(rng: &mut Rng, out: &mut String) -> usize {
             words(rng, out, n);
             out.push('\n');
         }
-        // A full redraw inside synchronized output: clear, a box, content, a prompt.
+        // A full redraw inside synchronized output: clear the screen and the scrollback, a
+        // box, content, a prompt.
         3 => {
-            out.push_str("\x1b[?2026h\x1b[H\x1b[2J");
+            out.push_str("\x1b[?2026h\x1b[2J\x1b[3J\x1b[H");
             let inner = usize::from(COLS) - 2;
             out.push_str("\x1b[38;5;208m┌");
             out.push_str(&"─".repeat(inner));
@@ -725,7 +831,7 @@ fn block(rng: &mut Rng, out: &mut String) -> usize {
     kind
 }
 
-fn generate(path: &Path, target: u64) -> Stats {
+fn generate(path: &Path, target: u64, mix: Mix) -> Stats {
     let mut rng = Rng(0x6761_7374_6f77_6e21);
     let mut w = BufWriter::new(std::fs::File::create(path).expect("create stream file"));
     let mut stats = Stats::default();
@@ -733,7 +839,7 @@ fn generate(path: &Path, target: u64) -> Stats {
     let mut s = String::new();
     while written < target {
         s.clear();
-        let kind = block(&mut rng, &mut s);
+        let kind = block(&mut rng, &mut s, mix);
         w.write_all(s.as_bytes()).expect("write stream file");
         let n = s.len() as u64;
         written += n;

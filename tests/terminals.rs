@@ -96,7 +96,7 @@ fn a_recorder_slower_than_the_agent_leaves_the_engine_memory_bounded() {
 #[test]
 fn history_reaches_the_first_line_past_a_clear_of_screen_and_scrollback() {
     // 3,000 numbered lines, then what `clear` prints (home, clear the screen, clear the
-    // scrollback: Claude Code does the same), then more. The screen keeps 500 lines; the rest
+    // scrollback: Claude Code does the same), then more. The screen keeps 1,000 lines; the rest
     // is read back from the recording, and nothing the agent cleared is lost.
     let t = sim_town();
     let script = r#"seq -f 'numbered line %g.' 1 3000; printf '\033[H\033[2J\033[3J'; echo after the clear; sleep 600"#;

@@ -3,8 +3,12 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+/// The release binary the benches drive.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gastown-tui");
 
 pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -57,4 +61,116 @@ pub fn pct(sorted: &[f64], p: usize) -> f64 {
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// A town run by the release binary.
+
+/// The binary with a clean environment, optionally pointed at the town.
+pub struct Gt {
+    pub home: PathBuf,
+    pub town: PathBuf,
+}
+
+impl Gt {
+    /// A town at `dir/town` with rig `demo` (from `dir/src`) and `sim` as default runtime.
+    pub fn setup(dir: &Path) -> Gt {
+        std::fs::create_dir_all(dir).expect("bench dir");
+        let gt = Gt {
+            home: dir.to_path_buf(),
+            town: dir.join("town"),
+        };
+        gt.cmd(false).arg("init").arg(&gt.town).ok("init");
+        let src = dir.join("src");
+        source_repo(&src);
+        gt.cmd(true)
+            .args(["rig", "add", "demo"])
+            .arg(&src)
+            .args(["--test-command", "./test.sh"])
+            .ok("rig add");
+        gt.cmd(true)
+            .args(["config", "default-runtime", "sim"])
+            .ok("config default-runtime");
+        gt
+    }
+
+    pub fn cmd(&self, with_town: bool) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_remove("GT_TOWN")
+            .env_remove("GT_AGENT")
+            .env_remove("BD_ACTOR")
+            .env("HOME", &self.home);
+        if with_town {
+            c.arg("--town").arg(&self.town);
+        }
+        c
+    }
+
+    /// The pid of the town's engine, if one runs (`gastown-tui status --json`).
+    pub fn engine(&self) -> Option<u32> {
+        let out = self.cmd(true).args(["status", "--json"]).ok("status");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+        v["engine"]["pid"].as_u64().map(|p| p as u32)
+    }
+
+    /// The pid of the engine that a cockpit just started.
+    pub fn engine_pid(&self) -> u32 {
+        self.engine()
+            .expect("an engine runs once a cockpit is open")
+    }
+
+    /// `n` beads with `description`, each slung to `demo` (a new polecat each); their agents.
+    pub fn sling_many(&self, n: usize, description: &str) -> Vec<String> {
+        self.sling_with(n, description, "sim")
+    }
+
+    /// The same with the agents on `runtime`.
+    pub fn sling_with(&self, n: usize, description: &str, runtime: &str) -> Vec<String> {
+        (1..=n)
+            .map(|i| {
+                let out = self
+                    .cmd(true)
+                    .args(["bead", "create", &format!("Bench agent {i}")])
+                    .args(["-d", description, "--json"])
+                    .ok("bead create");
+                let bead = json_field(&out.stdout, "id");
+                let out = self
+                    .cmd(true)
+                    .args(["sling", &bead, "demo", "--runtime", runtime, "--json"])
+                    .ok("sling");
+                json_field(&out.stdout, "agent")
+            })
+            .collect()
+    }
+
+    /// Sets runtime `name` to run `sh -c SCRIPT`.
+    pub fn shell_runtime(&self, name: &str, script: &str) {
+        self.cmd(true)
+            .args(["config", "runtime", "set", name, "--", "sh", "-c", script])
+            .ok("config runtime set");
+    }
+
+    /// An agent's worktree (its runtime's working directory).
+    pub fn worktree(&self, agent: &str) -> PathBuf {
+        self.town.join("demo/polecats").join(agent)
+    }
+}
+
+pub trait Run {
+    fn ok(&mut self, what: &str) -> Output;
+}
+
+impl Run for Command {
+    fn ok(&mut self, what: &str) -> Output {
+        let out = self
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {BIN}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
 }

@@ -12,6 +12,12 @@
 //! - DEC special graphics (`ESC ( 0`, `ESC ) 0` + SO/SI): line-drawing bytes are translated to
 //!   Unicode box-drawing characters before the emulator sees them;
 //! - the synchronized-output flag (`CSI ? 2026 h/l`);
+//! - a compact history: vt100 keeps no scrollback (32 bytes a cell, every row full width);
+//!   rows that scroll off are kept as SGR-formatted text, about a byte a character, and a
+//!   view scrolled back is drawn from them ([`Screen::set_view_offset`]). Clearing the screen
+//!   can scroll it into the history first, as tmux does ([`Screen::set_scroll_on_clear`]);
+//! - a collecting mode for replaying recordings into a whole history ([`Screen::collector`],
+//!   [`crate::agent::history`]);
 //! - containment: every call into the emulator is guarded with `catch_unwind`; a panic rebuilds
 //!   the emulator at the same size from a bounded tail of recent output (or blank, if replaying
 //!   the tail panics too).
@@ -171,15 +177,23 @@ pub enum MouseEncoding {
     Sgr,
 }
 
-/// The emulator's callbacks: the window title, the bell, and rows leaving the history.
+/// The emulator's callbacks: the window title, the bell, and rows leaving the screen.
+///
+/// The emulator keeps no history of its own (32 bytes a cell, every row the full width): rows
+/// that scroll off the top of the main screen are kept here as basic formatted text (SGR
+/// sequences and text, about a byte a character), the newest `keep` of them.
 #[derive(Default)]
 struct Hooks {
     title: String,
     bells: u64,
-    /// Rows of the main screen that left the top of the history (or of the screen, with no
-    /// history) since the screen started.
-    discarded: u64,
-    /// When collecting ([`Screen::collector`]): those rows and the clears, in order.
+    /// Rows of the main screen that scrolled off the top since the screen started.
+    scrolled: u64,
+    /// The history: the newest rows that scrolled off, at most `keep`.
+    lines: std::collections::VecDeque<String>,
+    keep: usize,
+    /// While replaying recent output into a rebuilt emulator: its rows are in `lines` already.
+    muted: bool,
+    /// When collecting ([`Screen::collector`]): the rows and the clears, in order.
     collect: Option<Vec<Collected>>,
 }
 
@@ -213,17 +227,25 @@ impl vt100::Callbacks for Hooks {
     // pane decides the size, not the program.
 
     fn on_scroll(&mut self, row: vt100::capture::RowContents<'_>, alternate_screen: bool) {
-        if alternate_screen {
+        if alternate_screen || self.muted {
             return;
         }
-        self.discarded = self.discarded.wrapping_add(1);
-        if let Some(rows) = &mut self.collect {
-            let mut text = String::new();
-            let mut state = vt100::capture::BasicFormattedCaptureState::new();
-            // Writing into a String cannot fail.
-            let _ = row.write_formatted_basic(&mut text, &mut state);
-            rows.push(Collected::Scrolled(text));
+        self.scrolled = self.scrolled.wrapping_add(1);
+        if self.collect.is_none() && self.keep == 0 {
+            return;
         }
+        let mut text = String::new();
+        let mut state = vt100::capture::BasicFormattedCaptureState::new();
+        // Writing into a String cannot fail.
+        let _ = row.write_formatted_basic(&mut text, &mut state);
+        if let Some(rows) = &mut self.collect {
+            rows.push(Collected::Scrolled(text));
+            return;
+        }
+        if self.lines.len() >= self.keep {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(text);
     }
 }
 
@@ -242,6 +264,8 @@ pub struct Screen {
     out: Vec<u8>,
     replies: Vec<u8>,
     tail: Tail,
+    /// The view scrolled back into the history ([`Screen::set_view_offset`]), and how far.
+    view: Option<(usize, Box<Screen>)>,
     rebuilds: u64,
     #[cfg(test)]
     panics_to_inject: u32,
@@ -263,8 +287,12 @@ impl Screen {
     /// `scrollback` lines of history.
     pub fn new(rows: u16, cols: u16, scrollback: usize) -> Screen {
         let (rows, cols) = clamp_size(rows, cols);
+        let hooks = Hooks {
+            keep: scrollback,
+            ..Hooks::default()
+        };
         Screen {
-            parser: new_parser(rows, cols, scrollback, Hooks::default()),
+            parser: new_parser(rows, cols, hooks),
             rows,
             cols,
             scrollback,
@@ -274,6 +302,7 @@ impl Screen {
             out: Vec::new(),
             replies: Vec::new(),
             tail: Tail::default(),
+            view: None,
             rebuilds: 0,
             #[cfg(test)]
             panics_to_inject: 0,
@@ -290,10 +319,7 @@ impl Screen {
     /// Lines that have scrolled off the top of the main screen since it started, whether the
     /// history still holds them or not (the program may have cleared it).
     pub fn history_seen(&self) -> u64 {
-        self.parser
-            .callbacks()
-            .discarded
-            .saturating_add(self.scrollback_len() as u64)
+        self.parser.callbacks().scrolled
     }
 
     /// A screen that keeps no history itself and reports every row that scrolls off the top
@@ -329,7 +355,7 @@ impl Screen {
         let mut current = Pen::default();
         let mut blanks = 0usize;
         for col in 0..self.cols {
-            let Some(cell) = self.cell(row, col) else {
+            let Some(cell) = self.live_cell(row, col) else {
                 break;
             };
             if cell.wide_continuation {
@@ -500,34 +526,29 @@ impl Screen {
     }
 
     fn capture_inner(&mut self, scrollback: bool) -> String {
-        let rows = usize::from(self.rows);
         let cols = self.cols;
-        let screen = self.parser.screen_mut();
-        let saved = screen.scrollback();
         let mut out = String::new();
         if scrollback {
-            let len = screen.scrollback_len();
-            let mut done = 0;
-            while done < len {
-                // With offset k, the view starts k rows up in the history.
-                screen.set_scrollback(len - done);
-                let take = (len - done).min(rows);
-                for row in screen.rows(0, cols).take(take) {
-                    push_row(&mut out, &row);
-                }
-                done += take;
+            for line in &self.parser.callbacks().lines {
+                push_row(&mut out, &plain(line));
             }
         }
-        screen.set_scrollback(0);
-        for row in screen.rows(0, cols) {
+        for row in self.parser.screen().rows(0, cols) {
             push_row(&mut out, &row);
         }
-        screen.set_scrollback(saved);
         out
     }
 
     /// The cell at `row`, `col` of the current view (0-based), if inside the screen.
     pub fn cell(&self, row: u16, col: u16) -> Option<Cell<'_>> {
+        if let Some((_, view)) = &self.view {
+            return view.cell(row, col);
+        }
+        self.live_cell(row, col)
+    }
+
+    /// The cell at `row`, `col` of the live screen, whatever the view.
+    fn live_cell(&self, row: u16, col: u16) -> Option<Cell<'_>> {
         let c = self.parser.screen().cell(row, col)?;
         Some(Cell {
             text: c.contents(),
@@ -616,20 +637,36 @@ impl Screen {
 
     /// Lines of history kept above the screen.
     pub fn scrollback_len(&self) -> usize {
-        self.parser.screen().scrollback_len()
+        self.parser.callbacks().lines.len()
     }
 
     /// Scrolls the view `rows` lines up into the history (0 = the live screen); returns the
-    /// offset actually set (clamped to the history's length). [`Screen::cell`] reads the view.
+    /// offset actually set (clamped to the history's length). [`Screen::cell`] reads the view,
+    /// as it was when the offset was set (set it again to follow new output).
     pub fn set_view_offset(&mut self, rows: usize) -> usize {
-        let screen = self.parser.screen_mut();
-        screen.set_scrollback(rows);
-        screen.scrollback()
+        let lines = &self.parser.callbacks().lines;
+        let offset = rows.min(lines.len());
+        if offset == 0 {
+            self.view = None;
+            return 0;
+        }
+        let screen = self.formatted_rows();
+        let lines = &self.parser.callbacks().lines;
+        let first = lines.len() - offset;
+        let rows: Vec<&str> = lines
+            .range(first..)
+            .map(String::as_str)
+            .chain(screen.iter().map(String::as_str))
+            .take(usize::from(self.rows))
+            .collect();
+        let view = Screen::from_rows(self.rows, self.cols, rows);
+        self.view = Some((offset, Box::new(view)));
+        offset
     }
 
     /// The current view offset (0 = the live screen).
     pub fn view_offset(&self) -> usize {
-        self.parser.screen().scrollback()
+        self.view.as_ref().map_or(0, |(offset, _)| *offset)
     }
 
     /// How many times the emulator was rebuilt after a panic.
@@ -676,15 +713,11 @@ impl Screen {
                     }
                 }
                 Step::Erase(mode) => {
-                    let collecting = self.parser.callbacks().collect.is_some();
-                    let wanted = collecting || (self.scroll_on_clear && mode == 2);
-                    if wanted {
-                        // The emulator sees the sequence up to its final byte.
-                        self.emulate(&bytes[start..i]);
-                        start = i;
-                    }
-                    if wanted && !self.parser.screen().alternate_screen() {
-                        if collecting {
+                    // The emulator sees the sequence up to its final byte first.
+                    self.emulate(&bytes[start..i]);
+                    start = i;
+                    if !self.parser.screen().alternate_screen() {
+                        if self.parser.callbacks().collect.is_some() {
                             let event = if mode == 2 {
                                 Collected::ClearedScreen(self.rows_with_text())
                             } else {
@@ -693,7 +726,10 @@ impl Screen {
                             if let Some(c) = &mut self.parser.callbacks_mut().collect {
                                 c.push(event);
                             }
-                        } else {
+                        } else if mode == 3 {
+                            self.parser.callbacks_mut().lines.clear();
+                            self.view = None;
+                        } else if self.scroll_on_clear {
                             self.scroll_into_history(bytes[i]);
                             start = i + 1;
                         }
@@ -816,10 +852,12 @@ impl Screen {
     /// the recent output; if the replay panics too, the screen starts blank.
     fn rebuild(&mut self) {
         self.rebuilds += 1;
-        let hooks = std::mem::take(self.parser.callbacks_mut());
-        self.parser = new_parser(self.rows, self.cols, self.scrollback, hooks);
+        let mut hooks = std::mem::take(self.parser.callbacks_mut());
+        hooks.muted = true;
+        self.parser = new_parser(self.rows, self.cols, hooks);
         self.scan = Scanner::default();
         self.out.clear();
+        self.view = None;
         let tail = std::mem::take(&mut self.tail);
         let replay = catch_unwind(AssertUnwindSafe(|| {
             #[cfg(test)]
@@ -831,6 +869,7 @@ impl Screen {
                 self.feed(part, false);
             }
         }));
+        self.parser.callbacks_mut().muted = false;
         match replay {
             Ok(()) => self.tail = tail,
             Err(payload) => {
@@ -839,7 +878,7 @@ impl Screen {
                     "terminal emulator panicked again replaying recent output; starting blank"
                 );
                 let hooks = std::mem::take(self.parser.callbacks_mut());
-                self.parser = new_parser(self.rows, self.cols, self.scrollback, hooks);
+                self.parser = new_parser(self.rows, self.cols, hooks);
                 self.scan = Scanner::default();
                 self.out.clear();
             }
@@ -847,9 +886,10 @@ impl Screen {
     }
 }
 
-fn new_parser(rows: u16, cols: u16, scrollback: usize, hooks: Hooks) -> vt100::Parser<Hooks> {
+/// The emulator keeps no history: rows that scroll off go to the hooks.
+fn new_parser(rows: u16, cols: u16, hooks: Hooks) -> vt100::Parser<Hooks> {
     let (r, c) = nonzero(rows, cols);
-    vt100::Parser::new_with_callbacks(r, c, scrollback, hooks)
+    vt100::Parser::new_with_callbacks(r, c, 0, hooks)
 }
 
 fn nonzero(rows: u16, cols: u16) -> (std::num::NonZeroU16, std::num::NonZeroU16) {

@@ -27,10 +27,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Lines of history a screen keeps in memory by default (`[terminal] scrollback_lines`). Each
-/// costs about 32 bytes per column; older history is read back from the recording
+/// Lines of history a screen keeps in memory by default (`[terminal] scrollback_lines`), as
+/// text (about a byte a character); older history is read back from the recording
 /// ([`crate::agent::history`]).
-pub const DEFAULT_SCROLLBACK: usize = 500;
+pub const DEFAULT_SCROLLBACK: usize = 1_000;
 
 /// Bytes read from the PTY at a time.
 const READ_BUFFER: usize = 64 * 1024;

@@ -383,7 +383,9 @@ impl HistoryJob {
                 .session
                 .with_screen(|s| (s.application_cursor(), s.bracketed_paste()));
             grid.state.view_offset = offset;
-            grid.state.history = h.len().max(saturating(self.session.history_seen()));
+            // The real length: the live screen only knows an upper bound (lines it saw,
+            // reprints counted each time).
+            grid.state.history = h.len();
             grid.state.application_cursor = application_cursor;
             grid.state.bracketed_paste = bracketed_paste;
             Ok(grid)
