@@ -287,6 +287,9 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
 /// Output waiting for the recorder thread beyond this makes the session's reader wait (see
 /// [`RecorderLink::wait_room`]).
 pub const QUEUE_BYTES: usize = 1 << 20;
+/// Below this much output waiting, the writer waits up to [`GATHER`] for more.
+const GATHER_BYTES: usize = 32 * 1024;
+const GATHER: Duration = Duration::from_millis(2);
 /// Outputs handed over within this of the first one waiting are written as one event.
 const COALESCE: Duration = Duration::from_millis(20);
 
@@ -421,14 +424,18 @@ impl RecorderThread {
     }
 
     /// Hands over a chunk of output. Never blocks (see [`RecorderLink::wait_room`]).
-    pub fn output(&self, bytes: &[u8]) {
+    pub fn output(&self, bytes: Vec<u8>) {
         let at = self.start.elapsed();
         let mut q = self.pipe.lock();
+        let idle = q.items.is_empty();
         q.waiting += bytes.len();
         q.handed += bytes.len() as u64;
-        q.items.push_back(RecMsg::Output(at, bytes.to_vec()));
+        q.items.push_back(RecMsg::Output(at, bytes));
         drop(q);
-        self.pipe.work.notify_one();
+        // A writer with work in hand takes this with it; only one waiting needs waking.
+        if idle {
+            self.pipe.work.notify_one();
+        }
     }
 
     /// Hands over a resize. Never blocks.
@@ -490,6 +497,15 @@ fn write_loop(mut rec: Recorder, pipe: &Pipe, rate: Option<u64>) {
         }
         if q.items.is_empty() {
             break;
+        }
+        // A little output: let more gather, so a busy agent costs a write per batch, not per
+        // read.
+        if q.waiting < GATHER_BYTES && !q.closed {
+            q = pipe
+                .work
+                .wait_timeout(q, GATHER)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         let batch: Vec<RecMsg> = q.items.drain(..).collect();
         drop(q);

@@ -729,7 +729,9 @@ impl Screen {
                         } else if mode == 3 {
                             self.parser.callbacks_mut().lines.clear();
                             self.view = None;
-                        } else if self.scroll_on_clear {
+                        } else if self.scroll_on_clear && !bytes[i + 1..].starts_with(b"\x1b[3J") {
+                            // (A clear of the history right after would drop the rows again:
+                            // Claude Code clears both for every frame.)
                             self.scroll_into_history(bytes[i]);
                             start = i + 1;
                         }
@@ -1707,7 +1709,14 @@ mod tests {
             "new\n\n\n\n",
             "CSI 3 J clears it, as in tmux"
         );
-        assert_eq!(s.history_seen(), 2, "but the lines were seen");
+        // Directly followed by the clear of the history, the clear of the screen pushes
+        // nothing (it would be dropped at once); split across reads, it is pushed and dropped.
+        assert_eq!(s.history_seen(), 0);
+        let mut split = Screen::new(4, 10, 100);
+        split.set_scroll_on_clear(true);
+        split.process(b"one\r\ntwo\x1b[H\x1b[2J");
+        split.process(b"\x1b[3Jnew");
+        assert_eq!(split.capture(true), "new\n\n\n\n");
     }
 
     #[test]

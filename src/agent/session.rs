@@ -34,6 +34,8 @@ pub const DEFAULT_SCROLLBACK: usize = 1_000;
 
 /// Bytes read from the PTY at a time.
 const READ_BUFFER: usize = 64 * 1024;
+/// Chunks read and not parsed yet (each at most [`READ_BUFFER`]).
+const PARSE_QUEUE: usize = 4;
 /// Messages (writes, replies) that may wait for the control thread.
 const INPUT_QUEUE: usize = 1024;
 /// Exit polling: first and longest interval.
@@ -330,13 +332,20 @@ impl Session {
         let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
         let name = pid.map_or_else(|| spec.program.clone(), |p| p.to_string());
 
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel(PARSE_QUEUE);
         let started = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("pty-read-{name}"))
+                .spawn(move || read_loop(&shared, reader, &chunk_tx))
+        }
+        .and_then(|_| {
             let shared = Arc::clone(&shared);
             let tx = tx.clone();
             std::thread::Builder::new()
-                .name(format!("pty-read-{name}"))
-                .spawn(move || read_loop(&shared, reader, &tx))
-        }
+                .name(format!("pty-parse-{name}"))
+                .spawn(move || parse_loop(&shared, &chunk_rx, &tx))
+        })
         .and_then(|_| {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -634,16 +643,13 @@ impl Shared {
     }
 }
 
-fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<Msg>) {
+/// Reads the PTY and hands each chunk to the parser, so reading the next chunk overlaps with
+/// parsing this one (the kernel's terminal layer and the emulator each take about half the
+/// time of a busy agent's output). Ends at the end of output.
+fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, chunks: &SyncSender<Vec<u8>>) {
     background_priority();
     let mut buf = vec![0u8; READ_BUFFER];
-    let room = lock(&shared.recorder).as_ref().map(RecorderThread::link);
     loop {
-        // A recorder behind by more than its queue holds: let it catch up before reading more
-        // (the program waits on its full terminal meanwhile).
-        if let Some(room) = &room {
-            room.wait_room();
-        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -655,25 +661,36 @@ fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<
                 break;
             }
         };
-        let chunk = &buf[..n];
-        shared.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-        let since = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        shared.last_output.store(since, Ordering::Relaxed);
+        if chunks.send(buf[..n].to_vec()).is_err() {
+            break;
+        }
+    }
+}
 
+/// Parses what the reader read into the screen, records it and calls `notify`; at the end of
+/// output, finishes the recording and says the output is done.
+fn parse_loop(shared: &Shared, chunks: &Receiver<Vec<u8>>, tx: &SyncSender<Msg>) {
+    background_priority();
+    let room = lock(&shared.recorder).as_ref().map(RecorderThread::link);
+    for chunk in chunks {
         // One reader parses at a time, process-wide: the others sleep instead of being
         // preempted while holding their screen's lock (which is what a view waits on).
         let (gate, mut screen) = ParseGate::with_screen(&shared.screen);
-        screen.process(chunk);
+        screen.process(&chunk);
         let replies = screen.take_replies();
         // Take the recorder before letting go of the screen so events are recorded in the
         // order the screen saw them (see `Session::resize`).
         let recorder = lock(&shared.recorder);
         drop(screen);
+        drop(gate);
+        let n = chunk.len();
         if let Some(rec) = recorder.as_ref() {
             rec.output(chunk);
         }
         drop(recorder);
-        drop(gate);
+        shared.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        let since = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared.last_output.store(since, Ordering::Relaxed);
         if !replies.is_empty() {
             if let Err(TrySendError::Full(_)) = tx.try_send(Msg::Input(replies)) {
                 tracing::warn!(
@@ -683,6 +700,11 @@ fn read_loop(shared: &Shared, mut reader: Box<dyn Read + Send>, tx: &SyncSender<
             }
         }
         (shared.notify)();
+        // A recorder behind by more than its queue holds: let it catch up before parsing more
+        // (the reader, then the program, wait meanwhile).
+        if let Some(room) = &room {
+            room.wait_room();
+        }
     }
     // Everything read is on disk before the session reports its end.
     let recorder = lock(&shared.recorder).take();
