@@ -22,8 +22,8 @@
 //!   Enter (sent `ENTER_DELAY` = 80 ms after the text, on the next tick) is out, which is
 //!   shown separately as "nudge process exits".
 //!
-//! The sling path includes one wait for the engine's next tick (`engine::TICK` = 50 ms: 0-50
-//! ms, 25 ms on average): a new hook is only seen when the engine looks at the store. A nudge
+//! The sling path includes one wait for the engine's next tick (`engine::TICK` = 100 ms: 0-100
+//! ms, 50 ms on average): a new hook is only seen when the engine looks at the store. A nudge
 //! goes to the engine over its socket and is typed at once.
 //!
 //! ```text

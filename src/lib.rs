@@ -8,7 +8,8 @@
 //!   events, the engine's heartbeat, JSONL interop.
 //! - [`town`]: the town on disk (discovery, `town.toml`, rigs, worktrees, sling).
 //! - [`agent`]: one agent in its PTY ([`agent::session`], [`agent::screen`],
-//!   [`agent::record`]); runtime presets ([`agent::runtime`]); what the town knows of the
+//!   [`agent::record`]); its whole history read back from the recording past the clears
+//!   programs send ([`agent::history`]); runtime presets ([`agent::runtime`]); what the town knows of the
 //!   real programs, their first-run dialogs, fatal start errors, resume and verified versions
 //!   ([`agent::program`]); the built-in `sim` agent ([`agent::sim`]).
 //! - [`engine`]: the only owner of live sessions: reconcile, first contact (answer what the
@@ -27,8 +28,8 @@
 //! # How data flows
 //!
 //! ```text
-//!  agent process ──PTY──> reader thread ──> screen (vt100) ──> recording (.cast)
-//!        ^                    (one per agent, in the engine process)
+//!  agent process ──PTY──> reader ──> parser ──> screen (vt100) ──> recorder ──> .cast
+//!        ^          (threads per agent, in the engine process; bounded queues between)
 //!        │ keys, resizes                       │ cells of changed rows
 //!  ┌─────┴──────────── engine process (`gastown-tui up`) ─────┴──────────────┐
 //!  │ server: one task per client ── sessions map (keys, sizes, screens)      │
@@ -43,10 +44,14 @@
 //!  cockpits / `attach` (clients: any number, each with its own size and view)
 //! ```
 //!
-//! - **Output**: each agent's reader thread parses its PTY output into that agent's screen
-//!   (taking a process-wide parse turn, never while waiting for a screen lock) and appends it
-//!   to the recording. Nothing else copies output: a client gets only the agent it shows, as
-//!   the rows that changed since its last update, at most one update per 16 ms.
+//! - **Output**: each agent's reader thread reads its PTY while its parser thread feeds the
+//!   previous chunk into that agent's screen (taking a process-wide parse turn, never while
+//!   waiting for a screen lock) and hands it to the recorder thread. The queues are bounded: a
+//!   slow disk makes the parser wait, then the reader, then the program, never memory grow.
+//!   The screen keeps its newest history as text; a view scrolled back further is replayed
+//!   from the recording ([`agent::history`]). Nothing else copies output: a client gets only
+//!   the agent it shows, as the rows that changed since its last update, at most one update
+//!   per 16 ms.
 //! - **Input**: keys typed in a drill-down and terminal sizes go from the client's task
 //!   straight to the session (its PTY writer, its resize), never through the engine's loop, so
 //!   git or a busy store cannot hold them up.

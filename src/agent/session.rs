@@ -2,13 +2,16 @@
 //! recorded.
 //!
 //! Threads (plain `std::thread`, no async runtime):
-//! - the *reader* blocks on `read` from the PTY (64 KiB at a time), feeds the screen under a
-//!   short lock, appends to the recording, queues any query replies and calls `notify`. A read
-//!   error after the child exits (EIO on Linux) is the end of output;
+//! - the *reader* blocks on `read` from the PTY (64 KiB at a time) and queues each chunk for
+//!   the parser (at most 4 waiting), so reading overlaps with parsing. A read error after the
+//!   child exits (EIO on Linux) is the end of output;
+//! - the *parser* feeds each chunk to the screen under a short lock, hands it to the recorder
+//!   (its own thread, [`RecorderThread`]; when that falls behind by its bounded queue, the
+//!   parser waits), queues any query replies and calls `notify`;
 //! - the *control* thread owns the PTY writer: it writes typed input and query replies in
 //!   order (so [`Session::write`] never blocks on a program that does not read its input),
-//!   and polls for the child's exit (promptly after the reader sees the end of output,
-//!   backing off to twice a second otherwise);
+//!   and polls for the child's exit once the parser reaches the end of output (a program whose
+//!   children keep its terminal open is found by one process-wide watcher every 2 s);
 //! - [`Session::kill`] sends SIGHUP and, if the program is still alive after a grace period,
 //!   a short-lived thread escalates to SIGKILL.
 //!
@@ -40,7 +43,7 @@ const PARSE_QUEUE: usize = 4;
 const INPUT_QUEUE: usize = 1024;
 /// Exit polling: first and longest interval.
 const POLL_MIN: Duration = Duration::from_millis(5);
-const POLL_MAX: Duration = Duration::from_millis(500);
+const POLL_MAX: Duration = Duration::from_secs(2);
 /// After the child exits, how long to wait for the reader to drain the last output before
 /// reporting the exit anyway (a grandchild may keep the terminal open). Generous: readers take
 /// turns parsing, so on a busy machine the last output can take a while to be read and recorded.
@@ -357,6 +360,7 @@ impl Session {
             return Err(Error::io("start a thread for", &shared.tty, e));
         }
 
+        watch_exit(&shared);
         Ok(Session {
             shared,
             master: Mutex::new(master),
@@ -624,6 +628,9 @@ impl Shared {
 
     fn publish_exit(&self, exit: Exit) {
         let mut status = lock(&self.status);
+        if status.exit.is_some() {
+            return;
+        }
         let deadline = Instant::now() + DRAIN_GRACE;
         while !status.reader_done {
             let now = Instant::now();
@@ -720,8 +727,11 @@ fn parse_loop(shared: &Shared, chunks: &Receiver<Vec<u8>>, tx: &SyncSender<Msg>)
 fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write + Send>) {
     let mut interval = POLL_MIN;
     let mut exited = false;
+    // Until the reader reaches the end of output, nothing polls here: a program's exit closes
+    // its terminal, and the exit watcher covers one whose children keep it open.
+    let mut polling = false;
     loop {
-        let msg = if exited {
+        let msg = if exited || !polling {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
         } else {
             rx.recv_timeout(interval)
@@ -736,7 +746,10 @@ fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write +
                     }
                 }
             }
-            Ok(Msg::Poke) => interval = POLL_MIN,
+            Ok(Msg::Poke) => {
+                polling = true;
+                interval = POLL_MIN;
+            }
             Err(RecvTimeoutError::Timeout) => interval = (interval * 2).min(POLL_MAX),
             Err(RecvTimeoutError::Disconnected) => {
                 // The session is gone (and has signalled the program): reap it. Polling, so
@@ -761,7 +774,7 @@ fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write +
                 return;
             }
         }
-        if !exited {
+        if !exited && polling {
             let polled = lock(&shared.child).try_wait();
             match polled {
                 Ok(None) => {}
@@ -776,6 +789,59 @@ fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write +
             }
         }
     }
+}
+
+/// Sessions whose program's exit the watcher looks for.
+static WATCHED: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
+static WATCHER: std::sync::Once = std::sync::Once::new();
+
+/// Has the exit watcher look for the exit of `shared`'s program while its terminal stays open
+/// (a child of the program holding it): one thread for every session of the process, a look
+/// every [`POLL_MAX`], instead of a timer per session.
+fn watch_exit(shared: &Arc<Shared>) {
+    lock(&WATCHED).push(Arc::downgrade(shared));
+    WATCHER.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("pty-exit-watch".into())
+            .spawn(|| loop {
+                std::thread::sleep(POLL_MAX);
+                let live: Vec<Arc<Shared>> = {
+                    let mut watched = lock(&WATCHED);
+                    watched.retain(|w| w.strong_count() > 0);
+                    watched
+                        .iter()
+                        .filter_map(std::sync::Weak::upgrade)
+                        .collect()
+                };
+                for shared in live {
+                    let open = {
+                        let st = lock(&shared.status);
+                        st.exit.is_none() && !st.reader_done
+                    };
+                    if !open {
+                        continue;
+                    }
+                    // A child lock held elsewhere (a kill, the control thread) is someone
+                    // already looking.
+                    let polled = match shared.child.try_lock() {
+                        Ok(mut child) => child.try_wait(),
+                        Err(_) => continue,
+                    };
+                    let exit = match polled {
+                        Ok(None) => continue,
+                        Ok(Some(s)) => s.into(),
+                        Err(e) => exit_from(Err(e), &shared.program),
+                    };
+                    // Publishing waits a moment for the last output: not on this thread.
+                    let _ = std::thread::Builder::new()
+                        .name("pty-exit".into())
+                        .spawn(move || shared.publish_exit(exit));
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!("could not start the exit watcher: {e}");
+        }
+    });
 }
 
 fn exit_from(status: std::io::Result<portable_pty::ExitStatus>, program: &str) -> Exit {

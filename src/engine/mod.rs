@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, watch};
 
 /// How often the engine looks at the store and its sessions.
-pub const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(100);
 /// How often the heartbeat is written.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Reconcile at least this often even when the store did not change.

@@ -94,6 +94,10 @@ prefix = {prefix}
 
 # [store]
 # flush_debounce = "2s"           # delay before .beads/issues.jsonl is rewritten
+
+# [terminal]
+# scrollback_lines = 1000         # history each agent's terminal keeps in memory; older
+#                                 # history is read back from its recording
 "#,
         name = toml_string(name),
         prefix = toml_string(prefix),

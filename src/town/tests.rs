@@ -164,6 +164,28 @@ fn bad_duration_names_line_and_key() {
 }
 
 #[test]
+fn the_terminal_scrollback_is_bounded_and_named_when_wrong() {
+    let c = TownConfig::parse(
+        "[terminal]\nscrollback_lines = 200\n",
+        Path::new("/tmp/t/town.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.terminal.scrollback_lines, 200);
+    assert_eq!(
+        TownConfig::new("x").terminal.scrollback_lines as usize,
+        crate::agent::DEFAULT_SCROLLBACK
+    );
+    assert_eq!(
+        bad("name = \"x\"\n[terminal]\nscrollback_lines = 200000\n"),
+        "/tmp/t/town.toml:3: terminal.scrollback_lines: must be at most 100000"
+    );
+    assert_eq!(
+        bad("[terminal]\nscrollback_lines = \"lots\"\n"),
+        "/tmp/t/town.toml:2: terminal.scrollback_lines: expected a whole number, found a string"
+    );
+}
+
+#[test]
 fn unknown_keys_name_the_dotted_path_and_the_choices() {
     let msg = bad("name = \"x\"\nprefix = \"gt\"\nmax_polecat = 3\n");
     assert!(
@@ -932,6 +954,7 @@ fn template_documents_every_key_with_its_default() {
         "reap_after",
         "max_restarts",
         "flush_debounce",
+        "scrollback_lines",
     ] {
         assert!(text.contains(&format!("{key} = ")), "template lacks {key}");
     }
