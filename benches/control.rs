@@ -33,13 +33,12 @@
 
 mod common;
 
-use common::{json_field, machine, ms, pct, source_repo};
+use common::{json_field, machine, ms, pct, Gt, Run, BIN};
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gastown-tui");
 /// Give up on any one wait after this long.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -53,25 +52,13 @@ fn main() {
         .prefix("gt-bench-control-")
         .tempdir()
         .expect("temp dir");
-    let town = tmp.path().join("town");
-    let gt = Gt {
-        home: tmp.path().to_path_buf(),
-        town: town.clone(),
-    };
-
     println!("== machine ==");
     println!("{}", machine());
     println!("binary: {BIN}");
     println!();
 
-    gt.cmd(false).arg("init").arg(&town).ok("init");
-    let src = tmp.path().join("src");
-    source_repo(&src);
-    gt.cmd(true)
-        .args(["rig", "add", "demo"])
-        .arg(&src)
-        .args(["--test-command", "./test.sh"])
-        .ok("rig add");
+    let gt = Gt::setup(tmp.path());
+    let town = gt.town.clone();
 
     let t = Instant::now();
     let engine = Engine(
@@ -211,9 +198,10 @@ fn main() {
         );
     }
     println!(
-        "({rounds} rounds; engine tick 50 ms: the sling path includes one wait for it, 0-50 ms; \
+        "({rounds} rounds; engine tick {} ms: the sling path includes one wait for it; \
          a nudge goes over the engine's socket and is typed at once; its Enter goes 80 ms after \
-         the text, on a tick, and is not part of 'bytes in the PTY')"
+         the text, on a tick, and is not part of 'bytes in the PTY')",
+        gastown_tui::engine::TICK.as_millis()
     );
 
     let t = Instant::now();
@@ -225,53 +213,10 @@ fn main() {
     println!("== end: {}", machine());
 }
 
-/// A delay of 0-49 ms that spreads the rounds over the engine's tick (deterministic).
+/// A delay of 0-99 ms that spreads the rounds over the engine's tick (deterministic).
 fn jitter(round: usize, salt: usize) -> Duration {
-    let ms = (round * 37 + salt * 19) % 50;
+    let ms = (round * 37 + salt * 19) % 100;
     Duration::from_millis(ms as u64)
-}
-
-/// The binary with a clean environment, optionally pointed at the town.
-struct Gt {
-    home: PathBuf,
-    town: PathBuf,
-}
-
-impl Gt {
-    fn cmd(&self, with_town: bool) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_remove("GT_TOWN")
-            .env_remove("GT_AGENT")
-            .env_remove("BD_ACTOR")
-            .env("HOME", &self.home);
-        if with_town {
-            c.arg("--town").arg(&self.town);
-        }
-        c
-    }
-}
-
-trait Run {
-    fn out(&mut self) -> Output;
-    fn ok(&mut self, what: &str) -> Output;
-}
-
-impl Run for Command {
-    fn out(&mut self) -> Output {
-        self.stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("run {BIN}: {e}"))
-    }
-
-    fn ok(&mut self, what: &str) -> Output {
-        let out = self.out();
-        assert!(
-            out.status.success(),
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
 }
 
 /// Polls (every 1 ms) the recordings in `dir` until one satisfies `ok`.

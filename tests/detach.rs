@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{sim_town, Cockpit, TestTown};
+use common::{sim_town, status, Cockpit, TestTown};
 use std::time::{Duration, Instant};
 
 /// A town with rig `demo` and the sim as default runtime, and a bead that keeps its polecat
@@ -13,16 +13,6 @@ fn town() -> (TestTown, String) {
     let t = sim_town();
     let bead = t.create("Think a long time", &["-d", "sim: sleep 60"]);
     (t, bead)
-}
-
-fn status(t: &TestTown) -> serde_json::Value {
-    let out = t.gt().args(["status", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// How long a test waits for what a user would see at once.

@@ -4,18 +4,8 @@
 
 mod common;
 
-use common::{sim_town, Cockpit, TestTown};
+use common::{sim_town, status, Cockpit};
 use std::time::{Duration, Instant};
-
-fn status(t: &TestTown) -> serde_json::Value {
-    let out = t.gt().args(["status", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// The resident memory of process `pid`, in KiB.
 fn rss_kib(pid: i64) -> u64 {

@@ -157,15 +157,21 @@ impl Gt {
 }
 
 pub trait Run {
+    /// Runs it (stdin closed) and returns what it did, whatever that was.
+    fn out(&mut self) -> Output;
+    /// Runs it; it must succeed.
     fn ok(&mut self, what: &str) -> Output;
 }
 
 impl Run for Command {
-    fn ok(&mut self, what: &str) -> Output {
-        let out = self
-            .stdin(Stdio::null())
+    fn out(&mut self) -> Output {
+        self.stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("run {BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("run {BIN}: {e}"))
+    }
+
+    fn ok(&mut self, what: &str) -> Output {
+        let out = self.out();
         assert!(
             out.status.success(),
             "{what} failed: {}",

@@ -984,26 +984,14 @@ impl Engine {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
-            Command::Diff { agent } => match self.diff_job(&agent) {
-                Ok(job) => {
-                    let events = self.events.clone();
-                    tokio::task::spawn_blocking(move || {
-                        answer(&events, &agent, reply, job().map(Some));
-                    });
-                    return;
-                }
-                Err(e) => Err(e),
-            },
-            Command::Capture { agent, scrollback } => match self.capture_job(&agent, scrollback) {
-                Ok(job) => {
-                    let events = self.events.clone();
-                    tokio::task::spawn_blocking(move || {
-                        answer(&events, &agent, reply, job().map(Some));
-                    });
-                    return;
-                }
-                Err(e) => Err(e),
-            },
+            Command::Diff { agent } => {
+                let job = self.diff_job(&agent);
+                return self.answer_from_job(agent, reply, job);
+            }
+            Command::Capture { agent, scrollback } => {
+                let job = self.capture_job(&agent, scrollback);
+                return self.answer_from_job(agent, reply, job);
+            }
             Command::Input { agent, bytes } => input(&self.sessions, &agent, &bytes),
             Command::Kill { agent } => self
                 .stop(&agent, Stopping::Kill)
@@ -1067,6 +1055,25 @@ impl Engine {
         self.reconcile()?;
         self.publish()?;
         Ok(said)
+    }
+
+    /// Runs `job` away from the engine's loop and answers with what it gives (or answers at
+    /// once when it could not be made).
+    fn answer_from_job(
+        &self,
+        agent: String,
+        reply: Option<Reply>,
+        job: Result<impl FnOnce() -> Result<String> + Send + 'static>,
+    ) {
+        let events = self.events.clone();
+        match job {
+            Ok(job) => {
+                tokio::task::spawn_blocking(move || {
+                    answer(&events, &agent, reply, job().map(Some));
+                });
+            }
+            Err(e) => answer(&events, &agent, reply, Err(e)),
+        }
     }
 
     /// The git work of a diff, to run away from the engine's loop (it reads the whole

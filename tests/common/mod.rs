@@ -333,6 +333,17 @@ pub fn source_repo(dir: &Path) {
 }
 
 /// [`town_with_rig`] with the sim as the default runtime.
+/// `gastown-tui status --json` of the town (it must succeed).
+pub fn status(t: &TestTown) -> Value {
+    let out = t.gt().args(["status", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub fn sim_town() -> TestTown {
     let t = town_with_rig();
     t.gt()
