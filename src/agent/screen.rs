@@ -489,6 +489,7 @@ impl Screen {
         }
         self.rows = rows;
         self.cols = cols;
+        self.view = None;
         let (r, c) = nonzero(rows, cols);
         let result = catch_unwind(AssertUnwindSafe(|| self.parser.set_size(r, c)));
         if let Err(payload) = result {

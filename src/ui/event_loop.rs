@@ -25,6 +25,9 @@ use tokio::sync::mpsc;
 
 /// At most this many frames a second.
 const FRAME: Duration = Duration::from_millis(16);
+/// Screens of the shown agent that come this soon after a key are drawn at once (they answer
+/// it: an echo, a redraw); later ones wait for the frame interval.
+const ANSWER_WINDOW: Duration = Duration::from_millis(100);
 /// The panels show times in state; redraw at least this often.
 const CLOCK_TICK: Duration = Duration::from_secs(1);
 /// While the engine is gone, look for it this often.
@@ -208,6 +211,10 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
     let mut grids: HashMap<String, Grid> = HashMap::new();
     let mut areas = Areas::default();
     let mut dirty = true;
+    // Drawn at once, not at the next frame interval: what a key did, and the screens that
+    // answer it (the newly shown agent's, an echo).
+    let mut urgent = false;
+    let mut typed_at: Option<Instant> = None;
     let mut last_draw = Instant::now() - FRAME;
     // What the engine was last told: sizes, and the agent shown.
     let mut sent_size: Option<((u16, u16), (u16, u16))> = None;
@@ -275,7 +282,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             screen_due = None;
         }
 
-        if dirty && last_draw.elapsed() >= FRAME && screen_due.is_none() {
+        if dirty && (urgent || last_draw.elapsed() >= FRAME) && screen_due.is_none() {
             let _ = crossterm::queue!(std::io::stdout(), BeginSynchronizedUpdate);
             terminal
                 .draw(|f| areas = view::draw(f, &app, &grids, &theme))
@@ -284,6 +291,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             let _ = std::io::stdout().flush();
             last_draw = Instant::now();
             dirty = false;
+            urgent = false;
         }
         // Asleep until something happens; once a second the clocks in the panels move on.
         let timer = if let Some(due) = screen_due {
@@ -306,6 +314,8 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
         tokio::select! {
             Some(ev) = input_rx.recv() => {
                 dirty = true;
+                urgent = true;
+                typed_at = Some(Instant::now());
                 let actions = on_input(&mut app, ev, &areas, &grids);
                 for action in actions {
                     match action {
@@ -378,6 +388,8 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                     Some(FromEngine::Screen(u)) => {
                         let agent = u.agent.clone();
                         if shown(&sent_show) == Some(&agent) {
+                            urgent |= screen_due.is_some()
+                                || typed_at.is_some_and(|t| t.elapsed() < ANSWER_WINDOW);
                             screen_due = None;
                         }
                         let g = grids.entry(agent).or_default();
@@ -386,6 +398,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                     }
                     Some(FromEngine::NoScreen { agent }) => {
                         if shown(&sent_show) == Some(&agent) {
+                            urgent |= screen_due.is_some();
                             screen_due = None;
                         }
                         grids.remove(&agent);
