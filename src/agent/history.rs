@@ -568,18 +568,8 @@ fn each_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::record::tests::header;
     use crate::agent::record::Recorder;
-
-    fn header(rows: u32, cols: u32) -> CastHeader {
-        CastHeader {
-            version: 2,
-            width: cols,
-            height: rows,
-            timestamp: None,
-            title: None,
-            env: Default::default(),
-        }
-    }
 
     fn numbered(from: usize, to: usize) -> Vec<u8> {
         (from..=to)

@@ -637,10 +637,11 @@ pub fn replay_cast(cast: &Cast, size: Option<(u16, u16)>, scrollback: usize) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn header(rows: u32, cols: u32) -> CastHeader {
+    /// A header for test recordings of `rows` x `cols`.
+    pub(crate) fn header(rows: u32, cols: u32) -> CastHeader {
         CastHeader {
             version: 2,
             width: cols,
