@@ -28,7 +28,7 @@
 //! Recorded resizes are not followed: the whole recording is replayed at the size asked for
 //! (the agent's current one), so every row fits the view.
 
-use crate::agent::record::{parse_event, parse_size, CastHeader, EventKind};
+use crate::agent::record::{parse_event, parse_header, CastEvent, CastHeader, EventKind};
 use crate::agent::screen::{plain, Checkpoint, Collected, Screen};
 use crate::{Error, Result};
 use std::collections::VecDeque;
@@ -236,12 +236,85 @@ impl Timeline {
     }
 }
 
+/// A replay of a recording: a collecting screen and the timeline it feeds.
+#[derive(Debug)]
+struct Replay {
+    screen: Screen,
+    timeline: Timeline,
+}
+
+impl Replay {
+    fn new((rows, cols): (u16, u16)) -> Replay {
+        Replay {
+            screen: Screen::collector(rows, cols),
+            timeline: Timeline::default(),
+        }
+    }
+
+    /// Feeds an event (output, or a resize when `follow` sizes); rows that join the history
+    /// go to `out`.
+    fn event(&mut self, hashes: &mut Vec<u64>, e: &CastEvent, follow: bool, out: &mut Vec<String>) {
+        match e.kind {
+            EventKind::Output => self.screen.process(e.data.as_bytes()),
+            EventKind::Resize if follow => {
+                if let Some((rows, cols)) = e.resize() {
+                    self.screen.resize(rows, cols);
+                }
+            }
+            _ => return,
+        }
+        drop(self.screen.take_replies());
+        for c in self.screen.take_collected() {
+            self.timeline.feed(hashes, c, out);
+        }
+    }
+
+    /// Where to start another replay from, if this is a place one can be restored.
+    fn mark(&self) -> Option<(Checkpoint, Timeline)> {
+        let quiet = self
+            .timeline
+            .check
+            .as_ref()
+            .is_none_or(|c| c.held.is_empty());
+        quiet
+            .then(|| self.screen.checkpoint())
+            .flatten()
+            .map(|state| (state, self.timeline.clone()))
+    }
+
+    fn restore((state, timeline): &(Checkpoint, Timeline)) -> Replay {
+        Replay {
+            screen: Screen::restore(state),
+            timeline: timeline.clone(),
+        }
+    }
+
+    /// The last clear's screen while it is still kept apart: the end of the history.
+    fn kept(&self) -> &[String] {
+        self.timeline.kept(&self.screen.formatted_row(0))
+    }
+
+    /// The rows below the history proper: [`Replay::kept`], then the screen.
+    fn below(&self) -> Vec<String> {
+        let mut rows = self.kept().to_vec();
+        rows.extend(self.screen.formatted_rows());
+        rows
+    }
+}
+
 /// A checkpoint: where the replay was, by row and by file offset.
 struct Mark {
     line: usize,
     offset: u64,
-    state: Checkpoint,
-    timeline: Timeline,
+    state: (Checkpoint, Timeline),
+}
+
+/// An older stretch of the history: its first row's number, its rows, and where in the file
+/// its replay started.
+struct Window {
+    start: usize,
+    lines: Vec<String>,
+    from: u64,
 }
 
 /// The history of one recording at one size.
@@ -249,8 +322,7 @@ pub struct History {
     path: PathBuf,
     size: (u16, u16),
     /// The replay of everything up to `read`.
-    screen: Screen,
-    timeline: Timeline,
+    replay: Replay,
     /// A hash of every row of the history.
     hashes: Vec<u64>,
     /// Bytes of the file consumed (whole lines only).
@@ -260,8 +332,7 @@ pub struct History {
     /// The newest rows, ending at the history's length.
     recent: VecDeque<String>,
     marks: Vec<Mark>,
-    /// An older stretch: its first row's number and its rows.
-    window: Option<(usize, Vec<String>)>,
+    window: Option<Window>,
     /// Lines of the file that were not events (skipped).
     skipped: u64,
 }
@@ -272,8 +343,9 @@ impl std::fmt::Debug for History {
             .field("path", &self.path)
             .field("size", &self.size)
             .field("read", &self.read)
-            .field("rows", &self.timeline.len)
+            .field("rows", &self.replay.timeline.len)
             .field("marks", &self.marks.len())
+            .field("window", &self.window.as_ref().map(|w| (w.start, w.from)))
             .finish_non_exhaustive()
     }
 }
@@ -285,8 +357,7 @@ impl History {
         History {
             path: path.to_path_buf(),
             size,
-            screen: Screen::collector(size.0, size.1),
-            timeline: Timeline::default(),
+            replay: Replay::new(size),
             hashes: Vec::new(),
             read: 0,
             events_from: 0,
@@ -309,7 +380,7 @@ impl History {
 
     /// Rows in the history so far (above the screen), with those of the last clear's screen.
     pub fn len(&self) -> usize {
-        self.timeline.len + self.timeline.kept(&self.screen.formatted_row(0)).len()
+        self.replay.timeline.len + self.replay.kept().len()
     }
 
     /// Whether there is no history yet.
@@ -329,41 +400,33 @@ impl History {
             self.events_from = end;
             self.read = end;
         }
-        let mut screen = std::mem::replace(&mut self.screen, Screen::collector(2, 2));
+        let History {
+            path,
+            replay,
+            hashes,
+            recent,
+            marks,
+            ..
+        } = self;
         let mut rows = Vec::new();
-        let result = each_event(&self.path, self.read, None, |offset, kind, data| {
-            if kind != EventKind::Output {
-                return;
+        let (read, skipped) = each_event(path, self.read, None, |offset, e| {
+            replay.event(hashes, e, false, &mut rows);
+            recent.extend(rows.drain(..));
+            while recent.len() > RECENT_LINES {
+                recent.pop_front();
             }
-            screen.process(data.as_bytes());
-            drop(screen.take_replies());
-            for c in screen.take_collected() {
-                self.timeline.feed(&mut self.hashes, c, &mut rows);
-            }
-            self.recent.extend(rows.drain(..));
-            while self.recent.len() > RECENT_LINES {
-                self.recent.pop_front();
-            }
-            let line = self.timeline.len;
-            let due = self.marks.last().map_or(0, |m| m.line) + CHECKPOINT_LINES;
-            let quiet = self
-                .timeline
-                .check
-                .as_ref()
-                .is_none_or(|c| c.held.is_empty());
-            if line >= due && quiet {
-                if let Some(state) = screen.checkpoint() {
-                    self.marks.push(Mark {
+            let line = replay.timeline.len;
+            if line >= marks.last().map_or(0, |m| m.line) + CHECKPOINT_LINES {
+                if let Some(state) = replay.mark() {
+                    marks.push(Mark {
                         line,
                         offset,
                         state,
-                        timeline: self.timeline.clone(),
                     });
                 }
             }
-        });
-        self.screen = screen;
-        let (read, skipped) = result?;
+            true
+        })?;
         self.read = read;
         self.skipped += skipped;
         Ok(())
@@ -374,37 +437,29 @@ impl History {
     /// clamped to the history's length and returned with the view.
     pub fn view(&mut self, offset: usize) -> Result<(Screen, usize)> {
         let rows = usize::from(self.size.0);
-        let total = self.timeline.len;
+        let total = self.replay.timeline.len;
         let offset = offset.min(self.len());
         let first = self.len() - offset;
         let recent_from = total - self.recent.len();
         if first < recent_from {
-            let covered = self.window.as_ref().is_some_and(|(start, lines)| {
-                *start <= first
-                    && first.saturating_add(rows).min(recent_from) <= *start + lines.len()
+            let covered = self.window.as_ref().is_some_and(|w| {
+                w.start <= first
+                    && first.saturating_add(rows).min(recent_from) <= w.start + w.lines.len()
             });
             if !covered {
                 self.load_window(first)?;
             }
         }
-        let screen = self.screen.formatted_rows();
-        let top = screen.first().map_or("", String::as_str);
-        let below: Vec<&str> = self
-            .timeline
-            .kept(top)
-            .iter()
-            .chain(&screen)
-            .map(String::as_str)
-            .collect();
+        let below = self.replay.below();
         let line = |i: usize| -> &str {
             if i >= total {
-                below.get(i - total).copied().unwrap_or("")
+                below.get(i - total).map_or("", String::as_str)
             } else if i >= recent_from {
                 self.recent.get(i - recent_from).map_or("", String::as_str)
             } else {
                 self.window
                     .as_ref()
-                    .and_then(|(start, lines)| lines.get(i.checked_sub(*start)?))
+                    .and_then(|w| w.lines.get(i.checked_sub(w.start)?))
                     .map_or("", String::as_str)
             }
         };
@@ -412,40 +467,30 @@ impl History {
         Ok((Screen::from_rows(self.size.0, self.size.1, lines), offset))
     }
 
-    /// Replays the stretch around row `first` from the nearest checkpoint before it.
+    /// Replays the stretch around row `first` from the nearest checkpoint before it, reading
+    /// no further than the stretch's end.
     fn load_window(&mut self, first: usize) -> Result<()> {
         let start = first.saturating_sub(WINDOW_LINES / 4);
         let end = start + WINDOW_LINES;
-        let mark = self.marks.iter().rev().find(|m| m.line <= start);
-        let (mut screen, mut timeline, from) = match mark {
-            Some(m) => (Screen::restore(&m.state), m.timeline.clone(), m.offset),
-            None => (
-                Screen::collector(self.size.0, self.size.1),
-                Timeline::default(),
-                self.events_from,
-            ),
+        let (mut replay, from) = match self.marks.iter().rev().find(|m| m.line <= start) {
+            Some(m) => (Replay::restore(&m.state), m.offset),
+            None => (Replay::new(self.size), self.events_from),
         };
         let mut lines = Vec::new();
         let mut rows = Vec::new();
         let hashes = &mut self.hashes;
-        each_event(&self.path, from, Some(self.read), |_, kind, data| {
-            if kind != EventKind::Output || timeline.len >= end {
-                return;
-            }
-            screen.process(data.as_bytes());
-            drop(screen.take_replies());
-            let mut line = timeline.len;
-            for c in screen.take_collected() {
-                timeline.feed(hashes, c, &mut rows);
-            }
+        each_event(&self.path, from, Some(self.read), |_, e| {
+            let mut line = replay.timeline.len;
+            replay.event(hashes, e, false, &mut rows);
             for row in rows.drain(..) {
                 if (start..end).contains(&line) {
                     lines.push(row);
                 }
                 line += 1;
             }
+            line < end
         })?;
-        self.window = Some((start, lines));
+        self.window = Some(Window { start, lines, from });
         Ok(())
     }
 }
@@ -455,12 +500,11 @@ impl History {
 /// last screen. Replayed at `size`, or following the recording's own sizes when `None`.
 pub fn capture(path: &Path, size: Option<(u16, u16)>, scrollback: bool) -> Result<String> {
     let (from, header) = read_header(path)?;
-    let (rows, cols) = size.unwrap_or((to_u16(header.height), to_u16(header.width)));
-    let mut screen = Screen::collector(rows, cols);
-    let mut timeline = Timeline::default();
+    let to_u16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    let mut replay = Replay::new(size.unwrap_or((to_u16(header.height), to_u16(header.width))));
     let mut hashes = Vec::new();
     let mut out = String::new();
-    let mut committed = Vec::new();
+    let mut rows = Vec::new();
     let text = |rows: &mut Vec<String>, out: &mut String| {
         for row in rows.drain(..) {
             if scrollback {
@@ -469,33 +513,19 @@ pub fn capture(path: &Path, size: Option<(u16, u16)>, scrollback: bool) -> Resul
             }
         }
     };
-    each_event(path, from, None, |_, kind, data| {
-        match kind {
-            EventKind::Output => screen.process(data.as_bytes()),
-            EventKind::Resize if size.is_none() => {
-                if let Some((r, c)) = parse_size(data) {
-                    screen.resize(r, c);
-                }
-            }
-            _ => return,
-        }
-        drop(screen.take_replies());
-        for c in screen.take_collected() {
-            timeline.feed(&mut hashes, c, &mut committed);
-        }
-        text(&mut committed, &mut out);
+    each_event(path, from, None, |_, e| {
+        replay.event(&mut hashes, e, size.is_none(), &mut rows);
+        text(&mut rows, &mut out);
+        true
     })?;
-    let mut kept = timeline.kept(&screen.formatted_row(0)).to_vec();
+    let mut kept = replay.kept().to_vec();
     text(&mut kept, &mut out);
-    out.push_str(&screen.capture(false));
+    out.push_str(&replay.screen.capture(false));
     Ok(out)
 }
 
-fn to_u16(v: u32) -> u16 {
-    u16::try_from(v).unwrap_or(u16::MAX)
-}
-
-/// The header of the recording at `path` and the offset of its first event.
+/// The header of the recording at `path` (its first line, as the recorder writes it) and the
+/// offset of its first event.
 fn read_header(path: &Path) -> Result<(u64, CastHeader)> {
     let file = File::open(path).map_err(|e| Error::io("read recording", path, e))?;
     let mut first = Vec::new();
@@ -505,24 +535,18 @@ fn read_header(path: &Path) -> Result<(u64, CastHeader)> {
         &mut first,
     )
     .map_err(|e| Error::io("read recording", path, e))?;
-    let header: CastHeader = serde_json::from_slice(&first).map_err(|e| {
-        Error::bad(format!(
-            "{}:1: not an asciicast header: {e}",
-            path.display()
-        ))
-    })?;
-    Ok((first.len() as u64, header))
+    Ok((first.len() as u64, parse_header(path, 1, &first)?))
 }
 
-/// Calls `f(offset after the event, kind, data)` for each event of the recording from byte
-/// `from` (the start of an event line) up to `until` (or the end of what is written; a last
-/// line without its newline is left for later). Returns where reading stopped and how many
-/// lines were not events.
+/// Calls `f(offset after the event, event)` for each event of the recording from byte `from`
+/// (the start of an event line) up to `until` (or the end of what is written; a last line
+/// without its newline is left for later), while `f` returns true. Returns where reading
+/// stopped and how many lines were not events.
 fn each_event(
     path: &Path,
     from: u64,
     until: Option<u64>,
-    mut f: impl FnMut(u64, EventKind, &str),
+    mut f: impl FnMut(u64, &CastEvent) -> bool,
 ) -> Result<(u64, u64)> {
     let mut file = File::open(path).map_err(|e| Error::io("read recording", path, e))?;
     file.seek(SeekFrom::Start(from))
@@ -554,9 +578,13 @@ fn each_event(
             let line = &buf[start..start + nl];
             start += nl + 1;
             match parse_event(line) {
-                Some((kind, data)) => f(pos + start as u64, kind, &data),
-                None if line.iter().all(u8::is_ascii_whitespace) => {}
-                None => skipped += 1,
+                Ok(e) => {
+                    if !f(pos + start as u64, &e) {
+                        return Ok((pos + start as u64, skipped));
+                    }
+                }
+                Err(_) if line.iter().all(u8::is_ascii_whitespace) => {}
+                Err(_) => skipped += 1,
             }
         }
         pos += start as u64;
@@ -719,6 +747,10 @@ mod tests {
             let rows = text(&mut view);
             assert_eq!(rows[..], full[first..first + 8], "{back} back");
         }
+        // An old stretch is replayed from a checkpoint, not from the start of the file.
+        h.view(12_000)?;
+        let from = h.window.as_ref().map_or(0, |w| w.from);
+        assert!(from > h.events_from, "replayed from byte {from}");
         // Later output is read on the next update only.
         let before = h.len();
         let mut more = std::fs::OpenOptions::new()
@@ -730,6 +762,52 @@ mod tests {
         assert_eq!(h.len(), before);
         h.update()?;
         assert_eq!(h.len(), before + 3);
+        Ok(())
+    }
+
+    #[test]
+    fn the_history_runs_on_past_a_full_screen_program() -> Result<()> {
+        // A pager on the alternate screen in the middle: its rows are not history, and what
+        // was printed before and after it is, in order.
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("alt.cast");
+        let mut rec = Recorder::create(&path, &header(5, 30))?;
+        rec.output(&numbered(1, 20))?;
+        rec.output(b"\x1b[?1049h\x1b[H\x1b[2Jpager page\r\n")?;
+        for _ in 0..10 {
+            rec.output(b"pager line\r\n")?;
+        }
+        rec.output(b"\x1b[?1049l")?;
+        rec.output(&numbered(21, 30))?;
+        drop(rec);
+        let all = capture(&path, None, true)?;
+        assert!(!all.contains("pager"), "{all}");
+        let numbered: Vec<&str> = all.lines().filter(|l| l.starts_with("line ")).collect();
+        let want: Vec<String> = (1..=30).map(|i| format!("line {i}")).collect();
+        assert_eq!(numbered, want, "{all}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_capture_follows_the_recorded_sizes_or_keeps_a_given_one() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("r.cast");
+        let mut rec = Recorder::create(&path, &header(5, 20))?;
+        rec.output(b"one\r\ntwo\x1b[6n")?;
+        rec.resize(8, 30)?;
+        rec.output(b"\r\nthree")?;
+        drop(rec);
+        let followed = capture(&path, None, false)?;
+        assert_eq!(
+            followed.lines().count(),
+            8,
+            "the last recorded size:\n{followed}"
+        );
+        assert_eq!(
+            followed.lines().take(3).collect::<Vec<_>>(),
+            ["one", "two", "three"]
+        );
+        assert_eq!(capture(&path, Some((3, 12)), false)?, "one\ntwo\nthree\n");
         Ok(())
     }
 

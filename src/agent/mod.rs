@@ -9,7 +9,7 @@
 //!   their first-run dialogs and which the town answers, fatal start errors, resume, versions.
 //! - [`history`]: an agent's whole history read back from its recording, past clears, with
 //!   checkpoints so an old stretch is not replayed from the start.
-//! - [`record`]: the recorder and reader of asciicast v2 files, and replay into a screen.
+//! - [`record`]: the recorder and reader of asciicast v2 files.
 
 pub mod history;
 pub mod program;
@@ -19,9 +19,7 @@ pub mod screen;
 pub mod session;
 pub mod sim;
 
-pub use record::{
-    read_cast, replay_cast, Cast, CastEvent, CastHeader, EventKind, Recorder, RecorderThread,
-};
+pub use record::{read_cast, Cast, CastEvent, CastHeader, EventKind, Recorder, RecorderThread};
 pub use screen::{Cell, Color, MouseEncoding, MouseMode, QueryColors, Rgb, Screen};
 pub use session::{Exit, Session, SessionSpec, DEFAULT_SCROLLBACK};
 

@@ -6,7 +6,6 @@
 //! moment its writer was killed, even by `kill -9`. Files are created mode 0600 in
 //! directories created 0700.
 
-use crate::agent::screen::Screen;
 use crate::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -81,10 +80,33 @@ pub fn parse_size(data: &str) -> Option<(u16, u16)> {
     Some((rows.trim().parse().ok()?, cols.trim().parse().ok()?))
 }
 
-/// One event line (`[time, "code", "data"]`, without its newline): its kind and data.
-pub fn parse_event(line: &[u8]) -> Option<(EventKind, String)> {
-    let (_, code, data) = serde_json::from_slice::<(f64, &str, String)>(line).ok()?;
-    Some((EventKind::parse(code), data))
+/// One event line (`[time, "code", "data"]`, without its newline).
+pub fn parse_event(line: &[u8]) -> serde_json::Result<CastEvent> {
+    let (time, code, data) = serde_json::from_slice::<(f64, &str, String)>(line)?;
+    Ok(CastEvent {
+        time,
+        kind: EventKind::parse(code),
+        data,
+    })
+}
+
+/// The header line of the recording at `path` (line `n`, 1-based): an asciicast v2 header, or
+/// an error naming the file and line.
+pub fn parse_header(path: &Path, n: usize, line: &[u8]) -> Result<CastHeader> {
+    let header: CastHeader = serde_json::from_slice(line).map_err(|e| {
+        Error::bad(format!(
+            "{}:{n}: not an asciicast header: {e}",
+            path.display()
+        ))
+    })?;
+    if header.version != 2 {
+        return Err(Error::bad(format!(
+            "{}:{n}: asciicast version {} is not supported (only 2)",
+            path.display(),
+            header.version
+        )));
+    }
+    Ok(header)
 }
 
 /// A whole recording.
@@ -284,7 +306,7 @@ fn escape_json(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[start..]);
 }
 
-/// Output waiting for the recorder thread beyond this makes the session's reader wait (see
+/// Output waiting for the recorder thread beyond this makes the session's parser wait (see
 /// [`RecorderLink::wait_room`]).
 pub const QUEUE_BYTES: usize = 1 << 20;
 /// Below this much output waiting, the writer waits up to [`GATHER`] for more.
@@ -333,11 +355,11 @@ impl Pipe {
 }
 
 /// A [`Recorder`] on its own thread, so writing the cast (escaping, the write call) overlaps
-/// with parsing the same bytes on the reader thread. Events keep the order in which they are
-/// handed over. Outputs that queue up while the thread writes are written as one event. The
-/// queue is bounded: past [`QUEUE_BYTES`] waiting, [`RecorderLink::wait_room`] blocks (the
-/// session's reader calls it before reading more), so a disk slower than the program slows
-/// the program down instead of filling memory. A write error stops the recording (logged),
+/// with parsing the same bytes on the session's parser thread. Events keep the order in which
+/// they are handed over. Outputs that queue up while the thread writes are written as one
+/// event. The queue is bounded: past [`QUEUE_BYTES`] waiting, [`RecorderLink::wait_room`]
+/// blocks (the session's parser calls it after each chunk), so a disk slower than the program
+/// slows the program down instead of filling memory. A write error stops the recording (logged),
 /// never the session.
 pub struct RecorderThread {
     pipe: Arc<Pipe>,
@@ -453,12 +475,6 @@ impl RecorderThread {
         RecorderLink(Arc::clone(&self.pipe))
     }
 
-    /// Blocks until all output handed over so far is written, for at most `patience`;
-    /// whether it was.
-    pub fn sync(&self, patience: Duration) -> bool {
-        self.link().sync(patience)
-    }
-
     /// Writes everything handed over and closes the recording.
     pub fn finish(mut self) {
         self.stop();
@@ -571,34 +587,15 @@ pub fn read_cast(path: &Path) -> Result<Cast> {
         if line.trim().is_empty() {
             continue;
         }
-        let header: CastHeader = serde_json::from_str(line).map_err(|e| {
-            Error::bad(format!(
-                "{}:{}: not an asciicast header: {e}",
-                path.display(),
-                n + 1
-            ))
-        })?;
-        if header.version != 2 {
-            return Err(Error::bad(format!(
-                "{}:{}: asciicast version {} is not supported (only 2)",
-                path.display(),
-                n + 1,
-                header.version
-            )));
-        }
-        break header;
+        break parse_header(path, n + 1, line.as_bytes())?;
     };
     let mut events = Vec::new();
     while let Some((n, line)) = lines.next() {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<(f64, String, String)>(line) {
-            Ok((time, code, data)) => events.push(CastEvent {
-                time,
-                kind: EventKind::parse(&code),
-                data,
-            }),
+        match parse_event(line.as_bytes()) {
+            Ok(event) => events.push(event),
             Err(_) if lines.peek().is_none() && !complete => break,
             Err(e) => {
                 return Err(Error::bad(format!(
@@ -610,30 +607,6 @@ pub fn read_cast(path: &Path) -> Result<Cast> {
         }
     }
     Ok(Cast { header, events })
-}
-
-/// Replays a cast into a fresh screen. With `size` (`(rows, cols)`) the screen has that size
-/// throughout and resize events are ignored; without, it starts at the header's size and
-/// follows the resize events. Query replies are discarded.
-pub fn replay_cast(cast: &Cast, size: Option<(u16, u16)>, scrollback: usize) -> Screen {
-    let to_u16 = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-    let (rows, cols) = size.unwrap_or((to_u16(cast.header.height), to_u16(cast.header.width)));
-    let mut screen = Screen::new(rows, cols, scrollback);
-    for event in &cast.events {
-        match event.kind {
-            EventKind::Output => {
-                screen.process(event.data.as_bytes());
-                drop(screen.take_replies());
-            }
-            EventKind::Resize if size.is_none() => {
-                if let Some((r, c)) = event.resize() {
-                    screen.resize(r, c);
-                }
-            }
-            _ => {}
-        }
-    }
-    screen
 }
 
 #[cfg(test)]
@@ -772,32 +745,6 @@ pub(crate) mod tests {
 
         fs::write(&path, "").map_err(|e| Error::io("write", &path, e))?;
         assert!(matches!(read_cast(&path), Err(Error::BadInput(_))));
-        Ok(())
-    }
-
-    #[test]
-    fn replay_follows_resizes_or_keeps_a_given_size() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
-        let path = dir.path().join("r.cast");
-        let mut rec = Recorder::create(&path, &header(5, 20))?;
-        rec.output(b"one\r\ntwo\x1b[6n")?;
-        rec.resize(8, 30)?;
-        rec.output(b"\r\nthree")?;
-        drop(rec);
-        let cast = read_cast(&path)?;
-
-        let mut screen = replay_cast(&cast, None, 100);
-        assert_eq!(screen.size(), (8, 30));
-        assert!(screen.take_replies().is_empty());
-        let text = screen.capture(false);
-        assert_eq!(
-            text.lines().take(3).collect::<Vec<_>>(),
-            ["one", "two", "three"]
-        );
-
-        let mut fixed = replay_cast(&cast, Some((3, 12)), 100);
-        assert_eq!(fixed.size(), (3, 12));
-        assert_eq!(fixed.capture(false), "one\ntwo\nthree\n");
         Ok(())
     }
 }

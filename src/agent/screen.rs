@@ -254,7 +254,6 @@ pub struct Screen {
     parser: vt100::Parser<Hooks>,
     rows: u16,
     cols: u16,
-    scrollback: usize,
     /// Clearing the screen scrolls it into the history first (see
     /// [`Screen::set_scroll_on_clear`]).
     scroll_on_clear: bool,
@@ -276,7 +275,7 @@ impl std::fmt::Debug for Screen {
         f.debug_struct("Screen")
             .field("rows", &self.rows)
             .field("cols", &self.cols)
-            .field("scrollback", &self.scrollback)
+            .field("scrollback", &self.parser.callbacks().keep)
             .field("rebuilds", &self.rebuilds)
             .finish_non_exhaustive()
     }
@@ -295,7 +294,6 @@ impl Screen {
             parser: new_parser(rows, cols, hooks),
             rows,
             cols,
-            scrollback,
             scroll_on_clear: false,
             scan: Scanner::default(),
             colors: QueryColors::default(),
@@ -342,7 +340,7 @@ impl Screen {
             .unwrap_or_default()
     }
 
-    /// The rows of the main screen as basic formatted text (as [`Screen::take_scrolled`]
+    /// The rows of the main screen as basic formatted text (as [`Screen::take_collected`]
     /// gives them), top to bottom, empty for a blank row; the active screen when the alternate
     /// one is in use.
     pub fn formatted_rows(&self) -> Vec<String> {
@@ -744,29 +742,32 @@ impl Screen {
         self.emulate(&bytes[start..]);
     }
 
+    /// The last row of the live screen with text in it, if any.
+    fn last_row_with_text(&self) -> Option<u16> {
+        (0..self.rows).rev().find(|&r| {
+            (0..self.cols).any(|c| {
+                self.live_cell(r, c)
+                    .is_some_and(|cell| !cell.text.is_empty())
+            })
+        })
+    }
+
     /// The screen's rows down to the last one with text, as basic formatted text.
     fn rows_with_text(&self) -> Vec<String> {
-        let mut rows = self.formatted_rows();
-        while rows.last().is_some_and(|r| plain(r).trim_end().is_empty()) {
-            rows.pop();
-        }
-        rows
+        let end = self.last_row_with_text().map_or(0, |r| r + 1);
+        (0..end).map(|r| self.formatted_row(r)).collect()
     }
 
     /// Clears the screen (`final_byte` ends the `CSI 2 J` the emulator is in the middle of)
     /// after scrolling its rows, down to the last one with text, into the history. Line feeds
     /// are executed inside an escape sequence, so they go first; then the cursor is put back.
     fn scroll_into_history(&mut self, final_byte: u8) {
-        let s = self.parser.screen();
-        let (rows, cols) = (self.rows, self.cols);
-        let last = (0..rows)
-            .rev()
-            .find(|&r| (0..cols).any(|c| s.cell(r, c).is_some_and(|cell| cell.has_contents())));
-        let (row, col) = s.cursor_position();
+        let (row, col) = self.parser.screen().cursor_position();
         let mut bytes = Vec::new();
-        if let Some(last) = last {
-            let feeds =
-                usize::from(rows.saturating_sub(1).saturating_sub(row)) + usize::from(last) + 1;
+        if let Some(last) = self.last_row_with_text() {
+            let feeds = usize::from(self.rows.saturating_sub(1).saturating_sub(row))
+                + usize::from(last)
+                + 1;
             bytes.resize(feeds, b'\n');
         }
         bytes.push(final_byte);
@@ -951,7 +952,7 @@ impl Pen {
     }
 }
 
-/// The text of a row in basic formatted form ([`Screen::take_scrolled`]), without its SGR
+/// The text of a row in basic formatted form ([`Screen::take_collected`]), without its SGR
 /// sequences.
 pub fn plain(formatted: &str) -> String {
     vt100::capture::basic_formatted_to_plain(formatted).collect()
