@@ -756,18 +756,14 @@ fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write +
                 // the kill escalation can take the child's lock meanwhile.
                 while !exited {
                     let polled = lock(&shared.child).try_wait();
-                    match polled {
-                        Ok(None) => {
+                    match exit_of(polled, &shared.program) {
+                        None => {
                             std::thread::sleep(interval);
                             interval = (interval * 2).min(POLL_MAX);
                         }
-                        Ok(Some(s)) => {
+                        Some(exit) => {
                             exited = true;
-                            shared.publish_exit(s.into());
-                        }
-                        Err(e) => {
-                            exited = true;
-                            shared.publish_exit(exit_from(Err(e), &shared.program));
+                            shared.publish_exit(exit);
                         }
                     }
                 }
@@ -776,16 +772,9 @@ fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write +
         }
         if !exited && polling {
             let polled = lock(&shared.child).try_wait();
-            match polled {
-                Ok(None) => {}
-                Ok(Some(s)) => {
-                    exited = true;
-                    shared.publish_exit(s.into());
-                }
-                Err(e) => {
-                    exited = true;
-                    shared.publish_exit(exit_from(Err(e), &shared.program));
-                }
+            if let Some(exit) = exit_of(polled, &shared.program) {
+                exited = true;
+                shared.publish_exit(exit);
             }
         }
     }
@@ -827,10 +816,8 @@ fn watch_exit(shared: &Arc<Shared>) {
                         Ok(mut child) => child.try_wait(),
                         Err(_) => continue,
                     };
-                    let exit = match polled {
-                        Ok(None) => continue,
-                        Ok(Some(s)) => s.into(),
-                        Err(e) => exit_from(Err(e), &shared.program),
+                    let Some(exit) = exit_of(polled, &shared.program) else {
+                        continue;
                     };
                     // Publishing waits a moment for the last output: not on this thread.
                     let _ = std::thread::Builder::new()
@@ -844,16 +831,22 @@ fn watch_exit(shared: &Arc<Shared>) {
     });
 }
 
-fn exit_from(status: std::io::Result<portable_pty::ExitStatus>, program: &str) -> Exit {
-    match status {
-        Ok(s) => s.into(),
+/// What a `try_wait` says: the exit, if the program has ended (an error to wait counts as an
+/// ending, logged).
+fn exit_of(
+    polled: std::io::Result<Option<portable_pty::ExitStatus>>,
+    program: &str,
+) -> Option<Exit> {
+    match polled {
+        Ok(None) => None,
+        Ok(Some(s)) => Some(s.into()),
         Err(e) => {
             tracing::warn!("could not get the exit status of '{program}': {e}");
-            Exit {
+            Some(Exit {
                 code: None,
                 signal: None,
                 success: false,
-            }
+            })
         }
     }
 }

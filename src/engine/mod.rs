@@ -1015,21 +1015,16 @@ impl Engine {
         agent: &str,
         scrollback: bool,
     ) -> Result<impl FnOnce() -> Result<String> + Send + 'static> {
-        enum Source {
-            Live(Arc<Session>),
-            Recording(PathBuf),
-        }
-        let source = match self.live.get(agent) {
-            Some(l) => Source::Live(Arc::clone(&l.session)),
+        let live = match self.live.get(agent) {
+            Some(l) => Some(Arc::clone(&l.session)),
             None => {
                 self.store.agent(agent)?;
-                Source::Recording(latest_recording(&self.town, agent).ok_or_else(|| {
-                    Error::bad(format!("{agent} has no running session and no recording"))
-                })?)
+                None
             }
         };
-        Ok(move || match source {
-            Source::Live(s) => match s.recording_path() {
+        let (town, agent) = (self.town.clone(), agent.to_string());
+        Ok(move || match live {
+            Some(s) => match s.recording_path() {
                 Some(path) if scrollback => {
                     // Everything read so far is in the file first (the queue is short).
                     s.sync_recording(Duration::from_secs(2));
@@ -1037,7 +1032,7 @@ impl Engine {
                 }
                 _ => Ok(s.capture(scrollback)),
             },
-            Source::Recording(path) => crate::agent::history::capture(&path, None, scrollback),
+            None => capture_recording(&town, &agent, scrollback),
         })
     }
 
@@ -1258,7 +1253,8 @@ pub fn latest_recording(town: &Town, agent: &str) -> Option<PathBuf> {
     casts.pop()
 }
 
-/// The last screen of `agent`'s newest recording, as text.
+/// The last screen of `agent`'s newest recording as text, with the whole history before it
+/// when `scrollback`.
 pub fn capture_recording(town: &Town, agent: &str, scrollback: bool) -> Result<String> {
     let path = latest_recording(town, agent)
         .ok_or_else(|| Error::bad(format!("{agent} has no running session and no recording")))?;

@@ -346,8 +346,9 @@ struct Shown {
     sync_since: Option<Instant>,
     none_sent: bool,
     /// The agent's history read back from its recording, while the view is scrolled back past
-    /// what its screen keeps; whether a view of it is being made; when the last one was.
-    history: Option<Arc<Mutex<History>>>,
+    /// what its screen keeps (away in a job while one runs: `history_busy`); when the last
+    /// view of it was made.
+    history: Option<History>,
     history_busy: bool,
     history_at: Option<Instant>,
     /// Reading the recording failed: the screen's own history is shown.
@@ -358,24 +359,33 @@ enum Step {
     Send(FromEngine),
     Wait(Instant),
     /// A view of the history to make away from the client's task.
-    History(HistoryJob),
+    History(Box<HistoryJob>),
     Nothing,
 }
 
-/// Making a view of an agent's history from its recording (blocking: it reads the file).
+/// Making a view of an agent's history from its recording (blocking: it reads the file). The
+/// history goes with the job and comes back with its result.
 struct HistoryJob {
     agent: String,
     offset: usize,
     session: Arc<Session>,
-    history: Arc<Mutex<History>>,
+    history: History,
+}
+
+/// What a [`HistoryJob`] gives back.
+struct HistoryDone {
+    agent: String,
+    offset: usize,
+    history: History,
+    grid: Result<Grid>,
 }
 
 impl HistoryJob {
-    fn run(self) -> (String, usize, Result<Grid>) {
+    fn run(mut self) -> HistoryDone {
+        let h = &mut self.history;
         let grid = (|| {
             // What was read is in the file (the recorder's queue is short).
             self.session.sync_recording(Duration::from_millis(200));
-            let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
             h.update()?;
             let (screen, offset) = h.view(self.offset)?;
             let mut grid = Grid::of(&screen);
@@ -390,7 +400,12 @@ impl HistoryJob {
             grid.state.bracketed_paste = bracketed_paste;
             Ok(grid)
         })();
-        (self.agent, self.offset, grid)
+        HistoryDone {
+            agent: self.agent,
+            offset: self.offset,
+            history: self.history,
+            grid,
+        }
     }
 }
 
@@ -458,10 +473,7 @@ impl Shown {
         } else {
             self.sync_since = None;
         }
-        if let Some(step) = self.history_job(&s, now) {
-            if matches!(step, Step::History(_)) {
-                self.bytes = bytes;
-            }
+        if let Some(step) = self.history_job(&s, now, bytes) {
             return step;
         }
         let mut grid = s.with_view(self.offset, Grid::of);
@@ -481,8 +493,9 @@ impl Shown {
 
 impl Shown {
     /// When the view is scrolled back past what the screen keeps and the session records: the
-    /// job that makes the view from the recording (or a wait, or nothing while one runs).
-    fn history_job(&mut self, s: &Arc<Session>, now: Instant) -> Option<Step> {
+    /// job that makes the view from the recording of the session at `bytes` read (or a wait,
+    /// or nothing while one runs).
+    fn history_job(&mut self, s: &Arc<Session>, now: Instant, bytes: u64) -> Option<Step> {
         let path = s.recording_path()?;
         if self.offset == 0
             || self.history_failed
@@ -500,26 +513,34 @@ impl Shown {
             }
         }
         let size = s.size();
-        let fits = self.history.as_ref().is_some_and(|h| {
-            let h = h.lock().unwrap_or_else(PoisonError::into_inner);
-            h.size() == size && h.path() == path
-        });
-        if !fits {
-            self.history = Some(Arc::new(Mutex::new(History::new(path, size))));
-        }
+        let history = self
+            .history
+            .take()
+            .filter(|h| h.size() == size && h.path() == path)
+            .unwrap_or_else(|| History::new(path, size));
         self.history_busy = true;
-        Some(Step::History(HistoryJob {
+        self.bytes = bytes;
+        Some(Step::History(Box::new(HistoryJob {
             agent: self.agent.clone(),
             offset: self.offset,
             session: Arc::clone(s),
-            history: Arc::clone(self.history.as_ref()?),
-        }))
+            history,
+        })))
     }
 
     /// A view of the history came back: what to send.
-    fn history_done(&mut self, offset: usize, grid: Result<Grid>) -> Option<FromEngine> {
+    fn history_done(&mut self, done: HistoryDone) -> Option<FromEngine> {
+        let HistoryDone {
+            offset,
+            history,
+            grid,
+            ..
+        } = done;
         self.history_busy = false;
         self.history_at = Some(Instant::now());
+        if self.offset > 0 {
+            self.history = Some(history);
+        }
         let grid = match grid {
             Ok(g) => g,
             Err(e) => {
@@ -599,7 +620,7 @@ async fn serve_client(
     let mut output = shared.output.clone();
     let mut stopping = shared.stopping.subscribe();
     let (answer_tx, mut answers) = mpsc::channel::<FromEngine>(256);
-    let (history_tx, mut histories) = mpsc::channel::<(String, usize, Result<Grid>)>(4);
+    let (history_tx, mut histories) = mpsc::channel::<HistoryDone>(4);
     let mut shown: Option<Shown> = None;
     let mut deadline: Option<Instant> = None;
     if attached {
@@ -678,9 +699,9 @@ async fn serve_client(
                 }
             }
             Some(a) = answers.recv() => send!(a),
-            Some((agent, offset, grid)) = histories.recv() => {
-                if let Some(s) = shown.as_mut().filter(|s| s.agent == agent) {
-                    if let Some(m) = s.history_done(offset, grid) {
+            Some(done) = histories.recv() => {
+                if let Some(s) = shown.as_mut().filter(|s| s.agent == done.agent) {
+                    if let Some(m) = s.history_done(done) {
                         send!(m);
                     }
                     deadline = None;
