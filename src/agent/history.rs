@@ -606,24 +606,37 @@ mod tests {
             .into_bytes()
     }
 
+    /// A recording of `rows` x `cols` holding what `write` records (in a directory that lives
+    /// as long as the first value).
+    fn recorded(
+        rows: u32,
+        cols: u32,
+        write: impl FnOnce(&mut Recorder) -> Result<()>,
+    ) -> Result<(tempfile::TempDir, PathBuf)> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
+        let path = dir.path().join("test.cast");
+        let mut rec = Recorder::create(&path, &header(rows, cols))?;
+        write(&mut rec)?;
+        Ok((dir, path))
+    }
+
     fn text(screen: &mut Screen) -> Vec<String> {
         screen.capture(false).lines().map(str::to_string).collect()
     }
 
     #[test]
     fn the_history_reaches_the_first_line_past_clears() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
-        let path = dir.path().join("a.cast");
-        let mut rec = Recorder::create(&path, &header(10, 40))?;
-        rec.output(&numbered(1, 3000))?;
-        rec.output(b"\x1b[H\x1b[2J\x1b[3J")?;
-        rec.output(&numbered(3001, 3004))?;
-        drop(rec);
+        let (_dir, path) = recorded(10, 40, |rec| {
+            rec.output(&numbered(1, 3000))?;
+            rec.output(b"\x1b[H\x1b[2J\x1b[3J")?;
+            rec.output(&numbered(3001, 3004))?;
+            Ok(())
+        })?;
 
         let mut h = History::new(&path, (10, 40));
         h.update()?;
-        // 3,000 lines and the empty line the cursor was on: 2,991 scrolled off, 10 on screen
-        // were pushed by the clear (the 10th row was blank: down to the last with text).
+        // 3,000 lines and the empty line the cursor was on: 2,991 scrolled off, and the 9 rows
+        // of the cleared screen that had text are kept (nothing after the clear repeats them).
         assert_eq!(h.len(), 3000);
         let (mut view, offset) = h.view(usize::MAX)?;
         assert_eq!(offset, 3000);
@@ -702,15 +715,14 @@ mod tests {
     #[test]
     fn clears_that_redraw_the_same_screen_keep_only_the_last() -> Result<()> {
         // A status screen redrawn with a lone clear (no history cleared), then a shell clear.
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
-        let path = dir.path().join("redraw.cast");
-        let mut rec = Recorder::create(&path, &header(6, 30))?;
-        rec.output(b"before 1\r\nbefore 2\r\n")?;
-        for n in 0..50 {
-            rec.output(format!("\x1b[H\x1b[2JStatus\r\nprogress {n}\r\n").as_bytes())?;
-        }
-        rec.output(b"\x1b[H\x1b[2J\x1b[3Jdone\r\n")?;
-        drop(rec);
+        let (_dir, path) = recorded(6, 30, |rec| {
+            rec.output(b"before 1\r\nbefore 2\r\n")?;
+            for n in 0..50 {
+                rec.output(format!("\x1b[H\x1b[2JStatus\r\nprogress {n}\r\n").as_bytes())?;
+            }
+            rec.output(b"\x1b[H\x1b[2J\x1b[3Jdone\r\n")?;
+            Ok(())
+        })?;
         let all = capture(&path, None, true)?;
         let lines: Vec<&str> = all.lines().filter(|l| !l.is_empty()).collect();
         assert_eq!(
@@ -723,19 +735,18 @@ mod tests {
 
     #[test]
     fn an_old_stretch_is_replayed_from_a_checkpoint_and_matches_the_full_replay() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
-        let path = dir.path().join("b.cast");
-        let mut rec = Recorder::create(&path, &header(8, 30))?;
-        // Scroll regions, charsets and colours around the checkpoints.
-        rec.output(b"\x1b[1;6r")?;
-        for i in (1..9000).step_by(50) {
-            rec.output(&numbered(i, i + 49))?;
-        }
-        rec.output(b"\x1b[r\x1b(0qqq\x1b(B")?;
-        for i in (9001..20_000).step_by(100) {
-            rec.output(&numbered(i, i + 99))?;
-        }
-        drop(rec);
+        let (_dir, path) = recorded(8, 30, |rec| {
+            // Scroll regions, charsets and colours around the checkpoints.
+            rec.output(b"\x1b[1;6r")?;
+            for i in (1..9000).step_by(50) {
+                rec.output(&numbered(i, i + 49))?;
+            }
+            rec.output(b"\x1b[r\x1b(0qqq\x1b(B")?;
+            for i in (9001..20_000).step_by(100) {
+                rec.output(&numbered(i, i + 99))?;
+            }
+            Ok(())
+        })?;
         let mut h = History::new(&path, (8, 30));
         h.update()?;
         assert!(h.marks.len() >= 10, "{} checkpoints", h.marks.len());
@@ -769,17 +780,16 @@ mod tests {
     fn the_history_runs_on_past_a_full_screen_program() -> Result<()> {
         // A pager on the alternate screen in the middle: its rows are not history, and what
         // was printed before and after it is, in order.
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
-        let path = dir.path().join("alt.cast");
-        let mut rec = Recorder::create(&path, &header(5, 30))?;
-        rec.output(&numbered(1, 20))?;
-        rec.output(b"\x1b[?1049h\x1b[H\x1b[2Jpager page\r\n")?;
-        for _ in 0..10 {
-            rec.output(b"pager line\r\n")?;
-        }
-        rec.output(b"\x1b[?1049l")?;
-        rec.output(&numbered(21, 30))?;
-        drop(rec);
+        let (_dir, path) = recorded(5, 30, |rec| {
+            rec.output(&numbered(1, 20))?;
+            rec.output(b"\x1b[?1049h\x1b[H\x1b[2Jpager page\r\n")?;
+            for _ in 0..10 {
+                rec.output(b"pager line\r\n")?;
+            }
+            rec.output(b"\x1b[?1049l")?;
+            rec.output(&numbered(21, 30))?;
+            Ok(())
+        })?;
         let all = capture(&path, None, true)?;
         assert!(!all.contains("pager"), "{all}");
         let numbered: Vec<&str> = all.lines().filter(|l| l.starts_with("line ")).collect();
@@ -790,13 +800,12 @@ mod tests {
 
     #[test]
     fn a_capture_follows_the_recorded_sizes_or_keeps_a_given_one() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", "/tmp", e))?;
-        let path = dir.path().join("r.cast");
-        let mut rec = Recorder::create(&path, &header(5, 20))?;
-        rec.output(b"one\r\ntwo\x1b[6n")?;
-        rec.resize(8, 30)?;
-        rec.output(b"\r\nthree")?;
-        drop(rec);
+        let (_dir, path) = recorded(5, 20, |rec| {
+            rec.output(b"one\r\ntwo\x1b[6n")?;
+            rec.resize(8, 30)?;
+            rec.output(b"\r\nthree")?;
+            Ok(())
+        })?;
         let followed = capture(&path, None, false)?;
         assert_eq!(
             followed.lines().count(),
