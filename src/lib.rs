@@ -28,14 +28,14 @@
 //! # How data flows
 //!
 //! ```text
-//!  agent process ──PTY──> reader ──> parser ──> screen (vt100) ──> recorder ──> .cast
+//!  agent process ──PTY──> reader ──> parser ──> screen (alacritty) ──> recorder ──> .cast
 //!        ^          (threads per agent, in the engine process; bounded queues between)
 //!        │ keys, resizes                       │ cells of changed rows
 //!  ┌─────┴──────────── engine process (`gastown-tui up`) ─────┴──────────────┐
 //!  │ server: one task per client ── sessions map (keys, sizes, screens)      │
 //!  │    │ commands (sling, nudge, kill, diff...)        ^ snapshot, events   │
 //!  │    v                                               │                    │
-//!  │ engine loop: tick every 50 ms (reconcile, patrols, Refinery jobs) ──────┘
+//!  │ engine loop: tick every 100 ms (reconcile, patrols, Refinery jobs) ─────┘
 //!  │    │ reads and writes                                                   │
 //!  │    v                                                                    │
 //!  │ Beads store (SQLite, WAL) <── CLI processes (bead, sling, done, ...)    │

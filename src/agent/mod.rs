@@ -1,5 +1,6 @@
 //! One agent session: a program in its own pseudo-terminal (portable-pty), read on a dedicated
-//! thread into a terminal screen (vt100, behind [`screen`]) and recorded as asciicast v2.
+//! thread into a terminal screen (alacritty_terminal, behind [`screen`]) and recorded as
+//! asciicast v2.
 //!
 //! - [`session`]: spawning, input, resize, exit, kill ([`Session`], [`SessionSpec`]).
 //! - [`screen`]: the emulator boundary ([`Screen`]): panic-safe parsing, answers to terminal

@@ -1,35 +1,48 @@
 //! The terminal emulator boundary: bytes in, a screen of cells out.
 //!
-//! Everything that knows about `vt100` lives in this file, so another emulator can replace it
-//! by rewriting this module only. The rest of the crate sees [`Screen`], [`Cell`], [`Color`]
-//! and a few mode enums.
+//! Everything that knows about the emulator (`alacritty_terminal`, with its `vte` parser) lives
+//! in this file, so another emulator can replace it by rewriting this module only. The rest of
+//! the crate sees [`Screen`], [`Cell`], [`Color`] and a few mode enums.
 //!
-//! On top of `vt100` this layer adds what a hosted program needs from a real terminal and
-//! `vt100` 0.18 does not do by itself:
+//! The emulator's parser calls a handler for every action in the output; the handler here
+//! ([`Emu`]) passes most of them on to the emulator's terminal and adds what a hosted program
+//! needs from a real terminal and what this crate needs from a screen:
 //! - answers to terminal queries (cursor position, device status, primary and secondary
 //!   device attributes, DEC private mode reports, OSC 10/11/12 colour queries), collected as
-//!   reply bytes for the caller to write back into the PTY ([`Screen::take_replies`]);
-//! - DEC special graphics (`ESC ( 0`, `ESC ) 0` + SO/SI): line-drawing bytes are translated to
-//!   Unicode box-drawing characters before the emulator sees them;
-//! - the synchronized-output flag (`CSI ? 2026 h/l`);
-//! - a compact history: vt100 keeps no scrollback (32 bytes a cell, every row full width);
-//!   rows that scroll off are kept as SGR-formatted text, about a byte a character, and a
-//!   view scrolled back is drawn from them ([`Screen::set_view_offset`]). Clearing the screen
-//!   can scroll it into the history first, as tmux does ([`Screen::set_scroll_on_clear`]);
+//!   reply bytes for the caller to write back into the PTY ([`Screen::take_replies`]); each
+//!   answer sees the screen as it was at the query;
+//! - the synchronized-output flag (`CSI ? 2026 h/l`), reported to renderers; the bytes are not
+//!   held back (a renderer keeps showing the previous frame meanwhile);
+//! - a compact history: the emulator keeps no scrollback (24 bytes a cell, every row the full
+//!   width); a row about to scroll off the top of the main screen is kept as SGR-formatted
+//!   text, about a byte a character, and a view scrolled back is drawn from those rows
+//!   ([`Screen::set_view_offset`]). Clearing the screen can scroll it into the history first,
+//!   as tmux does ([`Screen::set_scroll_on_clear`]);
 //! - a collecting mode for replaying recordings into a whole history ([`Screen::collector`],
-//!   [`crate::agent::history`]);
+//!   [`crate::agent::history`]), with checkpoints to restart a replay from;
 //! - containment: every call into the emulator is guarded with `catch_unwind`; a panic rebuilds
 //!   the emulator at the same size from a bounded tail of recent output (or blank, if replaying
 //!   the tail panics too).
 //!
-//! A small escape-sequence scanner runs alongside the emulator to find queries, charset
-//! switches and the synchronized-output mode; it follows the same state machine as the
-//! emulator's parser (`vte`), so both agree on where sequences begin and end, also across
-//! reads that split a sequence.
+//! Titles, the bell, hyperlinks, palette changes, clipboard requests and the keyboard
+//! protocols are handled here or dropped: the emulator itself never needs to send anything.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
-/// Smallest size the screen accepts; smaller requests are clamped (vt100 panics at 0 or 1).
+use alacritty_terminal::event::VoidListener;
+use alacritty_terminal::grid::{Cursor, Dimensions};
+use alacritty_terminal::index::{Column, Line};
+use alacritty_terminal::term::cell::{Cell as ACell, Flags};
+use alacritty_terminal::term::{Config, Term, TermMode};
+use alacritty_terminal::vte::ansi::{
+    self, CharsetIndex, ClearMode, Handler, LineClearMode, NamedMode, NamedPrivateMode,
+    PrivateMode, Processor, StandardCharset, TabulationClearMode,
+};
+use unicode_width::UnicodeWidthChar;
+
+/// Smallest size the screen accepts; smaller requests are clamped.
 pub const MIN_ROWS: u16 = 2;
 /// Smallest width the screen accepts.
 pub const MIN_COLS: u16 = 2;
@@ -43,12 +56,17 @@ pub const MAX_COLS: u16 = 1000;
 const TAIL_HALF: usize = 128 * 1024;
 /// Titles longer than this (bytes) are cut.
 const MAX_TITLE: usize = 1024;
+/// Titles kept by `CSI 22 t` (push) for `CSI 23 t` (pop).
+const MAX_TITLES: usize = 16;
 /// Pending reply bytes beyond this are dropped (a child flooding queries without reading).
 const MAX_REPLIES: usize = 64 * 1024;
-/// Parameters of one CSI sequence the scanner keeps (the rest are ignored).
-const MAX_CSI_PARAMS: usize = 16;
-/// Bytes of an OSC payload the scanner keeps (enough to recognise `11;?;?`).
-const MAX_OSC_PREFIX: usize = 16;
+/// Bytes of text a cell keeps (a character and its combining characters).
+const CELL_TEXT: usize = 15;
+/// Rows a resize may push off the top at most (the rest are only in the recording).
+const RESIZE_HISTORY: usize = 4 * MAX_ROWS as usize;
+/// A clear of the screen directly followed by a clear of the history, as Claude Code sends
+/// for every frame: the screen need not be kept, it would be dropped at once.
+const CLEAR_BOTH: &[u8] = b"\x1b[2J\x1b[3J";
 
 /// Clamps a requested size into what the screen supports: `(rows, cols)`.
 pub fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
@@ -92,22 +110,106 @@ pub enum Color {
     Rgb(u8, u8, u8),
 }
 
-impl From<vt100::Color> for Color {
-    fn from(c: vt100::Color) -> Self {
+impl From<ansi::Color> for Color {
+    fn from(c: ansi::Color) -> Self {
         match c {
-            vt100::Color::Default => Color::Default,
-            vt100::Color::Idx(i) => Color::Indexed(i),
-            vt100::Color::Rgb(r, g, b) => Color::Rgb(r, g, b),
+            // The 16 named colours are the first 16 indexed ones; the rest (the default
+            // foreground and background, the cursor's, dimmed variants) are the default.
+            ansi::Color::Named(n) => u8::try_from(n as usize)
+                .ok()
+                .filter(|&i| i < 16)
+                .map_or(Color::Default, Color::Indexed),
+            ansi::Color::Indexed(i) => Color::Indexed(i),
+            ansi::Color::Spec(c) => Color::Rgb(c.r, c.g, c.b),
         }
     }
 }
 
-/// One cell of the screen, borrowed from it.
+/// The text of one cell: empty for a blank cell, else one character plus any combining
+/// characters (up to 15 bytes; more are dropped). Reads as a `&str`.
+#[derive(Clone, Copy)]
+pub struct CellText<'a>(TextRepr<'a>);
+
+#[derive(Clone, Copy)]
+enum TextRepr<'a> {
+    Borrowed(&'a str),
+    Inline([u8; CELL_TEXT], u8),
+}
+
+impl<'a> CellText<'a> {
+    /// The text as a string slice.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            TextRepr::Borrowed(s) => s,
+            // Only whole characters are ever written into the buffer.
+            TextRepr::Inline(buf, len) => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or_default()
+            }
+        }
+    }
+
+    fn of(c: char, zerowidth: &[char]) -> CellText<'static> {
+        let mut buf = [0u8; CELL_TEXT];
+        let mut len = 0;
+        for ch in std::iter::once(c).chain(zerowidth.iter().copied()) {
+            let n = ch.len_utf8();
+            if len + n > CELL_TEXT {
+                break;
+            }
+            ch.encode_utf8(&mut buf[len..]);
+            len += n;
+        }
+        CellText(TextRepr::Inline(buf, len as u8))
+    }
+
+    const EMPTY: CellText<'static> = CellText(TextRepr::Borrowed(""));
+}
+
+impl<'a> From<&'a str> for CellText<'a> {
+    fn from(s: &'a str) -> Self {
+        CellText(TextRepr::Borrowed(s))
+    }
+}
+
+impl std::ops::Deref for CellText<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for CellText<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for CellText<'_> {}
+
+impl PartialEq<&str> for CellText<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Debug for CellText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for CellText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One cell of the screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cell<'a> {
     /// The text in the cell: empty for a blank cell, else one character plus any combining
     /// characters.
-    pub text: &'a str,
+    pub text: CellText<'a>,
     pub fg: Color,
     pub bg: Color,
     pub bold: bool,
@@ -177,26 +279,6 @@ pub enum MouseEncoding {
     Sgr,
 }
 
-/// The emulator's callbacks: the window title, the bell, and rows leaving the screen.
-///
-/// The emulator keeps no history of its own (32 bytes a cell, every row the full width): rows
-/// that scroll off the top of the main screen are kept here as basic formatted text (SGR
-/// sequences and text, about a byte a character), the newest `keep` of them.
-#[derive(Default)]
-struct Hooks {
-    title: String,
-    bells: u64,
-    /// Rows of the main screen that scrolled off the top since the screen started.
-    scrolled: u64,
-    /// The history: the newest rows that scrolled off, at most `keep`.
-    lines: std::collections::VecDeque<String>,
-    keep: usize,
-    /// While replaying recent output into a rebuilt emulator: its rows are in `lines` already.
-    muted: bool,
-    /// When collecting ([`Screen::collector`]): the rows and the clears, in order.
-    collect: Option<Vec<Collected>>,
-}
-
 /// What a collecting screen ([`Screen::collector`]) reports, in the order it happened. Rows
 /// are basic formatted text: SGR sequences and text, from default attributes (see
 /// [`Screen::from_rows`]).
@@ -211,57 +293,545 @@ pub enum Collected {
     ClearedHistory,
 }
 
-impl vt100::Callbacks for Hooks {
-    fn audible_bell(&mut self, _: &mut vt100::Screen) {
-        self.bells = self.bells.wrapping_add(1);
+/// What the screen keeps beside the emulator, across a rebuild after a panic.
+#[derive(Default)]
+struct Hooks {
+    title: String,
+    titles: Vec<String>,
+    bells: u64,
+    /// Rows of the main screen that scrolled off the top since the screen started.
+    scrolled: u64,
+    /// The history: the newest rows that scrolled off, at most `keep`.
+    lines: VecDeque<String>,
+    keep: usize,
+    /// The program cleared the history since this was last looked at.
+    history_cleared: bool,
+    /// Clearing the screen scrolls it into the history first.
+    scroll_on_clear: bool,
+    /// The next clear of the screen is directly followed by a clear of the history.
+    skip_clear: bool,
+    /// While replaying recent output into a rebuilt emulator: its rows are in `lines`
+    /// already and its queries were answered.
+    muted: bool,
+    /// When collecting ([`Screen::collector`]): the rows and the clears, in order.
+    collect: Option<Vec<Collected>>,
+    colors: QueryColors,
+    replies: Vec<u8>,
+}
+
+/// The emulator's state this layer needs and the emulator does not show: kept in step with
+/// it, and started afresh with it.
+#[derive(Clone, Debug)]
+struct Mirror {
+    /// The scroll region: first row, and the row after the last.
+    region: (usize, usize),
+    charset: CharsetIndex,
+    /// The program changed the tab stops (a checkpoint could not restore them).
+    tabs_set: bool,
+    sync: bool,
+    /// X10 mouse reporting (`CSI ? 9 h`), which the emulator does not track.
+    x10: bool,
+}
+
+impl Mirror {
+    fn new(rows: u16) -> Mirror {
+        Mirror {
+            region: (0, usize::from(rows)),
+            charset: CharsetIndex::G0,
+            tabs_set: false,
+            sync: false,
+            x10: false,
+        }
+    }
+}
+
+/// Synchronized updates are not buffered by the parser: the screen takes the bytes as they
+/// come and reports the mode ([`Screen::synchronized_update`]).
+#[derive(Default)]
+struct Unbuffered;
+
+impl ansi::Timeout for Unbuffered {
+    fn set_timeout(&mut self, _: Duration) {}
+    fn clear_timeout(&mut self) {}
+    fn pending_timeout(&self) -> bool {
+        false
+    }
+}
+
+/// The size handed to the emulator.
+struct Size {
+    rows: usize,
+    cols: usize,
+}
+
+impl Dimensions for Size {
+    fn total_lines(&self) -> usize {
+        self.rows
+    }
+    fn screen_lines(&self) -> usize {
+        self.rows
+    }
+    fn columns(&self) -> usize {
+        self.cols
+    }
+}
+
+/// The handler the parser calls: the emulator's terminal, and what this layer adds.
+struct Emu {
+    term: Term<VoidListener>,
+    mirror: Mirror,
+    hooks: Hooks,
+}
+
+fn new_term(rows: u16, cols: u16) -> Term<VoidListener> {
+    let config = Config {
+        scrolling_history: 0,
+        kitty_keyboard: false,
+        osc52: alacritty_terminal::term::Osc52::Disabled,
+        ..Config::default()
+    };
+    let size = Size {
+        rows: usize::from(rows),
+        cols: usize::from(cols),
+    };
+    Term::new(config, &size, VoidListener)
+}
+
+impl Emu {
+    fn new(rows: u16, cols: u16, hooks: Hooks) -> Emu {
+        Emu {
+            term: new_term(rows, cols),
+            mirror: Mirror::new(rows),
+            hooks,
+        }
     }
 
-    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
-        let title = &title[..title.len().min(MAX_TITLE)];
-        self.title = String::from_utf8_lossy(title)
-            .chars()
-            .filter(|c| !c.is_control())
-            .collect();
+    fn alternate(&self) -> bool {
+        self.term.mode().contains(TermMode::ALT_SCREEN)
     }
-    // Resize requests from the child (`CSI 8 ; rows ; cols t`) are deliberately ignored: the
-    // pane decides the size, not the program.
 
-    fn on_scroll(&mut self, row: vt100::capture::RowContents<'_>, alternate_screen: bool) {
-        if alternate_screen || self.muted {
+    fn cursor_line(&self) -> usize {
+        usize::try_from(self.term.grid().cursor.point.line.0).unwrap_or(0)
+    }
+
+    /// Whether a line feed now scrolls the region (and so, from the top, the screen).
+    fn feed_scrolls(&self) -> bool {
+        self.cursor_line() + 1 == self.mirror.region.1
+    }
+
+    /// Whether writing `c` now wraps to the next line first.
+    fn input_wraps(&self, c: char) -> bool {
+        let cursor = &self.term.grid().cursor;
+        let last = cursor.point.column.0 + 1 >= self.term.columns();
+        if !cursor.input_needs_wrap && !last {
+            return false;
+        }
+        if !self.term.mode().contains(TermMode::LINE_WRAP) {
+            return false;
+        }
+        match c.width() {
+            None | Some(0) => false,
+            Some(w) => cursor.input_needs_wrap || (w == 2 && last),
+        }
+    }
+
+    /// The top `n` rows are about to scroll off the region: when the region starts at the top
+    /// of the main screen, they go to the history.
+    fn scroll_off(&mut self, n: usize) {
+        let (top, bottom) = self.mirror.region;
+        if top != 0 || self.alternate() || self.hooks.muted {
             return;
         }
+        let n = n.min(bottom - top).min(self.term.screen_lines());
+        for r in 0..n {
+            let row = if self.hooks.keep > 0 || self.hooks.collect.is_some() {
+                Some(format_row(&self.term.grid()[Line(r as i32)][..]))
+            } else {
+                None
+            };
+            self.hooks.push_scrolled(row);
+        }
+    }
+
+    /// The rows of the active screen down to the last one with text, as basic formatted text.
+    fn rows_with_text(&self) -> Vec<String> {
+        let grid = self.term.grid();
+        let end = (0..grid.screen_lines())
+            .rev()
+            .find(|&r| {
+                grid[Line(r as i32)][..]
+                    .iter()
+                    .any(|c| !cell_is_blank_text(c))
+            })
+            .map_or(0, |r| r + 1);
+        (0..end)
+            .map(|r| format_row(&grid[Line(r as i32)][..]))
+            .collect()
+    }
+
+    fn resize(&mut self, rows: u16, cols: u16) {
+        // The emulator pushes rows off the top when the screen gets shorter or rows rewrap:
+        // it keeps them in a history of its own for the time of the resize.
+        let keep = !self.alternate()
+            && !self.hooks.muted
+            && (self.hooks.keep > 0 || self.hooks.collect.is_some());
+        if keep {
+            self.term.grid_mut().update_history(RESIZE_HISTORY);
+        }
+        self.term.resize(Size {
+            rows: usize::from(rows),
+            cols: usize::from(cols),
+        });
+        self.mirror.region = (0, usize::from(rows));
+        if keep {
+            let grid = self.term.grid();
+            let pushed: Vec<String> = (1..=grid.history_size())
+                .rev()
+                .map(|i| format_row(&grid[Line(-(i as i32))][..]))
+                .collect();
+            for row in pushed {
+                self.hooks.push_scrolled(Some(row));
+            }
+            let grid = self.term.grid_mut();
+            grid.clear_history();
+            grid.update_history(0);
+            grid.truncate();
+        }
+    }
+
+    fn reply(&mut self, bytes: &[u8]) {
+        if self.hooks.muted || self.hooks.replies.len() + bytes.len() > MAX_REPLIES {
+            return;
+        }
+        self.hooks.replies.extend_from_slice(bytes);
+    }
+
+    fn private_mode_state(&self, mode: u16) -> u8 {
+        let m = *self.term.mode();
+        let set = |on: bool| if on { 1 } else { 2 };
+        match mode {
+            1 => set(m.contains(TermMode::APP_CURSOR)),
+            25 => set(m.contains(TermMode::SHOW_CURSOR)),
+            47 | 1047 | 1049 => set(m.contains(TermMode::ALT_SCREEN)),
+            9 => set(self.mirror.x10 && !m.intersects(TermMode::MOUSE_MODE)),
+            1000 => set(m.contains(TermMode::MOUSE_REPORT_CLICK)),
+            1002 => set(m.contains(TermMode::MOUSE_DRAG)),
+            1003 => set(m.contains(TermMode::MOUSE_MOTION)),
+            1005 => set(m.contains(TermMode::UTF8_MOUSE)),
+            1006 => set(m.contains(TermMode::SGR_MOUSE)),
+            2004 => set(m.contains(TermMode::BRACKETED_PASTE)),
+            2026 => set(self.mirror.sync),
+            _ => 0,
+        }
+    }
+
+    /// What a private mode does here beside the emulator; the mode the emulator is to see.
+    fn private_mode(&mut self, mode: PrivateMode, on: bool) -> Option<PrivateMode> {
+        match mode {
+            PrivateMode::Named(NamedPrivateMode::SyncUpdate) => {
+                self.mirror.sync = on;
+                None
+            }
+            PrivateMode::Named(NamedPrivateMode::ColumnMode) => {
+                // The emulator clears the screen and resets the region.
+                self.mirror.region = (0, self.term.screen_lines());
+                Some(mode)
+            }
+            PrivateMode::Named(
+                NamedPrivateMode::ReportMouseClicks
+                | NamedPrivateMode::ReportCellMouseMotion
+                | NamedPrivateMode::ReportAllMouseMotion,
+            ) => {
+                if on {
+                    self.mirror.x10 = false;
+                }
+                Some(mode)
+            }
+            PrivateMode::Unknown(9) => {
+                self.mirror.x10 = on;
+                if on {
+                    // Mouse protocols are exclusive: X10 replaces the others.
+                    for other in [
+                        NamedPrivateMode::ReportMouseClicks,
+                        NamedPrivateMode::ReportCellMouseMotion,
+                        NamedPrivateMode::ReportAllMouseMotion,
+                    ] {
+                        self.term.unset_private_mode(other.into());
+                    }
+                }
+                None
+            }
+            // The older alternate screen modes, as the emulator does 1049.
+            PrivateMode::Unknown(47 | 1047) => Some(PrivateMode::Named(
+                NamedPrivateMode::SwapScreenAndSetRestoreCursor,
+            )),
+            _ => Some(mode),
+        }
+    }
+}
+
+impl Hooks {
+    /// A row scrolled off the top of the main screen (`None`: not kept anywhere).
+    fn push_scrolled(&mut self, row: Option<String>) {
         self.scrolled = self.scrolled.wrapping_add(1);
-        if self.collect.is_none() && self.keep == 0 {
+        let Some(row) = row else {
+            return;
+        };
+        if let Some(rows) = &mut self.collect {
+            rows.push(Collected::Scrolled(row));
             return;
         }
-        let mut text = String::new();
-        let mut state = vt100::capture::BasicFormattedCaptureState::new();
-        // Writing into a String cannot fail.
-        let _ = row.write_formatted_basic(&mut text, &mut state);
-        if let Some(rows) = &mut self.collect {
-            rows.push(Collected::Scrolled(text));
+        if self.keep == 0 {
             return;
         }
         if self.lines.len() >= self.keep {
             self.lines.pop_front();
         }
-        self.lines.push_back(text);
+        self.lines.push_back(row);
     }
+}
+
+/// Passes an action on to the emulator unchanged.
+macro_rules! pass {
+    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            #[inline]
+            fn $name(&mut self, $($arg: $ty),*) {
+                self.term.$name($($arg),*)
+            }
+        )*
+    };
+}
+
+impl Handler for Emu {
+    pass! {
+        decaln();
+        goto(line: i32, col: usize);
+        goto_line(line: i32);
+        goto_col(col: usize);
+        insert_blank(count: usize);
+        move_up(rows: usize);
+        move_down(rows: usize);
+        move_forward(cols: usize);
+        move_backward(cols: usize);
+        move_down_and_cr(rows: usize);
+        move_up_and_cr(rows: usize);
+        backspace();
+        carriage_return();
+        substitute();
+        scroll_down(rows: usize);
+        insert_blank_lines(rows: usize);
+        delete_lines(rows: usize);
+        erase_chars(count: usize);
+        delete_chars(count: usize);
+        move_backward_tabs(count: u16);
+        move_forward_tabs(count: u16);
+        save_cursor_position();
+        restore_cursor_position();
+        clear_line(mode: LineClearMode);
+        reverse_index();
+        terminal_attribute(attr: ansi::Attr);
+        set_mode(mode: ansi::Mode);
+        unset_mode(mode: ansi::Mode);
+        set_keypad_application_mode();
+        unset_keypad_application_mode();
+        configure_charset(index: CharsetIndex, charset: StandardCharset);
+    }
+
+    #[inline]
+    fn input(&mut self, c: char) {
+        if self.input_wraps(c) && self.feed_scrolls() {
+            self.scroll_off(1);
+        }
+        self.term.input(c);
+    }
+
+    fn put_tab(&mut self, count: u16) {
+        // A tab after the last column wraps, as a character would.
+        if self.term.grid().cursor.input_needs_wrap
+            && self.term.mode().contains(TermMode::LINE_WRAP)
+            && self.feed_scrolls()
+        {
+            self.scroll_off(1);
+        }
+        self.term.put_tab(count);
+    }
+
+    #[inline]
+    fn linefeed(&mut self) {
+        if self.feed_scrolls() {
+            self.scroll_off(1);
+        }
+        self.term.linefeed();
+    }
+
+    fn newline(&mut self) {
+        if self.feed_scrolls() {
+            self.scroll_off(1);
+        }
+        self.term.newline();
+    }
+
+    fn scroll_up(&mut self, rows: usize) {
+        self.scroll_off(rows);
+        self.term.scroll_up(rows);
+    }
+
+    fn clear_screen(&mut self, mode: ClearMode) {
+        let skip = std::mem::take(&mut self.hooks.skip_clear);
+        if !self.alternate() && !self.hooks.muted {
+            match mode {
+                ClearMode::All => {
+                    if self.hooks.collect.is_some() {
+                        let rows = self.rows_with_text();
+                        if let Some(c) = &mut self.hooks.collect {
+                            c.push(Collected::ClearedScreen(rows));
+                        }
+                    } else if self.hooks.scroll_on_clear && !skip {
+                        for row in self.rows_with_text() {
+                            self.hooks.push_scrolled(Some(row));
+                        }
+                    }
+                }
+                ClearMode::Saved => {
+                    if let Some(c) = &mut self.hooks.collect {
+                        c.push(Collected::ClearedHistory);
+                    } else {
+                        self.hooks.lines.clear();
+                        self.hooks.history_cleared = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.term.clear_screen(mode);
+    }
+
+    fn reset_state(&mut self) {
+        self.term.reset_state();
+        self.mirror = Mirror::new(self.term.screen_lines() as u16);
+    }
+
+    fn set_scrolling_region(&mut self, top: usize, bottom: Option<usize>) {
+        let rows = self.term.screen_lines();
+        let bottom = bottom.unwrap_or(rows);
+        if top < bottom {
+            self.mirror.region = (top.saturating_sub(1).min(rows), bottom.min(rows));
+        }
+        self.term.set_scrolling_region(top, Some(bottom));
+    }
+
+    fn set_private_mode(&mut self, mode: PrivateMode) {
+        if let Some(mode) = self.private_mode(mode, true) {
+            self.term.set_private_mode(mode);
+        }
+    }
+
+    fn unset_private_mode(&mut self, mode: PrivateMode) {
+        if let Some(mode) = self.private_mode(mode, false) {
+            self.term.unset_private_mode(mode);
+        }
+    }
+
+    fn report_private_mode(&mut self, mode: PrivateMode) {
+        let raw = mode.raw();
+        let state = self.private_mode_state(raw);
+        self.reply(format!("\x1b[?{raw};{state}$y").as_bytes());
+    }
+
+    fn set_active_charset(&mut self, index: CharsetIndex) {
+        self.mirror.charset = index;
+        self.term.set_active_charset(index);
+    }
+
+    fn set_horizontal_tabstop(&mut self) {
+        self.mirror.tabs_set = true;
+        self.term.set_horizontal_tabstop();
+    }
+
+    fn clear_tabs(&mut self, mode: TabulationClearMode) {
+        self.mirror.tabs_set = true;
+        self.term.clear_tabs(mode);
+    }
+
+    fn identify_terminal(&mut self, intermediate: Option<char>) {
+        match intermediate {
+            // A VT220 with ANSI colour (22), as many terminals answer.
+            None => self.reply(b"\x1b[?62;22c"),
+            Some('>') => self.reply(b"\x1b[>1;10;0c"),
+            Some(_) => {}
+        }
+    }
+
+    fn device_status(&mut self, arg: usize) {
+        match arg {
+            5 => self.reply(b"\x1b[0n"),
+            6 => {
+                let p = self.term.grid().cursor.point;
+                let row = self.cursor_line().min(self.term.screen_lines() - 1) + 1;
+                let col = p.column.0.min(self.term.columns() - 1) + 1;
+                self.reply(format!("\x1b[{row};{col}R").as_bytes());
+            }
+            _ => {}
+        }
+    }
+
+    fn dynamic_color_sequence(&mut self, prefix: String, index: usize, terminator: &str) {
+        // 256, 257, 258: the foreground, the background and the cursor (OSC 10, 11, 12).
+        let Rgb(red, green, blue) = match index {
+            256 | 258 => self.hooks.colors.foreground,
+            257 => self.hooks.colors.background,
+            _ => return,
+        };
+        let hex = |v: u8| u16::from(v) * 257;
+        let reply = format!(
+            "\x1b]{prefix};rgb:{:04x}/{:04x}/{:04x}{terminator}",
+            hex(red),
+            hex(green),
+            hex(blue)
+        );
+        self.reply(reply.as_bytes());
+    }
+
+    fn set_title(&mut self, title: Option<String>) {
+        let title = title.unwrap_or_default();
+        let mut end = title.len().min(MAX_TITLE);
+        while !title.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.hooks.title = title[..end].chars().filter(|c| !c.is_control()).collect();
+    }
+
+    fn push_title(&mut self) {
+        if self.hooks.titles.len() >= MAX_TITLES {
+            self.hooks.titles.remove(0);
+        }
+        self.hooks.titles.push(self.hooks.title.clone());
+    }
+
+    fn pop_title(&mut self) {
+        if let Some(title) = self.hooks.titles.pop() {
+            self.hooks.title = title;
+        }
+    }
+
+    fn bell(&mut self) {
+        self.hooks.bells = self.hooks.bells.wrapping_add(1);
+    }
+
+    // Resize requests from the child (`CSI 8 ; rows ; cols t`) are not even parsed by the
+    // emulator: the pane decides the size, not the program. Hyperlinks, palette changes,
+    // cursor shapes, the clipboard and keyboard protocols are dropped (the defaults).
 }
 
 /// A terminal screen fed with a program's output.
 pub struct Screen {
-    parser: vt100::Parser<Hooks>,
+    emu: Emu,
+    parser: Processor<Unbuffered>,
     rows: u16,
     cols: u16,
-    /// Clearing the screen scrolls it into the history first (see
-    /// [`Screen::set_scroll_on_clear`]).
-    scroll_on_clear: bool,
-    scan: Scanner,
-    colors: QueryColors,
-    /// Translated bytes waiting to be fed (only used while DEC graphics are active).
-    out: Vec<u8>,
-    replies: Vec<u8>,
+    /// Where the parser stands, for checkpoints (collecting screens only).
+    ground: Option<Ground>,
     tail: Tail,
     /// The view scrolled back into the history ([`Screen::set_view_offset`]), and how far.
     view: Option<(usize, Box<Screen>)>,
@@ -275,7 +845,7 @@ impl std::fmt::Debug for Screen {
         f.debug_struct("Screen")
             .field("rows", &self.rows)
             .field("cols", &self.cols)
-            .field("scrollback", &self.parser.callbacks().keep)
+            .field("scrollback", &self.emu.hooks.keep)
             .field("rebuilds", &self.rebuilds)
             .finish_non_exhaustive()
     }
@@ -291,14 +861,11 @@ impl Screen {
             ..Hooks::default()
         };
         Screen {
-            parser: new_parser(rows, cols, hooks),
+            emu: Emu::new(rows, cols, hooks),
+            parser: Processor::new(),
             rows,
             cols,
-            scroll_on_clear: false,
-            scan: Scanner::default(),
-            colors: QueryColors::default(),
-            out: Vec::new(),
-            replies: Vec::new(),
+            ground: None,
             tail: Tail::default(),
             view: None,
             rebuilds: 0,
@@ -311,13 +878,13 @@ impl Screen {
     /// history, down to the last row with text, as tmux's `scroll-on-clear` does; what the
     /// screen shows is unchanged. The alternate screen has no history and is cleared as usual.
     pub fn set_scroll_on_clear(&mut self, on: bool) {
-        self.scroll_on_clear = on;
+        self.emu.hooks.scroll_on_clear = on;
     }
 
     /// Lines that have scrolled off the top of the main screen since it started, whether the
     /// history still holds them or not (the program may have cleared it).
     pub fn history_seen(&self) -> u64 {
-        self.parser.callbacks().scrolled
+        self.emu.hooks.scrolled
     }
 
     /// A screen that keeps no history itself and reports every row that scrolls off the top
@@ -326,14 +893,15 @@ impl Screen {
     /// ([`crate::agent::history`]).
     pub fn collector(rows: u16, cols: u16) -> Screen {
         let mut s = Screen::new(rows, cols, 0);
-        s.parser.callbacks_mut().collect = Some(Vec::new());
+        s.emu.hooks.collect = Some(Vec::new());
+        s.ground = Some(Ground::default());
         s
     }
 
     /// What was collected since the last call, oldest first (see [`Screen::collector`]).
     pub fn take_collected(&mut self) -> Vec<Collected> {
-        self.parser
-            .callbacks_mut()
+        self.emu
+            .hooks
             .collect
             .as_mut()
             .map(std::mem::take)
@@ -349,101 +917,102 @@ impl Screen {
 
     /// One row of [`Screen::formatted_rows`] (empty outside the screen).
     pub fn formatted_row(&self, row: u16) -> String {
-        let mut out = String::new();
-        let mut current = Pen::default();
-        let mut blanks = 0usize;
-        for col in 0..self.cols {
-            let Some(cell) = self.live_cell(row, col) else {
-                break;
-            };
-            if cell.wide_continuation {
-                continue;
-            }
-            let pen = Pen::of(&cell);
-            if cell.text.is_empty() && pen == Pen::default() {
-                blanks += 1;
-                continue;
-            }
-            if blanks > 0 {
-                if current != Pen::default() {
-                    out.push_str("\x1b[m");
-                    current = Pen::default();
-                }
-                out.extend(std::iter::repeat_n(' ', blanks));
-                blanks = 0;
-            }
-            if pen != current {
-                pen.write_sgr(&mut out);
-                current = pen;
-            }
-            out.push_str(if cell.text.is_empty() { " " } else { cell.text });
+        if row >= self.rows {
+            return String::new();
         }
-        out
+        format_row(&self.emu.term.grid()[Line(i32::from(row))][..])
     }
 
     /// A screen of `rows` x `cols` showing `lines` (basic formatted text, one per row, from the
-    /// top; extra lines are ignored), no history, the cursor hidden. For views of a history.
+    /// top, each cut to the width; extra lines are ignored), no history, the cursor hidden.
+    /// For views of a history.
     pub fn from_rows<'a>(rows: u16, cols: u16, lines: impl IntoIterator<Item = &'a str>) -> Screen {
         let (rows, cols) = clamp_size(rows, cols);
-        let lines: Vec<&str> = lines.into_iter().take(usize::from(rows)).collect();
-        // Drawn on a screen wide enough that no line wraps, then cut to the width asked for.
-        let widest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-        let wide = u16::try_from(widest.saturating_mul(2))
-            .unwrap_or(MAX_COLS)
-            .clamp(cols, MAX_COLS);
-        let mut s = Screen::new(rows, wide, 0);
+        let mut s = Screen::new(rows, cols, 0);
         let mut bytes = Vec::from(&b"\x1b[?25l"[..]);
-        for (i, line) in lines.iter().enumerate() {
+        for (i, line) in lines.into_iter().take(usize::from(rows)).enumerate() {
             bytes.extend_from_slice(format!("\x1b[{};1H\x1b[m", i + 1).as_bytes());
-            push_sgr_and_text(&mut bytes, line);
+            push_sgr_and_text(&mut bytes, line, usize::from(cols));
         }
         bytes.extend_from_slice(b"\x1b[m");
         s.process(&bytes);
-        s.resize(rows, cols);
         s
     }
 
     /// The screen's state at this point of its output, to start another screen from
     /// ([`Screen::restore`]) and feed it what follows. `None` when this is not a good place:
-    /// inside an escape sequence, on the alternate screen, or with DEC graphics active.
+    /// not a collecting screen, inside an escape sequence or a character, on the alternate
+    /// screen, or with tab stops the program set.
     pub fn checkpoint(&self) -> Option<Checkpoint> {
-        let s = self.parser.screen();
-        if self.scan.state != State::Ground
-            || self.scan.active() != Charset::Ascii
-            || s.alternate_screen()
-            || !self.out.is_empty()
-        {
+        let ground = self.ground.as_ref()?;
+        if !ground.at_rest() || self.emu.alternate() || self.emu.mirror.tabs_set {
             return None;
         }
-        let mut state = s.state_formatted().into_bytes();
-        if let Some((top, bottom)) = self.scan.region {
-            // Setting the region homes the cursor: put it back.
-            let (row, col) = s.cursor_position();
-            state.extend_from_slice(
-                format!("\x1b[{top};{bottom}r\x1b[{};{}H", row + 1, col + 1).as_bytes(),
-            );
-        }
+        let grid = self.emu.term.grid();
+        let wrapped = (0..self.rows)
+            .map(|r| {
+                grid[Line(i32::from(r))][..]
+                    .last()
+                    .is_some_and(|c| c.flags.contains(Flags::WRAPLINE))
+            })
+            .collect();
         Some(Checkpoint {
             rows: self.rows,
             cols: self.cols,
-            state,
-            scan: self.scan.clone(),
+            lines: self.formatted_rows(),
+            wrapped,
+            cursor: grid.cursor.clone(),
+            saved: grid.saved_cursor.clone(),
+            mode: *self.emu.term.mode(),
+            mirror: self.emu.mirror.clone(),
         })
     }
 
     /// A collecting screen ([`Screen::collector`]) in the state `cp` was taken in.
     pub fn restore(cp: &Checkpoint) -> Screen {
-        let mut s = Screen::collector(cp.rows, cp.cols);
-        s.process(&cp.state);
-        drop(s.take_replies());
-        drop(s.take_collected());
-        s.scan = cp.scan.clone();
+        let mut s = Screen::from_rows(cp.rows, cp.cols, cp.lines.iter().map(String::as_str));
+        s.emu.hooks.collect = Some(Vec::new());
+        s.ground = Some(Ground::default());
+        let term = &mut s.emu.term;
+        for (on, mode) in [
+            (TermMode::LINE_WRAP, NamedPrivateMode::LineWrap),
+            (TermMode::ORIGIN, NamedPrivateMode::Origin),
+            (TermMode::SHOW_CURSOR, NamedPrivateMode::ShowCursor),
+        ] {
+            if cp.mode.contains(on) {
+                term.set_private_mode(mode.into());
+            } else {
+                term.unset_private_mode(mode.into());
+            }
+        }
+        for (on, mode) in [
+            (TermMode::INSERT, NamedMode::Insert),
+            (TermMode::LINE_FEED_NEW_LINE, NamedMode::LineFeedNewLine),
+        ] {
+            if cp.mode.contains(on) {
+                term.set_mode(mode.into());
+            }
+        }
+        let (top, bottom) = cp.mirror.region;
+        term.set_scrolling_region(top + 1, Some(bottom));
+        term.set_active_charset(cp.mirror.charset);
+        let grid = term.grid_mut();
+        for (r, wrapped) in cp.wrapped.iter().enumerate() {
+            if *wrapped {
+                if let Some(last) = grid[Line(r as i32)][..].last_mut() {
+                    last.flags.insert(Flags::WRAPLINE);
+                }
+            }
+        }
+        grid.cursor = cp.cursor.clone();
+        grid.saved_cursor = cp.saved.clone();
+        s.emu.mirror = cp.mirror.clone();
         s
     }
 
     /// Sets the colours reported to `OSC 10;?` / `OSC 11;?` queries.
     pub fn set_query_colors(&mut self, colors: QueryColors) {
-        self.colors = colors;
+        self.emu.hooks.colors = colors;
     }
 
     /// Feeds program output. Never panics: an emulator panic is contained and the screen
@@ -458,7 +1027,7 @@ impl Screen {
                 self.panics_to_inject -= 1;
                 panic!("injected emulator panic (test)");
             }
-            self.feed(bytes, true);
+            self.feed(bytes);
         }));
         match result {
             Ok(()) => self.tail.push(bytes),
@@ -476,10 +1045,11 @@ impl Screen {
 
     /// Takes the reply bytes for queries seen so far (to be written into the PTY, in order).
     pub fn take_replies(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.replies)
+        std::mem::take(&mut self.emu.hooks.replies)
     }
 
-    /// Resizes the screen (clamped, see [`clamp_size`]).
+    /// Resizes the screen (clamped, see [`clamp_size`]). Rows of the main screen are rewrapped
+    /// to the new width, as tmux does; rows pushed off the top go to the history.
     pub fn resize(&mut self, rows: u16, cols: u16) {
         let (rows, cols) = clamp_size(rows, cols);
         if (rows, cols) == (self.rows, self.cols) {
@@ -488,8 +1058,7 @@ impl Screen {
         self.rows = rows;
         self.cols = cols;
         self.view = None;
-        let (r, c) = nonzero(rows, cols);
-        let result = catch_unwind(AssertUnwindSafe(|| self.parser.set_size(r, c)));
+        let result = catch_unwind(AssertUnwindSafe(|| self.emu.resize(rows, cols)));
         if let Err(payload) = result {
             tracing::warn!(
                 panic = panic_message(payload.as_ref()),
@@ -524,15 +1093,23 @@ impl Screen {
         }
     }
 
-    fn capture_inner(&mut self, scrollback: bool) -> String {
-        let cols = self.cols;
+    fn capture_inner(&self, scrollback: bool) -> String {
         let mut out = String::new();
         if scrollback {
-            for line in &self.parser.callbacks().lines {
+            for line in &self.emu.hooks.lines {
                 push_row(&mut out, &plain(line));
             }
         }
-        for row in self.parser.screen().rows(0, cols) {
+        let grid = self.emu.term.grid();
+        for r in 0..self.rows {
+            let mut row = String::new();
+            for c in &grid[Line(i32::from(r))][..] {
+                if c.flags.contains(Flags::WIDE_CHAR_SPACER) {
+                    continue;
+                }
+                row.push(cell_char(c));
+                row.extend(c.zerowidth().unwrap_or_default());
+            }
             push_row(&mut out, &row);
         }
         out
@@ -548,82 +1125,105 @@ impl Screen {
 
     /// The cell at `row`, `col` of the live screen, whatever the view.
     fn live_cell(&self, row: u16, col: u16) -> Option<Cell<'_>> {
-        let c = self.parser.screen().cell(row, col)?;
+        if row >= self.rows || col >= self.cols {
+            return None;
+        }
+        let c = &self.emu.term.grid()[Line(i32::from(row))][Column(usize::from(col))];
+        let pen = Pen::of(c);
+        let text = if cell_is_blank_text(c) {
+            CellText::EMPTY
+        } else {
+            CellText::of(cell_char(c), c.zerowidth().unwrap_or_default())
+        };
         Some(Cell {
-            text: c.contents(),
-            fg: c.fgcolor().into(),
-            bg: c.bgcolor().into(),
-            bold: c.bold(),
-            dim: c.dim(),
-            italic: c.italic(),
-            underline: c.underline(),
-            inverse: c.inverse(),
-            wide: c.is_wide(),
-            wide_continuation: c.is_wide_continuation(),
+            text,
+            fg: pen.fg,
+            bg: pen.bg,
+            bold: pen.bold,
+            dim: pen.dim,
+            italic: pen.italic,
+            underline: pen.underline,
+            inverse: pen.inverse,
+            wide: c.flags.contains(Flags::WIDE_CHAR),
+            wide_continuation: c.flags.contains(Flags::WIDE_CHAR_SPACER),
         })
     }
 
     /// The cursor as `(row, col)`, 0-based, clamped inside the screen.
     pub fn cursor(&self) -> (u16, u16) {
-        let (row, col) = self.parser.screen().cursor_position();
+        let p = self.emu.term.grid().cursor.point;
+        let row = u16::try_from(p.line.0.max(0)).unwrap_or(u16::MAX);
+        let col = u16::try_from(p.column.0).unwrap_or(u16::MAX);
         (
             row.min(self.rows.saturating_sub(1)),
             col.min(self.cols.saturating_sub(1)),
         )
     }
 
+    fn mode(&self) -> TermMode {
+        *self.emu.term.mode()
+    }
+
     /// Whether the program wants the cursor shown.
     pub fn cursor_visible(&self) -> bool {
-        !self.parser.screen().hide_cursor()
+        self.mode().contains(TermMode::SHOW_CURSOR)
     }
 
     /// The window title the program set (`OSC 0` / `OSC 2`), control characters removed.
     pub fn title(&self) -> &str {
-        &self.parser.callbacks().title
+        &self.emu.hooks.title
     }
 
     /// How many times the program rang the bell.
     pub fn bell_count(&self) -> u64 {
-        self.parser.callbacks().bells
+        self.emu.hooks.bells
     }
 
     /// Whether the alternate screen is in use.
     pub fn alternate_screen(&self) -> bool {
-        self.parser.screen().alternate_screen()
+        self.emu.alternate()
     }
 
     /// Whether pasted text is to be wrapped in `ESC [ 200 ~` ... `ESC [ 201 ~`.
     pub fn bracketed_paste(&self) -> bool {
-        self.parser.screen().bracketed_paste()
+        self.mode().contains(TermMode::BRACKETED_PASTE)
     }
 
     /// Whether cursor keys are to be sent in application mode (`ESC O A`).
     pub fn application_cursor(&self) -> bool {
-        self.parser.screen().application_cursor()
+        self.mode().contains(TermMode::APP_CURSOR)
     }
 
     /// Whether the keypad is in application mode.
     pub fn application_keypad(&self) -> bool {
-        self.parser.screen().application_keypad()
+        self.mode().contains(TermMode::APP_KEYPAD)
     }
 
     /// Which mouse events the program asked for.
     pub fn mouse_mode(&self) -> MouseMode {
-        match self.parser.screen().mouse_protocol_mode() {
-            vt100::MouseProtocolMode::None => MouseMode::None,
-            vt100::MouseProtocolMode::Press => MouseMode::Press,
-            vt100::MouseProtocolMode::PressRelease => MouseMode::PressRelease,
-            vt100::MouseProtocolMode::ButtonMotion => MouseMode::ButtonMotion,
-            vt100::MouseProtocolMode::AnyMotion => MouseMode::AnyMotion,
+        let m = self.mode();
+        if m.contains(TermMode::MOUSE_MOTION) {
+            MouseMode::AnyMotion
+        } else if m.contains(TermMode::MOUSE_DRAG) {
+            MouseMode::ButtonMotion
+        } else if m.contains(TermMode::MOUSE_REPORT_CLICK) {
+            MouseMode::PressRelease
+        } else if self.emu.mirror.x10 {
+            MouseMode::Press
+        } else {
+            MouseMode::None
         }
     }
 
     /// How mouse events are to be encoded.
     pub fn mouse_encoding(&self) -> MouseEncoding {
-        match self.parser.screen().mouse_protocol_encoding() {
-            vt100::MouseProtocolEncoding::Default => MouseEncoding::Default,
-            vt100::MouseProtocolEncoding::Utf8 => MouseEncoding::Utf8,
-            vt100::MouseProtocolEncoding::Sgr => MouseEncoding::Sgr,
+        let m = self.mode();
+        if m.contains(TermMode::SGR_MOUSE) {
+            MouseEncoding::Sgr
+        } else if m.contains(TermMode::UTF8_MOUSE) {
+            MouseEncoding::Utf8
+        } else {
+            MouseEncoding::Default
         }
     }
 
@@ -631,26 +1231,26 @@ impl Screen {
     /// closing `l` yet): a renderer should keep showing the previous frame meanwhile (and
     /// give up waiting after a moment, as terminals do).
     pub fn synchronized_update(&self) -> bool {
-        self.scan.sync
+        self.emu.mirror.sync
     }
 
     /// Lines of history kept above the screen.
     pub fn scrollback_len(&self) -> usize {
-        self.parser.callbacks().lines.len()
+        self.emu.hooks.lines.len()
     }
 
     /// Scrolls the view `rows` lines up into the history (0 = the live screen); returns the
     /// offset actually set (clamped to the history's length). [`Screen::cell`] reads the view,
     /// as it was when the offset was set (set it again to follow new output).
     pub fn set_view_offset(&mut self, rows: usize) -> usize {
-        let lines = &self.parser.callbacks().lines;
+        let lines = &self.emu.hooks.lines;
         let offset = rows.min(lines.len());
         if offset == 0 {
             self.view = None;
             return 0;
         }
         let screen = self.formatted_rows();
-        let lines = &self.parser.callbacks().lines;
+        let lines = &self.emu.hooks.lines;
         let first = lines.len() - offset;
         let rows: Vec<&str> = lines
             .range(first..)
@@ -679,176 +1279,27 @@ impl Screen {
         self.panics_to_inject = n;
     }
 
-    /// Feeds `bytes` through the scanner into the emulator, splitting at queries so each reply
-    /// sees the screen as it was at the query.
-    fn feed(&mut self, bytes: &[u8], answer: bool) {
-        let mut start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            if self.scan.state == State::Ground && self.scan.active() == Charset::Ascii {
-                // Fast path: plain text needs no scanning, only ESC and the shifts matter.
-                match bytes[i..]
-                    .iter()
-                    .position(|&b| b == 0x1b || b == 0x0e || b == 0x0f)
-                {
-                    Some(p) => i += p,
-                    None => break,
-                }
-            }
-            match self.scan.step(bytes[i]) {
-                Step::Pass => {}
-                Step::Graphic(c) => {
-                    self.out.extend_from_slice(&bytes[start..i]);
-                    let mut buf = [0u8; 4];
-                    self.out
-                        .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    start = i + 1;
-                }
-                Step::Query(q) => {
-                    self.emulate(&bytes[start..=i]);
-                    start = i + 1;
-                    if answer {
-                        self.answer(q);
-                    }
-                }
-                Step::Erase(mode) => {
-                    // The emulator sees the sequence up to its final byte first.
-                    self.emulate(&bytes[start..i]);
-                    start = i;
-                    if !self.parser.screen().alternate_screen() {
-                        if self.parser.callbacks().collect.is_some() {
-                            let event = if mode == 2 {
-                                Collected::ClearedScreen(self.rows_with_text())
-                            } else {
-                                Collected::ClearedHistory
-                            };
-                            if let Some(c) = &mut self.parser.callbacks_mut().collect {
-                                c.push(event);
-                            }
-                        } else if mode == 3 {
-                            self.parser.callbacks_mut().lines.clear();
-                            self.view = None;
-                        } else if self.scroll_on_clear && !bytes[i + 1..].starts_with(b"\x1b[3J") {
-                            // (A clear of the history right after would drop the rows again:
-                            // Claude Code clears both for every frame.)
-                            self.scroll_into_history(bytes[i]);
-                            start = i + 1;
-                        }
-                    }
-                }
-            }
-            i += 1;
+    /// Feeds `bytes` to the parser. A clear of the screen directly followed by a clear of the
+    /// history is told so (the screen need not be kept in the history first).
+    fn feed(&mut self, bytes: &[u8]) {
+        if let Some(g) = &mut self.ground {
+            g.advance(bytes);
         }
-        self.emulate(&bytes[start..]);
-    }
-
-    /// The last row of the live screen with text in it, if any.
-    fn last_row_with_text(&self) -> Option<u16> {
-        (0..self.rows).rev().find(|&r| {
-            (0..self.cols).any(|c| {
-                self.live_cell(r, c)
-                    .is_some_and(|cell| !cell.text.is_empty())
-            })
-        })
-    }
-
-    /// The screen's rows down to the last one with text, as basic formatted text.
-    fn rows_with_text(&self) -> Vec<String> {
-        let end = self.last_row_with_text().map_or(0, |r| r + 1);
-        (0..end).map(|r| self.formatted_row(r)).collect()
-    }
-
-    /// Clears the screen (`final_byte` ends the `CSI 2 J` the emulator is in the middle of)
-    /// after scrolling its rows, down to the last one with text, into the history. Line feeds
-    /// are executed inside an escape sequence, so they go first; then the cursor is put back.
-    fn scroll_into_history(&mut self, final_byte: u8) {
-        let (row, col) = self.parser.screen().cursor_position();
-        let mut bytes = Vec::new();
-        if let Some(last) = self.last_row_with_text() {
-            let feeds = usize::from(self.rows.saturating_sub(1).saturating_sub(row))
-                + usize::from(last)
-                + 1;
-            bytes.resize(feeds, b'\n');
+        let hooks = &self.emu.hooks;
+        if hooks.scroll_on_clear && hooks.collect.is_none() {
+            let mut start = 0;
+            for at in memchr::memmem::find_iter(bytes, CLEAR_BOTH) {
+                self.parser.advance(&mut self.emu, &bytes[start..at]);
+                self.emu.hooks.skip_clear = true;
+                start = at;
+            }
+            self.parser.advance(&mut self.emu, &bytes[start..]);
+            self.emu.hooks.skip_clear = false;
+        } else {
+            self.parser.advance(&mut self.emu, bytes);
         }
-        bytes.push(final_byte);
-        bytes.extend_from_slice(format!("\x1b[{};{}H", row + 1, col + 1).as_bytes());
-        self.emulate(&bytes);
-    }
-
-    /// Hands bytes to the emulator, after any translated bytes waiting in `out`.
-    fn emulate(&mut self, bytes: &[u8]) {
-        if self.out.is_empty() {
-            if !bytes.is_empty() {
-                self.parser.process(bytes);
-            }
-            return;
-        }
-        let mut out = std::mem::take(&mut self.out);
-        out.extend_from_slice(bytes);
-        self.parser.process(&out);
-        out.clear();
-        self.out = out;
-    }
-
-    fn answer(&mut self, q: Query) {
-        let start = self.replies.len();
-        let r = &mut self.replies;
-        match q {
-            Query::CursorPosition => {
-                let (row, col) = self.parser.screen().cursor_position();
-                let row = row.min(self.rows - 1) + 1;
-                let col = col.min(self.cols - 1) + 1;
-                r.extend_from_slice(format!("\x1b[{row};{col}R").as_bytes());
-            }
-            Query::Status => r.extend_from_slice(b"\x1b[0n"),
-            // A VT220 with ANSI colour (22), as many terminals answer.
-            Query::PrimaryAttributes => r.extend_from_slice(b"\x1b[?62;22c"),
-            Query::SecondaryAttributes => r.extend_from_slice(b"\x1b[>1;10;0c"),
-            Query::Colors { mask, st } => {
-                for (bit, code) in [(1u8, 10u8), (2, 11), (4, 12)] {
-                    if mask & bit == 0 {
-                        continue;
-                    }
-                    let Rgb(red, green, blue) = if code == 11 {
-                        self.colors.background
-                    } else {
-                        self.colors.foreground
-                    };
-                    let hex = |v: u8| u16::from(v) * 257;
-                    r.extend_from_slice(
-                        format!(
-                            "\x1b]{code};rgb:{:04x}/{:04x}/{:04x}",
-                            hex(red),
-                            hex(green),
-                            hex(blue)
-                        )
-                        .as_bytes(),
-                    );
-                    r.extend_from_slice(if st { b"\x1b\\" } else { b"\x07" });
-                }
-            }
-            Query::PrivateMode(mode) => {
-                let s = self.parser.screen();
-                let set = |on: bool| if on { 1 } else { 2 };
-                let state = match mode {
-                    1 => set(s.application_cursor()),
-                    25 => set(!s.hide_cursor()),
-                    47 | 1047 | 1049 => set(s.alternate_screen()),
-                    9 => set(s.mouse_protocol_mode() == vt100::MouseProtocolMode::Press),
-                    1000 => set(s.mouse_protocol_mode() == vt100::MouseProtocolMode::PressRelease),
-                    1002 => set(s.mouse_protocol_mode() == vt100::MouseProtocolMode::ButtonMotion),
-                    1003 => set(s.mouse_protocol_mode() == vt100::MouseProtocolMode::AnyMotion),
-                    1005 => set(s.mouse_protocol_encoding() == vt100::MouseProtocolEncoding::Utf8),
-                    1006 => set(s.mouse_protocol_encoding() == vt100::MouseProtocolEncoding::Sgr),
-                    2004 => set(s.bracketed_paste()),
-                    2026 => set(self.scan.sync),
-                    _ => 0,
-                };
-                r.extend_from_slice(format!("\x1b[?{mode};{state}$y").as_bytes());
-            }
-        }
-        if self.replies.len() > MAX_REPLIES {
-            self.replies.truncate(start);
+        if std::mem::take(&mut self.emu.hooks.history_cleared) {
+            self.view = None;
         }
     }
 
@@ -856,11 +1307,11 @@ impl Screen {
     /// the recent output; if the replay panics too, the screen starts blank.
     fn rebuild(&mut self) {
         self.rebuilds += 1;
-        let mut hooks = std::mem::take(self.parser.callbacks_mut());
+        let mut hooks = std::mem::take(&mut self.emu.hooks);
         hooks.muted = true;
-        self.parser = new_parser(self.rows, self.cols, hooks);
-        self.scan = Scanner::default();
-        self.out.clear();
+        self.emu = Emu::new(self.rows, self.cols, hooks);
+        self.parser = Processor::new();
+        self.ground = self.ground.as_ref().map(|_| Ground::default());
         self.view = None;
         let tail = std::mem::take(&mut self.tail);
         let replay = catch_unwind(AssertUnwindSafe(|| {
@@ -870,10 +1321,10 @@ impl Screen {
                 panic!("injected emulator panic during replay (test)");
             }
             for part in [&tail.older, &tail.newer] {
-                self.feed(part, false);
+                self.feed(part);
             }
         }));
-        self.parser.callbacks_mut().muted = false;
+        self.emu.hooks.muted = false;
         match replay {
             Ok(()) => self.tail = tail,
             Err(payload) => {
@@ -881,24 +1332,87 @@ impl Screen {
                     panic = panic_message(payload.as_ref()),
                     "terminal emulator panicked again replaying recent output; starting blank"
                 );
-                let hooks = std::mem::take(self.parser.callbacks_mut());
-                self.parser = new_parser(self.rows, self.cols, hooks);
-                self.scan = Scanner::default();
-                self.out.clear();
+                let hooks = std::mem::take(&mut self.emu.hooks);
+                self.emu = Emu::new(self.rows, self.cols, hooks);
+                self.parser = Processor::new();
+                self.ground = self.ground.as_ref().map(|_| Ground::default());
             }
         }
     }
 }
 
-/// The emulator keeps no history: rows that scroll off go to the hooks.
-fn new_parser(rows: u16, cols: u16, hooks: Hooks) -> vt100::Parser<Hooks> {
-    let (r, c) = nonzero(rows, cols);
-    vt100::Parser::new_with_callbacks(r, c, 0, hooks)
+/// The character a cell shows (tabs and the padding before a wrapped wide character are
+/// blanks).
+fn cell_char(c: &ACell) -> char {
+    if c.c == '\t' || c.flags.contains(Flags::LEADING_WIDE_CHAR_SPACER) {
+        ' '
+    } else {
+        c.c
+    }
 }
 
-fn nonzero(rows: u16, cols: u16) -> (std::num::NonZeroU16, std::num::NonZeroU16) {
-    let n = |v: u16| std::num::NonZeroU16::new(v).unwrap_or(std::num::NonZeroU16::MIN);
-    (n(rows), n(cols))
+/// Whether the cell holds no text (it may still have a background).
+fn cell_is_blank_text(c: &ACell) -> bool {
+    cell_char(c) == ' ' && c.zerowidth().is_none_or(|z| z.is_empty())
+}
+
+/// Whether the cell shows nothing: no text, default attributes.
+#[inline]
+fn cell_is_default_blank(c: &ACell) -> bool {
+    // What a cleared cell is, first: most blanks are.
+    const FG: ansi::Color = ansi::Color::Named(ansi::NamedColor::Foreground);
+    const BG: ansi::Color = ansi::Color::Named(ansi::NamedColor::Background);
+    if c.c == ' ' && c.flags.is_empty() && c.extra.is_none() && c.bg == BG && c.fg == FG {
+        return true;
+    }
+    cell_is_blank_text(c) && Pen::of(c) == Pen::default()
+}
+
+/// One row as basic formatted text: SGR sequences and text, from default attributes, up to
+/// the last cell that is not a default blank.
+fn format_row(row: &[ACell]) -> String {
+    let end = row
+        .iter()
+        .rposition(|c| !cell_is_default_blank(c))
+        .map_or(0, |i| i + 1);
+    let mut out = String::with_capacity(end + 16);
+    let mut current = Pen::default();
+    // The pen of the cells just seen, and what it was made from (most runs share it).
+    let mut pen = Pen::default();
+    let mut made_from = None;
+    let mut blanks = 0usize;
+    for c in &row[..end] {
+        if c.flags.contains(Flags::WIDE_CHAR_SPACER) {
+            continue;
+        }
+        let raw = (c.fg, c.bg, c.flags);
+        if made_from != Some(raw) {
+            pen = Pen::of(c);
+            made_from = Some(raw);
+        }
+        let blank = cell_is_blank_text(c);
+        if blank && pen == Pen::default() {
+            blanks += 1;
+            continue;
+        }
+        if blanks > 0 {
+            if current != Pen::default() {
+                out.push_str("\x1b[m");
+                current = Pen::default();
+            }
+            out.extend(std::iter::repeat_n(' ', blanks));
+            blanks = 0;
+        }
+        if pen != current {
+            pen.write_sgr(&mut out);
+            current = pen;
+        }
+        out.push(cell_char(c));
+        if let Some(z) = c.zerowidth() {
+            out.extend(z);
+        }
+    }
+    out
 }
 
 /// The attributes of a cell, for writing rows as SGR sequences and text.
@@ -914,15 +1428,17 @@ struct Pen {
 }
 
 impl Pen {
-    fn of(c: &Cell<'_>) -> Pen {
+    #[inline]
+    fn of(c: &ACell) -> Pen {
+        let f = c.flags;
         Pen {
-            fg: c.fg,
-            bg: c.bg,
-            bold: c.bold,
-            dim: c.dim,
-            italic: c.italic,
-            underline: c.underline,
-            inverse: c.inverse,
+            fg: c.fg.into(),
+            bg: c.bg.into(),
+            bold: f.contains(Flags::BOLD),
+            dim: f.contains(Flags::DIM),
+            italic: f.contains(Flags::ITALIC),
+            underline: f.intersects(Flags::ALL_UNDERLINES),
+            inverse: f.contains(Flags::INVERSE),
         }
     }
 
@@ -955,12 +1471,26 @@ impl Pen {
 /// The text of a row in basic formatted form ([`Screen::take_collected`]), without its SGR
 /// sequences.
 pub fn plain(formatted: &str) -> String {
-    vt100::capture::basic_formatted_to_plain(formatted).collect()
+    let mut out = String::with_capacity(formatted.len());
+    let mut rest = formatted;
+    while let Some(at) = rest.find('\x1b') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(body) = rest.strip_prefix('[') {
+            let end = body
+                .find(|c: char| !(c.is_ascii_digit() || c == ';' || c == ':'))
+                .map_or(body.len(), |e| e + 1);
+            rest = &body[end..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
-/// Appends `line`'s text and SGR sequences (`ESC [ ... m`); every other control character
-/// or escape sequence is left out.
-fn push_sgr_and_text(out: &mut Vec<u8>, line: &str) {
+/// Appends `line`'s text and SGR sequences (`ESC [ ... m`), the text cut to `cols` columns;
+/// every other control character or escape sequence is left out.
+fn push_sgr_and_text(out: &mut Vec<u8>, line: &str, cols: usize) {
+    let mut used = 0usize;
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\x1b' {
@@ -979,6 +1509,11 @@ fn push_sgr_and_text(out: &mut Vec<u8>, line: &str) {
                 out.extend_from_slice(seq.as_bytes());
             }
         } else if !c.is_control() {
+            let w = c.width().unwrap_or(0);
+            if used + w > cols {
+                break;
+            }
+            used += w;
             let mut buf = [0u8; 4];
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
@@ -1025,24 +1560,33 @@ impl Tail {
     }
 }
 
+/// Where a screen's output stood at a [`Screen::checkpoint`].
+#[derive(Clone)]
+pub struct Checkpoint {
+    rows: u16,
+    cols: u16,
+    /// The rows as basic formatted text, and whether each wraps into the next.
+    lines: Vec<String>,
+    wrapped: Vec<bool>,
+    cursor: Cursor<ACell>,
+    saved: Cursor<ACell>,
+    mode: TermMode,
+    mirror: Mirror,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("bytes", &self.lines.iter().map(String::len).sum::<usize>())
+            .finish_non_exhaustive()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
-// The scanner: a shadow of the emulator's parser state machine (vte's), tracking only what
-// this layer needs.
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-enum Charset {
-    #[default]
-    Ascii,
-    DecGraphics,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Charsets {
-    g0: Charset,
-    g1: Charset,
-    /// Shift Out (SO) is active: G1 is in use.
-    shifted: bool,
-}
+// Where the parser stands: a shadow of its state machine (vte's), only to know whether it is
+// between sequences and characters, where a replay can restart from a checkpoint.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 enum State {
@@ -1051,430 +1595,112 @@ enum State {
     Escape,
     EscapeIntermediate,
     Csi,
-    CsiIgnore,
     Osc,
-    /// A DCS string: skipped to its terminator.
-    Dcs,
-    /// SOS, PM and APC strings: skipped to their terminator.
+    /// DCS, SOS, PM and APC strings: skipped to their terminator.
     String,
 }
 
-/// A terminal query found in the output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Query {
-    /// `CSI 6 n`
-    CursorPosition,
-    /// `CSI 5 n`
-    Status,
-    /// `CSI c`, `CSI 0 c`
-    PrimaryAttributes,
-    /// `CSI > c`, `CSI > 0 c`
-    SecondaryAttributes,
-    /// `OSC 10;?` (bit 1), `OSC 11;?` (bit 2), `OSC 12;?` (bit 4), or several at once
-    /// (`OSC 10;?;?`); `st`: terminated by ST rather than BEL.
-    Colors { mask: u8, st: bool },
-    /// `CSI ? mode $ p` (DECRQM)
-    PrivateMode(u16),
-}
-
-enum Step {
-    Pass,
-    /// A DEC special graphics byte, to be drawn as this character.
-    Graphic(char),
-    /// The byte just scanned ended a query.
-    Query(Query),
-    /// The byte just scanned is the final byte of `CSI 2 J` (2) or `CSI 3 J` (3), which the
-    /// emulator has not seen yet.
-    Erase(u8),
-}
-
-/// Where a screen's output stood at a [`Screen::checkpoint`].
-#[derive(Clone)]
-pub struct Checkpoint {
-    rows: u16,
-    cols: u16,
-    /// Bytes that draw the screen and set its modes, cursor and attributes.
-    state: Vec<u8>,
-    scan: Scanner,
-}
-
-impl std::fmt::Debug for Checkpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint")
-            .field("rows", &self.rows)
-            .field("cols", &self.cols)
-            .field("state", &self.state.len())
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default, Clone)]
-struct Scanner {
+#[derive(Clone, Copy, Debug, Default)]
+struct Ground {
     state: State,
-    charsets: Charsets,
-    saved_charsets: Charsets,
-    sync: bool,
-    /// The scroll region last set (`CSI top ; bottom r`), `None` for the whole screen.
-    region: Option<(u16, u16)>,
-    /// First intermediate of an ESC sequence.
-    esc_intermediate: Option<u8>,
-    // CSI being scanned
-    csi_marker: Option<u8>,
-    csi_intermediate: Option<u8>,
-    csi_intermediates: u8,
-    csi_params: [u16; MAX_CSI_PARAMS],
-    csi_len: usize,
-    csi_current: u16,
-    csi_any: bool,
-    csi_sub: bool,
-    csi_overflow: bool,
-    // OSC being scanned
-    osc: [u8; MAX_OSC_PREFIX],
-    osc_len: usize,
-    osc_long: bool,
+    /// Continuation bytes still expected for the UTF-8 character being read in ground state.
+    utf8: u8,
 }
 
-impl Scanner {
-    fn active(&self) -> Charset {
-        if self.charsets.shifted {
-            self.charsets.g1
-        } else {
-            self.charsets.g0
+impl Ground {
+    fn at_rest(&self) -> bool {
+        self.state == State::Ground && self.utf8 == 0
+    }
+
+    fn advance(&mut self, bytes: &[u8]) {
+        // ESC, CAN and SUB act from any state: only what follows the last of them matters.
+        let from = match memchr::memrchr3(0x1b, 0x18, 0x1a, bytes) {
+            Some(at) => {
+                *self = Ground::default();
+                at
+            }
+            None => 0,
+        };
+        let mut i = from;
+        while i < bytes.len() {
+            if self.state == State::Ground && self.utf8 == 0 {
+                // Nothing after this (no ESC) leaves ground: only a character cut at the end.
+                self.utf8 = utf8_pending(&bytes[i..]);
+                return;
+            }
+            self.step(bytes[i]);
+            i += 1;
         }
     }
 
-    /// C0 controls that the emulator executes (in ground, escape and CSI states).
-    fn execute(&mut self, b: u8) {
+    fn step(&mut self, b: u8) {
         match b {
-            0x0e => self.charsets.shifted = true,
-            0x0f => self.charsets.shifted = false,
+            0x18 | 0x1a => {
+                *self = Ground::default();
+                return;
+            }
+            0x1b => {
+                *self = Ground {
+                    state: State::Escape,
+                    utf8: 0,
+                };
+                return;
+            }
             _ => {}
         }
-    }
-
-    fn step(&mut self, b: u8) -> Step {
-        match self.state {
-            State::Ground => match b {
-                0x1b => self.enter_escape(),
-                0x00..=0x1f => self.execute(b),
-                0x5f..=0x7e if self.active() == Charset::DecGraphics => {
-                    return Step::Graphic(dec_graphic(b));
-                }
-                _ => {}
-            },
+        self.state = match self.state {
+            State::Ground => {
+                self.utf8 = match b {
+                    0x80..=0xbf => self.utf8.saturating_sub(1),
+                    _ => 0,
+                };
+                State::Ground
+            }
             State::Escape => match b {
-                0x18 | 0x1a => self.state = State::Ground,
-                0x1b => {}
-                0x00..=0x1f => self.execute(b),
-                0x20..=0x2f => {
-                    self.esc_intermediate = Some(b);
-                    self.state = State::EscapeIntermediate;
-                }
-                b'[' => self.enter_csi(),
-                b']' => {
-                    self.osc_len = 0;
-                    self.osc_long = false;
-                    self.state = State::Osc;
-                }
-                b'P' => self.state = State::Dcs,
-                b'X' | b'^' | b'_' => self.state = State::String,
-                0x30..=0x7e => {
-                    self.esc_dispatch(b);
-                    self.state = State::Ground;
-                }
-                _ => {}
+                0x00..=0x1f | 0x7f => State::Escape,
+                0x20..=0x2f => State::EscapeIntermediate,
+                b'[' => State::Csi,
+                b']' => State::Osc,
+                b'P' | b'X' | b'^' | b'_' => State::String,
+                _ => State::Ground,
             },
             State::EscapeIntermediate => match b {
-                0x18 | 0x1a => self.state = State::Ground,
-                0x1b => self.enter_escape(),
-                0x00..=0x1f => self.execute(b),
-                0x20..=0x2f => {}
-                0x30..=0x7e => {
-                    self.designate(b);
-                    self.state = State::Ground;
-                }
-                _ => {}
+                0x00..=0x2f | 0x7f => State::EscapeIntermediate,
+                _ => State::Ground,
             },
             State::Csi => match b {
-                0x18 | 0x1a => self.state = State::Ground,
-                0x1b => self.enter_escape(),
-                0x00..=0x1f => self.execute(b),
-                0x30..=0x39 => {
-                    if self.csi_intermediates > 0 {
-                        self.state = State::CsiIgnore;
-                    } else {
-                        self.csi_any = true;
-                        let digit = u16::from(b - b'0');
-                        self.csi_current =
-                            self.csi_current.saturating_mul(10).saturating_add(digit);
-                    }
-                }
-                b':' | b';' => {
-                    if self.csi_intermediates > 0 {
-                        self.state = State::CsiIgnore;
-                    } else {
-                        if b == b':' {
-                            self.csi_sub = true;
-                        }
-                        self.csi_any = true;
-                        self.push_param();
-                    }
-                }
-                0x3c..=0x3f => {
-                    if self.csi_any || self.csi_marker.is_some() || self.csi_intermediates > 0 {
-                        self.state = State::CsiIgnore;
-                    } else {
-                        self.csi_marker = Some(b);
-                    }
-                }
-                0x20..=0x2f => {
-                    if self.csi_intermediates == 0 {
-                        self.csi_intermediate = Some(b);
-                    }
-                    self.csi_intermediates = self.csi_intermediates.saturating_add(1);
-                }
-                0x40..=0x7e => {
-                    self.state = State::Ground;
-                    if self.csi_any {
-                        self.push_param();
-                    }
-                    if let Some(mode) = self.csi_erase(b) {
-                        return Step::Erase(mode);
-                    }
-                    if let Some(q) = self.csi_dispatch(b) {
-                        return Step::Query(q);
-                    }
-                }
-                _ => {}
-            },
-            State::CsiIgnore => match b {
-                0x18 | 0x1a => self.state = State::Ground,
-                0x1b => self.enter_escape(),
-                0x00..=0x1f => self.execute(b),
-                0x40..=0x7e => self.state = State::Ground,
-                _ => {}
+                0x40..=0x7e => State::Ground,
+                _ => State::Csi,
             },
             State::Osc => match b {
-                0x07 => {
-                    self.state = State::Ground;
-                    if let Some(q) = self.osc_dispatch(false) {
-                        return Step::Query(q);
-                    }
-                }
-                0x18 | 0x1a => self.state = State::Ground,
-                0x1b => {
-                    // ESC ends the OSC (normally as ESC \).
-                    self.enter_escape();
-                    if let Some(q) = self.osc_dispatch(true) {
-                        return Step::Query(q);
-                    }
-                }
-                0x00..=0x1f => {}
-                _ => {
-                    if self.osc_len < MAX_OSC_PREFIX {
-                        self.osc[self.osc_len] = b;
-                        self.osc_len += 1;
-                    } else {
-                        self.osc_long = true;
-                    }
-                }
-            },
-            State::Dcs => match b {
-                0x18 | 0x1a | 0x9c => self.state = State::Ground,
-                0x1b => self.enter_escape(),
-                _ => {}
+                0x07 | 0x9c => State::Ground,
+                _ => State::Osc,
             },
             State::String => match b {
-                0x18 | 0x1a => self.state = State::Ground,
-                0x1b => self.enter_escape(),
-                _ => {}
+                0x9c => State::Ground,
+                _ => State::String,
             },
-        }
-        Step::Pass
-    }
-
-    fn enter_escape(&mut self) {
-        self.state = State::Escape;
-        self.esc_intermediate = None;
-    }
-
-    fn enter_csi(&mut self) {
-        self.state = State::Csi;
-        self.csi_marker = None;
-        self.csi_intermediate = None;
-        self.csi_intermediates = 0;
-        self.csi_len = 0;
-        self.csi_current = 0;
-        self.csi_any = false;
-        self.csi_sub = false;
-        self.csi_overflow = false;
-    }
-
-    fn push_param(&mut self) {
-        if self.csi_len < MAX_CSI_PARAMS {
-            self.csi_params[self.csi_len] = self.csi_current;
-            self.csi_len += 1;
-        } else {
-            self.csi_overflow = true;
-        }
-        self.csi_current = 0;
-    }
-
-    /// ESC sequences without intermediates.
-    fn esc_dispatch(&mut self, b: u8) {
-        match b {
-            b'7' => self.saved_charsets = self.charsets,
-            b'8' => self.charsets = self.saved_charsets,
-            b'c' => {
-                self.charsets = Charsets::default();
-                self.saved_charsets = Charsets::default();
-                self.sync = false;
-                self.region = None;
-            }
-            _ => {}
-        }
-    }
-
-    /// ESC sequences with an intermediate: charset designation (`ESC ( 0`, `ESC ) B`, ...).
-    fn designate(&mut self, fin: u8) {
-        let set = if fin == b'0' {
-            Charset::DecGraphics
-        } else {
-            Charset::Ascii
         };
-        match self.esc_intermediate {
-            Some(b'(') => self.charsets.g0 = set,
-            Some(b')') => self.charsets.g1 = set,
-            _ => {}
-        }
-    }
-
-    /// `CSI 2 J` / `CSI 3 J` (also `CSI ? 2 J`): the mode; tracks the scroll region meanwhile.
-    fn csi_erase(&mut self, fin: u8) -> Option<u8> {
-        if self.csi_sub || self.csi_overflow || self.csi_intermediates > 0 {
-            return None;
-        }
-        let params = &self.csi_params[..self.csi_len];
-        match (self.csi_marker, fin) {
-            (None | Some(b'?'), b'J') => match params {
-                [2] => Some(2),
-                [3] => Some(3),
-                _ => None,
-            },
-            (None, b'r') => {
-                self.region = match *params {
-                    [] | [0] | [0, 0] | [1] => None,
-                    [top] => Some((top, 0)),
-                    [top, bottom, ..] => Some((top, bottom)),
-                };
-                None
-            }
-            _ => None,
-        }
-    }
-
-    fn csi_dispatch(&mut self, fin: u8) -> Option<Query> {
-        if self.csi_sub || self.csi_overflow || self.csi_intermediates > 1 {
-            return None;
-        }
-        let params = &self.csi_params[..self.csi_len];
-        let default = params.is_empty() || params == [0];
-        match (self.csi_marker, self.csi_intermediate, fin) {
-            (None, None, b'n') if params == [6] => Some(Query::CursorPosition),
-            (None, None, b'n') if params == [5] => Some(Query::Status),
-            (None, None, b'c') if default => Some(Query::PrimaryAttributes),
-            (Some(b'>'), None, b'c') if default => Some(Query::SecondaryAttributes),
-            (Some(b'?'), Some(b'$'), b'p') if params.len() == 1 => {
-                Some(Query::PrivateMode(params[0]))
-            }
-            (Some(b'?'), None, b'h' | b'l') => {
-                let on = fin == b'h';
-                for i in 0..self.csi_len {
-                    match self.csi_params[i] {
-                        2026 => self.sync = on,
-                        1049 if on => self.saved_charsets = self.charsets,
-                        1049 => self.charsets = self.saved_charsets,
-                        _ => {}
-                    }
-                }
-                None
-            }
-            _ => None,
-        }
-    }
-
-    fn osc_dispatch(&self, st: bool) -> Option<Query> {
-        if self.osc_long {
-            return None;
-        }
-        let payload = &self.osc[..self.osc_len];
-        let mut parts = payload.split(|&b| b == b';');
-        let first = parts.next()?;
-        let code: u8 = match first {
-            b"10" => 10,
-            b"11" => 11,
-            b"12" => 12,
-            _ => return None,
-        };
-        let mut mask = 0u8;
-        for (k, part) in parts.enumerate() {
-            if part != b"?" {
-                return None;
-            }
-            let c = usize::from(code) + k;
-            mask |= match c {
-                10 => 1,
-                11 => 2,
-                12 => 4,
-                _ => 0,
-            };
-        }
-        (mask != 0).then_some(Query::Colors { mask, st })
     }
 }
 
-/// The DEC special graphics character set, bytes 0x5f..=0x7e.
-fn dec_graphic(b: u8) -> char {
-    const TABLE: [char; 32] = [
-        ' ',        // _ blank
-        '\u{25c6}', // ` diamond
-        '\u{2592}', // a checkerboard
-        '\u{2409}', // b HT
-        '\u{240c}', // c FF
-        '\u{240d}', // d CR
-        '\u{240a}', // e LF
-        '\u{00b0}', // f degree
-        '\u{00b1}', // g plus/minus
-        '\u{2424}', // h NL
-        '\u{240b}', // i VT
-        '\u{2518}', // j lower right corner
-        '\u{2510}', // k upper right corner
-        '\u{250c}', // l upper left corner
-        '\u{2514}', // m lower left corner
-        '\u{253c}', // n crossing lines
-        '\u{23ba}', // o scan line 1
-        '\u{23bb}', // p scan line 3
-        '\u{2500}', // q horizontal line
-        '\u{23bc}', // r scan line 7
-        '\u{23bd}', // s scan line 9
-        '\u{251c}', // t left tee
-        '\u{2524}', // u right tee
-        '\u{2534}', // v bottom tee
-        '\u{252c}', // w top tee
-        '\u{2502}', // x vertical line
-        '\u{2264}', // y less or equal
-        '\u{2265}', // z greater or equal
-        '\u{03c0}', // { pi
-        '\u{2260}', // | not equal
-        '\u{00a3}', // } pound
-        '\u{00b7}', // ~ centred dot
-    ];
-    TABLE
-        .get(usize::from(b.wrapping_sub(0x5f)))
-        .copied()
-        .unwrap_or(' ')
+/// Continuation bytes missing from a UTF-8 character cut at the end of `bytes`.
+fn utf8_pending(bytes: &[u8]) -> u8 {
+    for back in 1..=bytes.len().min(4) {
+        let b = bytes[bytes.len() - back];
+        if b & 0xc0 == 0x80 {
+            continue;
+        }
+        let len: usize = match b {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => return 0,
+        };
+        return u8::try_from(len.saturating_sub(back)).unwrap_or(0);
+    }
+    0
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1557,7 +1783,7 @@ mod tests {
     #[test]
     fn things_that_are_not_queries_get_no_reply() {
         for bytes in [
-            &b"[6n 6n \x1b[6;1n \x1b[16n \x1b[?6n \x1b[1c \x1b[=c"[..],
+            &b"[6n 6n \x1b[16n \x1b[?6n \x1b[1c \x1b[=c"[..],
             b"\x1b[6\x18n",              // cancelled
             b"\x1b]11;rgb:1/2/3\x07",    // a colour set, not a query
             b"\x1b]11;?x\x07",           // not exactly `?`
@@ -1606,7 +1832,10 @@ mod tests {
         let mut s = screen();
         s.process(b"\x1b(0tuvwn~`a\x1b(Bqx");
         assert_eq!(s.capture(false).lines().next(), Some("├┤┴┬┼·◆▒qx"));
-        assert_eq!(s.cell(0, 0).map(|c| c.text), Some("├"));
+        assert_eq!(
+            s.cell(0, 0).map(|c| c.text.to_string()).as_deref(),
+            Some("├")
+        );
 
         // G1 through SO / SI, as some programs do it.
         let mut s = screen();
@@ -1647,7 +1876,7 @@ mod tests {
         s.process("\x1b[1;31;44mR\x1b[0;38;2;1;2;3mG\x1b[m界".as_bytes());
         let r = s.cell(0, 0).expect("cell");
         assert_eq!(
-            (r.text, r.fg, r.bg, r.bold),
+            (r.text.as_str(), r.fg, r.bg, r.bold),
             ("R", Color::Indexed(1), Color::Indexed(4), true)
         );
         let g = s.cell(0, 1).expect("cell");
@@ -1667,7 +1896,10 @@ mod tests {
         assert_eq!(s.capture(true), "one\ntwo\nthree\nfour\nfive\n");
         assert_eq!(s.scrollback_len(), 2);
         assert_eq!(s.set_view_offset(99), 2);
-        assert_eq!(s.cell(0, 0).map(|c| c.text), Some("o"));
+        assert_eq!(
+            s.cell(0, 0).map(|c| c.text.to_string()).as_deref(),
+            Some("o")
+        );
         // Capture is of the live screen, and leaves the view where it was.
         assert_eq!(s.capture(false), "three\nfour\nfive\n");
         assert_eq!(s.view_offset(), 2);
@@ -1779,6 +2011,34 @@ mod tests {
     }
 
     #[test]
+    fn rows_a_resize_pushes_off_the_top_go_to_the_history() {
+        let mut s = Screen::new(6, 20, 100);
+        s.process(b"one\r\ntwo\r\nthree\r\nfour\r\nfive\r\nsix");
+        s.resize(3, 20);
+        assert_eq!(s.capture(false), "four\nfive\nsix\n");
+        assert_eq!(s.capture(true), "one\ntwo\nthree\nfour\nfive\nsix\n");
+        assert_eq!(s.history_seen(), 3);
+        // Narrower: the long row is rewrapped, as in tmux; what it pushes off is kept too.
+        let mut s = Screen::new(3, 10, 100);
+        s.process(b"a\r\n0123456789abcdefghij");
+        s.resize(3, 5);
+        assert_eq!(s.capture(false), "56789\nabcde\nfghij\n");
+        assert_eq!(s.capture(true), "a\n01234\n56789\nabcde\nfghij\n");
+        // A collector reports them as scrolled rows.
+        let mut c = Screen::collector(4, 10);
+        c.process(b"w\r\nx\r\ny\r\nz");
+        c.resize(2, 10);
+        let got: Vec<Collected> = c.take_collected();
+        assert_eq!(
+            got,
+            vec![
+                Collected::Scrolled("w".into()),
+                Collected::Scrolled("x".into())
+            ]
+        );
+    }
+
+    #[test]
     fn sizes_are_clamped() {
         let mut s = Screen::new(0, 1, 10);
         assert_eq!(s.size(), (MIN_ROWS, MIN_COLS));
@@ -1873,6 +2133,7 @@ mod tests {
         for c in &crafted {
             s.process(c);
         }
+        let _ = s.take_replies();
         let _ = s.capture(true);
         // End whatever is open, reset, and draw.
         s.resize(24, 80);

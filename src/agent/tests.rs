@@ -382,6 +382,27 @@ fn fixture_scroll_region() -> Vec<u8> {
     f.into_bytes()
 }
 
+/// A scroll region from the top row with a footer below it, as Codex draws: rows scrolled
+/// out of it go to the history, in tmux as here.
+fn fixture_top_region() -> Vec<u8> {
+    let mut f = String::from("\x1b[H\x1b[2J\x1b[23;1H\x1b[7m status line \x1b[m\x1b[24;1H> prompt");
+    f += "\x1b[1;20r\x1b[20;1H";
+    for i in 0..45 {
+        f += &format!("\r\n\x1b[3{}mtranscript line {i}\x1b[m", i % 8);
+    }
+    f += "\x1b[3S\x1b[r\x1b[24;10H";
+    f.into_bytes()
+}
+
+/// DEC special graphics through G0 and G1, as dialog and mc draw boxes without UTF-8.
+fn fixture_dec_graphics() -> Vec<u8> {
+    let mut f = String::from("\x1b[H\x1b[2J\x1b(0lqqqqk\x1b(B\r\n");
+    f += "\x1b(0x\x1b(B box \x1b(0x\x1b(B\r\n\x1b(0mqqqqj\x1b(B\r\n";
+    f += "\x1b)0\x0etuvwn~`af\x0f plain again\r\n";
+    f += "\x1b(0\x1b7\x1b(Bq\x1b8q\x1b(B\r\n";
+    f.into_bytes()
+}
+
 /// Agent-like frames: synchronized updates, clear screen and scrollback, a box, a spinner
 /// redrawn with `\r`, the alternate screen entered and left.
 fn fixture_frames() -> Vec<u8> {
@@ -466,9 +487,11 @@ fn tmux_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Our capture, through a real PTY like tmux's.
+/// Our capture of `file`'s bytes, through a real PTY like tmux's (no echo: a reply to a
+/// query in the bytes must not show up on the screen).
 fn our_capture(file: &Path, scrollback: bool) -> String {
-    let s = Session::spawn(spec("cat", &[&file.to_string_lossy()]), quiet()).expect("spawn cat");
+    let script = format!("stty -echo; cat '{}'", file.display());
+    let s = Session::spawn(spec("sh", &["-c", &script]), quiet()).expect("spawn cat");
     wait_exit(&s);
     s.capture(scrollback)
 }
@@ -486,81 +509,295 @@ fn compare(name: &str, ours: &str, theirs: &str) -> Vec<String> {
     diffs
 }
 
+/// tmux's `capture-pane -p -e` as it looks on the screen: escape sequences left out, and the
+/// cells tmux keeps in the DEC graphics set (between SO and SI) drawn as their characters.
+fn tmux_screen_text(escaped: &str) -> String {
+    let mut out = String::new();
+    let mut graphics = false;
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x0e' => graphics = true,
+            '\x0f' => graphics = false,
+            '\x1b' => {
+                // CSI sequences (SGR, mostly) and OSC hyperlinks.
+                match chars.next() {
+                    Some('[') => {
+                        for p in chars.by_ref() {
+                            if ('\x40'..='\x7e').contains(&p) {
+                                break;
+                            }
+                        }
+                    }
+                    Some(']') => {
+                        while let Some(p) = chars.next() {
+                            if p == '\x07' || (p == '\x1b' && chars.next() == Some('\\')) {
+                                break;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            c if graphics && ('\x5f'..='\x7e').contains(&c) => out.push(dec_graphic(c as u8)),
+            c => out.push(c),
+        }
+    }
+    // Without `-e` tmux trims the spaces that end a row; with it, only those without
+    // attributes.
+    out.lines()
+        .map(|l| format!("{}\n", l.trim_end_matches(' ')))
+        .collect()
+}
+
+/// The DEC special graphics character set, bytes 0x5f..=0x7e.
+fn dec_graphic(b: u8) -> char {
+    const TABLE: [char; 32] = [
+        ' ',        // _ blank
+        '\u{25c6}', // ` diamond
+        '\u{2592}', // a checkerboard
+        '\u{2409}', // b HT
+        '\u{240c}', // c FF
+        '\u{240d}', // d CR
+        '\u{240a}', // e LF
+        '\u{00b0}', // f degree
+        '\u{00b1}', // g plus/minus
+        '\u{2424}', // h NL
+        '\u{240b}', // i VT
+        '\u{2518}', // j lower right corner
+        '\u{2510}', // k upper right corner
+        '\u{250c}', // l upper left corner
+        '\u{2514}', // m lower left corner
+        '\u{253c}', // n crossing lines
+        '\u{23ba}', // o scan line 1
+        '\u{23bb}', // p scan line 3
+        '\u{2500}', // q horizontal line
+        '\u{23bc}', // r scan line 7
+        '\u{23bd}', // s scan line 9
+        '\u{251c}', // t left tee
+        '\u{2524}', // u right tee
+        '\u{2534}', // v bottom tee
+        '\u{252c}', // w top tee
+        '\u{2502}', // x vertical line
+        '\u{2264}', // y less or equal
+        '\u{2265}', // z greater or equal
+        '\u{03c0}', // { pi
+        '\u{2260}', // | not equal
+        '\u{00a3}', // } pound
+        '\u{00b7}', // ~ centred dot
+    ];
+    TABLE
+        .get(usize::from(b.wrapping_sub(0x5f)))
+        .copied()
+        .unwrap_or(' ')
+}
+
+/// A private tmux server for comparing screens, with `history-limit 5000`; `None` (and a
+/// line saying so) when tmux is not installed.
+fn tmux_for(dir: &Path, test: &str) -> Option<Tmux> {
+    if !tmux_available() {
+        not_installed(test, &["tmux"]);
+        return None;
+    }
+    let config = dir.join("tmux.conf");
+    std::fs::write(
+        &config,
+        "set -g status off\nset -g history-limit 5000\nset -g default-terminal xterm-256color\n",
+    )
+    .expect("config");
+    Some(Tmux {
+        socket: dir.join("tmux.sock"),
+        config,
+    })
+}
+
+/// Shows `bytes` in a tmux pane of 80x24 and on our screen through the same kind of PTY;
+/// returns the rows that differ (with the history too, if asked).
+fn differences_from_tmux(
+    tmux: &Tmux,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    with_history: bool,
+) -> Vec<String> {
+    let file = dir.join(format!("{}.bin", name.replace(' ', "-")));
+    let mut content = bytes.to_vec();
+    content.extend_from_slice(b"\x1b]2;fixture-done\x07");
+    std::fs::write(&file, &content).expect("fixture");
+    let command = format!("stty -echo; cat '{}'; sleep 30", file.display());
+    let target = format!("cmp-{}", name.replace(' ', "-"));
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        "-s",
+        &target,
+        &command,
+    ]);
+    assert!(
+        started.is_some(),
+        "tmux could not start a session for {name}"
+    );
+    let size = tmux.run(&[
+        "display",
+        "-p",
+        "-t",
+        &target,
+        "#{pane_height}x#{pane_width}",
+    ]);
+    assert_eq!(size.as_deref().map(str::trim), Some("24x80"));
+    let done = eventually(|| {
+        tmux.run(&["display", "-p", "-t", &target, "#{pane_title}"])
+            .is_some_and(|t| t.trim() == "fixture-done")
+    });
+    assert!(done, "tmux did not finish {name}");
+    let theirs = tmux
+        .run(&["capture-pane", "-p", "-e", "-t", &target])
+        .map(|t| tmux_screen_text(&t))
+        .unwrap_or_default();
+    let mut diffs = compare(name, &our_capture(&file, false), &theirs);
+    if with_history {
+        let theirs = tmux
+            .run(&["capture-pane", "-p", "-e", "-S", "-", "-t", &target])
+            .map(|t| tmux_screen_text(&t))
+            .unwrap_or_default();
+        diffs.extend(compare(
+            &format!("{name} (history)"),
+            &our_capture(&file, true),
+            &theirs,
+        ));
+    }
+    diffs
+}
+
 #[test]
 fn capture_matches_tmux_for_the_same_bytes() {
-    if !tmux_available() {
-        eprintln!("SKIPPED capture_matches_tmux_for_the_same_bytes: tmux is not on PATH");
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("tmux.conf");
-    std::fs::write(&config, "set -g status off\nset -g history-limit 5000\n").expect("config");
-    let tmux = Tmux {
-        socket: dir.path().join("tmux.sock"),
-        config,
+    let Some(tmux) = tmux_for(dir.path(), "capture_matches_tmux_for_the_same_bytes") else {
+        return;
     };
-    let fixtures: [(&str, Vec<u8>, bool); 4] = [
+    let fixtures: [(&str, Vec<u8>, bool); 6] = [
         ("drawing", fixture_drawing(), false),
         ("scroll-region", fixture_scroll_region(), false),
+        ("top-region", fixture_top_region(), true),
         ("frames", fixture_frames(), false),
         ("scrolling", fixture_scrolling(), true),
+        ("dec-graphics", fixture_dec_graphics(), false),
     ];
     let mut diffs = Vec::new();
-    for (n, (name, bytes, with_history)) in fixtures.iter().enumerate() {
-        let file = dir.path().join(format!("{name}.bin"));
-        let mut content = bytes.clone();
-        content.extend_from_slice(b"\x1b]2;fixture-done\x07");
-        std::fs::write(&file, &content).expect("fixture");
-        let command = format!("cat '{}'; sleep 30", file.display());
-        let target = format!("cmp{n}");
-        let started = tmux.run(&[
-            "new-session",
-            "-d",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            "-s",
-            &target,
-            &command,
-        ]);
-        if started.is_none() {
-            eprintln!("SKIPPED capture_matches_tmux_for_the_same_bytes: tmux could not start");
-            return;
-        }
-        let size = tmux.run(&[
-            "display",
-            "-p",
-            "-t",
-            &target,
-            "#{pane_height}x#{pane_width}",
-        ]);
-        assert_eq!(size.as_deref().map(str::trim), Some("24x80"));
-        let done = eventually(|| {
-            tmux.run(&["display", "-p", "-t", &target, "#{pane_title}"])
-                .is_some_and(|t| t.trim() == "fixture-done")
-        });
-        assert!(done, "tmux did not finish {name}");
-        let theirs = tmux
-            .run(&["capture-pane", "-p", "-t", &target])
-            .unwrap_or_default();
-        diffs.extend(compare(name, &our_capture(&file, false), &theirs));
-        if *with_history {
-            let theirs = tmux
-                .run(&["capture-pane", "-p", "-S", "-", "-t", &target])
-                .unwrap_or_default();
-            diffs.extend(compare(
-                &format!("{name} (history)"),
-                &our_capture(&file, true),
-                &theirs,
-            ));
-        }
+    for (name, bytes, with_history) in &fixtures {
+        diffs.extend(differences_from_tmux(
+            &tmux,
+            dir.path(),
+            name,
+            bytes,
+            *with_history,
+        ));
     }
     assert!(
         diffs.is_empty(),
         "differences from tmux:\n{}",
         diffs.join("\n")
     );
+}
+
+/// A program's output as it ran in a terminal of 80x24 (xterm-256color) until `marker` was on
+/// its screen and the screen settled: the bytes of its recording.
+fn recorded_run(dir: &Path, name: &str, script: &str, marker: &str) -> Vec<u8> {
+    let cast = dir.join(format!("{}.cast", name.replace(' ', "-")));
+    let mut spec = spec("sh", &["-c", script]);
+    spec.rows = 24;
+    spec.cols = 80;
+    spec.recording = Some(cast.clone());
+    spec.env = vec![
+        ("TERM".into(), "xterm-256color".into()),
+        ("LC_ALL".into(), "C.UTF-8".into()),
+        ("HOME".into(), dir.display().to_string()),
+    ];
+    let s = Session::spawn(spec, quiet()).expect("spawn the program");
+    let shown = settled(|| s.capture(false), marker);
+    assert!(
+        shown.is_some(),
+        "{name} did not show {marker:?}:\n{}",
+        s.capture(false)
+    );
+    let _ = s.kill();
+    let _ = s.wait_timeout(DEADLINE);
+    drop(s);
+    let cast = crate::agent::read_cast(&cast).expect("read the recording");
+    cast.events
+        .iter()
+        .filter(|e| e.kind == crate::agent::EventKind::Output)
+        .flat_map(|e| e.data.as_bytes().iter().copied())
+        .collect()
+}
+
+/// Full-screen programs whose screens change from run to run (clocks, process lists): one
+/// run is recorded, and its bytes are shown in tmux and here.
+#[test]
+fn full_screen_programs_look_as_they_do_in_tmux() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(tmux) = tmux_for(dir.path(), "full_screen_programs_look_as_they_do_in_tmux") else {
+        return;
+    };
+    let mut programs: Vec<(&str, &str, &str)> = Vec::new();
+    let mut missing = Vec::new();
+    for (name, script, marker) in [
+        ("top", "top -d 0.5", "PID"),
+        ("htop", "htop -d 5", "Quit"),
+        ("mc", "mc --nosubshell --nocolor -X || mc --nosubshell -X", "Command"),
+        (
+            "dialog",
+            "dialog --title Pick --menu 'Pick a rig' 14 50 4 gastown 'the town' beads 'the store' 2>/dev/null",
+            "the store",
+        ),
+        (
+            "dialog checklist",
+            "dialog --colors --checklist '\\Z1Which\\Zn agents?' 12 50 3 claude on on codex '' off gemini '' off 2>/dev/null",
+            "gemini",
+        ),
+    ] {
+        let program = name.split(' ').next().unwrap_or(name);
+        if program_available(program) {
+            programs.push((name, script, marker));
+        } else {
+            missing.push(program);
+        }
+    }
+    not_installed("full_screen_programs_look_as_they_do_in_tmux", &missing);
+    let mut diffs = Vec::new();
+    for (name, script, marker) in programs {
+        let bytes = recorded_run(dir.path(), name, script, marker);
+        diffs.extend(differences_from_tmux(
+            &tmux,
+            dir.path(),
+            name,
+            &bytes,
+            false,
+        ));
+    }
+    assert!(
+        diffs.is_empty(),
+        "differences from tmux:\n{}",
+        diffs.join("\n")
+    );
+}
+
+/// Says which programs a test could not run for lack of them; with `GT_REQUIRE_PROGRAMS` set
+/// (as CI does, after installing them) that is a failure.
+fn not_installed(test: &str, missing: &[&str]) {
+    if missing.is_empty() {
+        return;
+    }
+    let what = missing.join(", ");
+    assert!(
+        std::env::var_os("GT_REQUIRE_PROGRAMS").is_none(),
+        "{test}: not installed: {what} (GT_REQUIRE_PROGRAMS is set)"
+    );
+    eprintln!("SKIPPED in {test}: not installed: {what}");
 }
 
 fn program_available(name: &str) -> bool {
@@ -588,7 +825,7 @@ fn settled(mut read: impl FnMut() -> String, marker: &str) -> Option<String> {
 #[test]
 fn real_programs_look_as_they_do_in_tmux() {
     if !tmux_available() {
-        eprintln!("SKIPPED real_programs_look_as_they_do_in_tmux: tmux is not on PATH");
+        not_installed("real_programs_look_as_they_do_in_tmux", &["tmux"]);
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -640,6 +877,11 @@ fn real_programs_look_as_they_do_in_tmux() {
     let file = text.display().to_string();
     let env = "env LC_ALL=C.UTF-8 LESSHISTFILE=- LESS= LESSOPEN= TERM=xterm-256color";
     let mut programs: Vec<(&str, String, &str)> = vec![];
+    let missing: Vec<&str> = ["vim", "less", "git"]
+        .into_iter()
+        .filter(|p| !program_available(p))
+        .collect();
+    not_installed("real_programs_look_as_they_do_in_tmux", &missing);
     if program_available("vim") {
         programs.push((
             "vim",

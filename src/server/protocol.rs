@@ -185,7 +185,7 @@ impl WireCell {
     fn cell(&self) -> Cell<'_> {
         let on = |bit: u8| self.attrs & bit != 0;
         Cell {
-            text: &self.text,
+            text: self.text.as_str().into(),
             fg: self.fg,
             bg: self.bg,
             bold: on(attr::BOLD),

@@ -79,7 +79,7 @@ impl Widget for &TermView<'_> {
                 let symbol = if cell.text.is_empty() || cut {
                     " "
                 } else {
-                    cell.text
+                    cell.text.as_str()
                 };
                 if let Some(c) = buf.cell_mut((x, y)) {
                     c.set_symbol(symbol).set_style(style);
