@@ -474,6 +474,36 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// A new detached session of 80x24 running `command`; false if tmux could not start it.
+    fn new_pane(&self, target: &str, command: &str) -> bool {
+        self.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "-s",
+            target,
+            command,
+        ])
+        .is_some()
+    }
+
+    /// The pane's screen as it looks (see [`tmux_screen_text`]), with the history first.
+    fn screen(&self, target: &str, history: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-e"];
+        if history {
+            args.extend(["-S", "-"]);
+        }
+        args.extend(["-t", target]);
+        self.run(&args)
+            .map(|t| tmux_screen_text(&t))
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
@@ -654,16 +684,10 @@ fn differences_from_tmux(
             .is_some_and(|t| t.trim() == "fixture-done")
     });
     assert!(done, "tmux did not finish {name}");
-    let theirs = tmux
-        .run(&["capture-pane", "-p", "-e", "-t", &target])
-        .map(|t| tmux_screen_text(&t))
-        .unwrap_or_default();
+    let theirs = tmux.screen(&target, false);
     let mut diffs = compare(name, &our_capture(&file, false), &theirs);
     if with_history {
-        let theirs = tmux
-            .run(&["capture-pane", "-p", "-e", "-S", "-", "-t", &target])
-            .map(|t| tmux_screen_text(&t))
-            .unwrap_or_default();
+        let theirs = tmux.screen(&target, true);
         diffs.extend(compare(
             &format!("{name} (history)"),
             &our_capture(&file, true),
@@ -824,20 +848,9 @@ fn settled(mut read: impl FnMut() -> String, marker: &str) -> Option<String> {
 
 #[test]
 fn real_programs_look_as_they_do_in_tmux() {
-    if !tmux_available() {
-        not_installed("real_programs_look_as_they_do_in_tmux", &["tmux"]);
-        return;
-    }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("tmux.conf");
-    std::fs::write(
-        &config,
-        "set -g status off\nset -g default-terminal xterm-256color\n",
-    )
-    .expect("config");
-    let tmux = Tmux {
-        socket: dir.path().join("tmux.sock"),
-        config,
+    let Some(tmux) = tmux_for(dir.path(), "real_programs_look_as_they_do_in_tmux") else {
+        return;
     };
     let text = dir.path().join("notes.txt");
     let mut body = String::new();
@@ -906,31 +919,12 @@ fn real_programs_look_as_they_do_in_tmux() {
     for (n, (name, command, marker)) in programs.iter().enumerate() {
         let target = format!("real{n}");
         let with_sleep = format!("{command}; sleep 30");
-        if tmux
-            .run(&[
-                "new-session",
-                "-d",
-                "-x",
-                "80",
-                "-y",
-                "24",
-                "-s",
-                &target,
-                &with_sleep,
-            ])
-            .is_none()
-        {
-            eprintln!("SKIPPED real_programs_look_as_they_do_in_tmux: tmux could not start");
-            return;
-        }
-        let theirs = settled(
-            || {
-                tmux.run(&["capture-pane", "-p", "-t", &target])
-                    .unwrap_or_default()
-            },
-            marker,
-        )
-        .unwrap_or_else(|| panic!("{name} did not settle in tmux"));
+        assert!(
+            tmux.new_pane(&target, &with_sleep),
+            "tmux could not start a session for {name}"
+        );
+        let theirs = settled(|| tmux.screen(&target, false), marker)
+            .unwrap_or_else(|| panic!("{name} did not settle in tmux"));
         let session = sh(&with_sleep);
         let ours = settled(|| session.capture(false), marker)
             .unwrap_or_else(|| panic!("{name} did not settle here:\n{}", session.capture(false)));
