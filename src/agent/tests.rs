@@ -453,6 +453,8 @@ fn fixture_scrolling() -> Vec<u8> {
 struct Tmux {
     socket: std::path::PathBuf,
     config: std::path::PathBuf,
+    /// The test's temporary directory, removed after the server is killed.
+    dir: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -476,6 +478,10 @@ impl Tmux {
 
 impl Tmux {
     /// A new detached session of 80x24 running `command`; false if tmux could not start it.
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     fn new_pane(&self, target: &str, command: &str) -> bool {
         self.run(&[
             "new-session",
@@ -622,35 +628,41 @@ fn dec_graphic(b: u8) -> char {
         .unwrap_or(' ')
 }
 
-/// A private tmux server for comparing screens, with `history-limit 5000`; `None` (and a
-/// line saying so) when tmux is not installed.
-fn tmux_for(dir: &Path, test: &str) -> Option<Tmux> {
+/// A private tmux server for comparing screens, with `history-limit 5000`, in a temporary
+/// directory of its own ([`Tmux::dir`]); `None` (and a line saying so) when tmux is not
+/// installed.
+fn tmux_for(test: &str) -> Option<Tmux> {
     if !tmux_available() {
         not_installed(test, &["tmux"]);
         return None;
     }
-    let config = dir.join("tmux.conf");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tmux.conf");
     std::fs::write(
         &config,
         "set -g status off\nset -g history-limit 5000\nset -g default-terminal xterm-256color\n",
     )
     .expect("config");
     Some(Tmux {
-        socket: dir.join("tmux.sock"),
+        socket: dir.path().join("tmux.sock"),
         config,
+        dir,
     })
+}
+
+/// Fails with every row that differs from tmux's.
+fn assert_same_as_tmux(diffs: &[String]) {
+    assert!(
+        diffs.is_empty(),
+        "differences from tmux:\n{}",
+        diffs.join("\n")
+    );
 }
 
 /// Shows `bytes` in a tmux pane of 80x24 and on our screen through the same kind of PTY;
 /// returns the rows that differ (with the history too, if asked).
-fn differences_from_tmux(
-    tmux: &Tmux,
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-    with_history: bool,
-) -> Vec<String> {
-    let file = dir.join(format!("{}.bin", name.replace(' ', "-")));
+fn differences_from_tmux(tmux: &Tmux, name: &str, bytes: &[u8], with_history: bool) -> Vec<String> {
+    let file = tmux.dir().join(format!("{}.bin", name.replace(' ', "-")));
     let mut content = bytes.to_vec();
     content.extend_from_slice(b"\x1b]2;fixture-done\x07");
     std::fs::write(&file, &content).expect("fixture");
@@ -699,8 +711,7 @@ fn differences_from_tmux(
 
 #[test]
 fn capture_matches_tmux_for_the_same_bytes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some(tmux) = tmux_for(dir.path(), "capture_matches_tmux_for_the_same_bytes") else {
+    let Some(tmux) = tmux_for("capture_matches_tmux_for_the_same_bytes") else {
         return;
     };
     let fixtures: [(&str, Vec<u8>, bool); 6] = [
@@ -713,19 +724,9 @@ fn capture_matches_tmux_for_the_same_bytes() {
     ];
     let mut diffs = Vec::new();
     for (name, bytes, with_history) in &fixtures {
-        diffs.extend(differences_from_tmux(
-            &tmux,
-            dir.path(),
-            name,
-            bytes,
-            *with_history,
-        ));
+        diffs.extend(differences_from_tmux(&tmux, name, bytes, *with_history));
     }
-    assert!(
-        diffs.is_empty(),
-        "differences from tmux:\n{}",
-        diffs.join("\n")
-    );
+    assert_same_as_tmux(&diffs);
 }
 
 /// A program's output as it ran in a terminal of 80x24 (xterm-256color) until `marker` was on
@@ -763,10 +764,10 @@ fn recorded_run(dir: &Path, name: &str, script: &str, marker: &str) -> Vec<u8> {
 /// run is recorded, and its bytes are shown in tmux and here.
 #[test]
 fn full_screen_programs_look_as_they_do_in_tmux() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some(tmux) = tmux_for(dir.path(), "full_screen_programs_look_as_they_do_in_tmux") else {
+    let Some(tmux) = tmux_for("full_screen_programs_look_as_they_do_in_tmux") else {
         return;
     };
+    let dir = tmux.dir();
     let mut programs: Vec<(&str, &str, &str)> = Vec::new();
     let mut missing = Vec::new();
     for (name, script, marker) in [
@@ -794,20 +795,10 @@ fn full_screen_programs_look_as_they_do_in_tmux() {
     not_installed("full_screen_programs_look_as_they_do_in_tmux", &missing);
     let mut diffs = Vec::new();
     for (name, script, marker) in programs {
-        let bytes = recorded_run(dir.path(), name, script, marker);
-        diffs.extend(differences_from_tmux(
-            &tmux,
-            dir.path(),
-            name,
-            &bytes,
-            false,
-        ));
+        let bytes = recorded_run(dir, name, script, marker);
+        diffs.extend(differences_from_tmux(&tmux, name, &bytes, false));
     }
-    assert!(
-        diffs.is_empty(),
-        "differences from tmux:\n{}",
-        diffs.join("\n")
-    );
+    assert_same_as_tmux(&diffs);
 }
 
 /// Says which programs a test could not run for lack of them; with `GT_REQUIRE_PROGRAMS` set
@@ -848,11 +839,11 @@ fn settled(mut read: impl FnMut() -> String, marker: &str) -> Option<String> {
 
 #[test]
 fn real_programs_look_as_they_do_in_tmux() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some(tmux) = tmux_for(dir.path(), "real_programs_look_as_they_do_in_tmux") else {
+    let Some(tmux) = tmux_for("real_programs_look_as_they_do_in_tmux") else {
         return;
     };
-    let text = dir.path().join("notes.txt");
+    let dir = tmux.dir();
+    let text = dir.join("notes.txt");
     let mut body = String::new();
     for i in 0..60 {
         body += &format!(
@@ -863,7 +854,7 @@ fn real_programs_look_as_they_do_in_tmux() {
         body += "\n";
     }
     std::fs::write(&text, body).expect("text");
-    let repo = dir.path().join("repo");
+    let repo = dir.join("repo");
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -930,9 +921,5 @@ fn real_programs_look_as_they_do_in_tmux() {
             .unwrap_or_else(|| panic!("{name} did not settle here:\n{}", session.capture(false)));
         diffs.extend(compare(name, &ours, &theirs));
     }
-    assert!(
-        diffs.is_empty(),
-        "differences from tmux:\n{}",
-        diffs.join("\n")
-    );
+    assert_same_as_tmux(&diffs);
 }
