@@ -903,7 +903,7 @@ impl Drop for ParseGate {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 10). Reading and
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 19). Reading and
 /// parsing agents' output is throughput work; when the CPU is short, the cockpit's keys and
 /// frames go first. Output is still read as fast as the machine allows otherwise.
 pub fn background_priority() {
@@ -912,7 +912,7 @@ pub fn background_priority() {
     // nice value (an error, e.g. not permitted, leaves it as it was).
     unsafe {
         let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
     }
 }
 
