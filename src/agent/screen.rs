@@ -444,11 +444,10 @@ impl Emu {
         }
         let n = n.min(bottom - top).min(self.term.screen_lines());
         for r in 0..n {
-            let row = if self.hooks.keep > 0 || self.hooks.collect.is_some() {
-                Some(format_row(&self.term.grid()[Line(r as i32)][..]))
-            } else {
-                None
-            };
+            let row = self
+                .hooks
+                .keeps_rows()
+                .then(|| format_row(&self.term.grid()[Line(r as i32)][..]));
             self.hooks.push_scrolled(row);
         }
     }
@@ -471,10 +470,9 @@ impl Emu {
 
     fn resize(&mut self, rows: u16, cols: u16) {
         // The emulator pushes rows off the top when the screen gets shorter or rows rewrap:
-        // it keeps them in a history of its own for the time of the resize.
-        let keep = !self.alternate()
-            && !self.hooks.muted
-            && (self.hooks.keep > 0 || self.hooks.collect.is_some());
+        // it keeps them in a history of its own for the time of the resize (counted, as rows
+        // that scroll off are, even when not kept).
+        let keep = !self.alternate() && !self.hooks.muted;
         if keep {
             self.term.grid_mut().update_history(RESIZE_HISTORY);
         }
@@ -485,12 +483,13 @@ impl Emu {
         self.mirror.region = (0, usize::from(rows));
         if keep {
             let grid = self.term.grid();
-            let pushed: Vec<String> = (1..=grid.history_size())
+            let rows = self.hooks.keeps_rows();
+            let pushed: Vec<Option<String>> = (1..=grid.history_size())
                 .rev()
-                .map(|i| format_row(&grid[Line(-(i as i32))][..]))
+                .map(|i| rows.then(|| format_row(&grid[Line(-(i as i32))][..])))
                 .collect();
             for row in pushed {
-                self.hooks.push_scrolled(Some(row));
+                self.hooks.push_scrolled(row);
             }
             let grid = self.term.grid_mut();
             grid.clear_history();
@@ -571,6 +570,11 @@ impl Emu {
 }
 
 impl Hooks {
+    /// Whether rows that scroll off are kept (here or for the collector), so worth formatting.
+    fn keeps_rows(&self) -> bool {
+        self.keep > 0 || self.collect.is_some()
+    }
+
     /// A row scrolled off the top of the main screen (`None`: not kept anywhere).
     fn push_scrolled(&mut self, row: Option<String>) {
         self.scrolled = self.scrolled.wrapping_add(1);
@@ -2018,6 +2022,11 @@ mod tests {
         assert_eq!(s.capture(false), "four\nfive\nsix\n");
         assert_eq!(s.capture(true), "one\ntwo\nthree\nfour\nfive\nsix\n");
         assert_eq!(s.history_seen(), 3);
+        // Counted when not kept too, as rows that scroll off are.
+        let mut none = Screen::new(6, 20, 0);
+        none.process(b"one\r\ntwo\r\nthree\r\nfour\r\nfive\r\nsix");
+        none.resize(3, 20);
+        assert_eq!((none.history_seen(), none.scrollback_len()), (3, 0));
         // Narrower: the long row is rewrapped, as in tmux; what it pushes off is kept too.
         let mut s = Screen::new(3, 10, 100);
         s.process(b"a\r\n0123456789abcdefghij");

@@ -903,9 +903,10 @@ impl Drop for ParseGate {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 19). Reading and
-/// parsing agents' output is throughput work; when the CPU is short, the cockpit's keys and
-/// frames go first. Output is still read as fast as the machine allows otherwise.
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 19). Reading,
+/// parsing and recording agents' output is throughput work; when the CPU is short, the
+/// cockpit's keys and frames go first. Output is still read as fast as the machine allows
+/// otherwise.
 pub fn background_priority() {
     #[cfg(target_os = "linux")]
     // SAFETY: gettid has no preconditions; setpriority on our own thread id only changes its
