@@ -35,7 +35,7 @@ use alacritty_terminal::event::VoidListener;
 use alacritty_terminal::grid::{Cursor, Dimensions};
 use alacritty_terminal::index::{Column, Line};
 use alacritty_terminal::term::cell::{Cell as ACell, Flags};
-use alacritty_terminal::term::{Config, Term, TermMode};
+use alacritty_terminal::term::{Config, Term, TermDamage, TermMode};
 use alacritty_terminal::vte::ansi::{
     self, CharsetIndex, ClearMode, Handler, LineClearMode, NamedMode, NamedPrivateMode,
     PrivateMode, Processor, StandardCharset, TabulationClearMode,
@@ -839,6 +839,10 @@ pub struct Screen {
     tail: Tail,
     /// The view scrolled back into the history ([`Screen::set_view_offset`]), and how far.
     view: Option<(usize, Box<Screen>)>,
+    /// Per row of the live screen, the stamp of its last possible change
+    /// ([`Screen::row_stamps`]), and the latest stamp given.
+    stamps: Vec<u64>,
+    stamp: u64,
     rebuilds: u64,
     #[cfg(test)]
     panics_to_inject: u32,
@@ -872,10 +876,46 @@ impl Screen {
             ground: None,
             tail: Tail::default(),
             view: None,
+            stamps: Vec::new(),
+            stamp: 0,
             rebuilds: 0,
             #[cfg(test)]
             panics_to_inject: 0,
         }
+    }
+
+    /// A stamp per row of the live screen, top to bottom: a row whose stamp is the same as at
+    /// an earlier call has not changed since (its cells, that is; the cursor and the modes are
+    /// read on their own). A reader keeps the stamps of what it last read and reads again only
+    /// the rows whose stamp moved. The emulator's damage tracking gives the changed rows; a
+    /// scroll, a clear or a resize changes them all.
+    pub fn row_stamps(&mut self) -> &[u64] {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let rows = usize::from(self.rows);
+        let mut all = self.stamps.len() != rows;
+        if all {
+            self.stamps = vec![stamp; rows];
+        }
+        let term = &mut self.emu.term;
+        let stamps = &mut self.stamps;
+        let folded = catch_unwind(AssertUnwindSafe(|| {
+            match term.damage() {
+                TermDamage::Full => all = true,
+                TermDamage::Partial(lines) => {
+                    for d in lines {
+                        if let Some(s) = stamps.get_mut(d.line) {
+                            *s = stamp;
+                        }
+                    }
+                }
+            }
+            term.reset_damage();
+        }));
+        if all || folded.is_err() {
+            self.stamps.fill(stamp);
+        }
+        &self.stamps
     }
 
     /// With `on`, clearing the whole screen (`CSI 2 J`) first scrolls its rows into the

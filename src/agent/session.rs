@@ -188,6 +188,17 @@ struct Shared {
     /// itself as a child that outlives its parent's hangup).
     group: Option<i32>,
     notify: Arc<dyn Fn() + Send + Sync>,
+    /// Moves whenever the screen changed or the program ended: what a view of this session
+    /// waits on ([`Session::changes`]), so output of agents nobody shows wakes nobody.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Tells `notify` and whoever watches [`Session::changes`].
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        (self.notify)();
+    }
 }
 
 /// A running (or finished) program in its own PTY. `Send + Sync`; share it with an `Arc`.
@@ -331,6 +342,7 @@ impl Session {
             kill_requested: AtomicBool::new(false),
             group: pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1),
             notify,
+            changes: tokio::sync::watch::Sender::new(0),
         });
         let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
         let name = pid.map_or_else(|| spec.program.clone(), |p| p.to_string());
@@ -437,6 +449,7 @@ impl Session {
         });
         drop(recorder);
         drop(screen);
+        self.shared.changed();
         result.map_err(|e| {
             Error::io(
                 "resize",
@@ -479,15 +492,17 @@ impl Session {
     }
 
     /// Runs `f` on the screen with its view scrolled `rows` lines up into the history (0 =
-    /// live, clamped to the history kept), under the screen's lock; the view is live again
-    /// afterwards, so every reader sees its own offset.
-    pub fn with_view<R>(&self, rows: usize, f: impl FnOnce(&Screen) -> R) -> R {
+    /// live, clamped to the history kept), and the live screen's row stamps
+    /// ([`Screen::row_stamps`]: which rows changed since a reader last looked), under the
+    /// screen's lock; the view is live again afterwards, so every reader sees its own offset.
+    pub fn with_view<R>(&self, rows: usize, f: impl FnOnce(&Screen, &[u64]) -> R) -> R {
         let mut screen = lock(&self.shared.screen);
+        let stamps = screen.row_stamps().to_vec();
         if rows == 0 {
-            return f(&screen);
+            return f(&screen, &stamps);
         }
         screen.set_view_offset(rows);
-        let r = f(&screen);
+        let r = f(&screen, &stamps);
         screen.set_view_offset(0);
         r
     }
@@ -544,6 +559,12 @@ impl Session {
     /// Bytes read from the program so far.
     pub fn bytes_read(&self) -> u64 {
         self.shared.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// A receiver that sees a change whenever the screen changed (output, a resize) or the
+    /// program ended; the value itself means nothing.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.subscribe()
     }
 
     /// The recording's path, if recording.
@@ -646,7 +667,7 @@ impl Shared {
         status.exit = Some(exit);
         self.status_changed.notify_all();
         drop(status);
-        (self.notify)();
+        self.changed();
     }
 }
 
@@ -706,7 +727,7 @@ fn parse_loop(shared: &Shared, chunks: &Receiver<Vec<u8>>, tx: &SyncSender<Msg>)
                 );
             }
         }
-        (shared.notify)();
+        shared.changed();
         // A recorder behind by more than its queue holds: let it catch up before parsing more
         // (the reader, then the program, wait meanwhile).
         if let Some(room) = &room {
@@ -721,7 +742,7 @@ fn parse_loop(shared: &Shared, chunks: &Receiver<Vec<u8>>, tx: &SyncSender<Msg>)
     lock(&shared.status).reader_done = true;
     shared.status_changed.notify_all();
     let _ = tx.try_send(Msg::Poke);
-    (shared.notify)();
+    shared.changed();
 }
 
 fn control_loop(shared: &Shared, rx: &Receiver<Msg>, mut writer: Box<dyn Write + Send>) {

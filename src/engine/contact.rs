@@ -1,5 +1,8 @@
-//! First contact with real programs, in the engine: every tick, each session of a known
-//! program whose screen changed is looked at (at most every `LOOK_EVERY`). A dialog the town
+//! First contact with real programs, in the engine: each session of a known program whose
+//! screen changed is looked at (at most every `LOOK_EVERY`; a later look is put on the
+//! engine's timers), and one whose dialog may need another look with no change on screen (an
+//! unknown menu settling, an answer that may need repeating, a conversation file to find) is
+//! looked at again `RELOOK` later. A dialog the town
 //! owns is answered by typing its keys (one key at a time, `KEY_GAP` apart, the way a person
 //! would); a dialog that needs the human makes the agent waiting at once, with its reason, and
 //! a menu the town does not know does so once a second look (`UNKNOWN_SETTLE` later) still
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// A changed screen is looked at no more often than this.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
-/// An unchanged screen is looked at again after this long (a dialog may sit still).
+/// An unchanged screen is looked at again after this long, while a dialog may need it.
 const RELOOK: Duration = Duration::from_secs(1);
 /// Between the keys of one answer.
 const KEY_GAP: Duration = Duration::from_millis(150);
@@ -58,6 +61,12 @@ impl Contact {
     /// Whether nothing is being typed into the terminal by first contact right now.
     pub fn quiet_for_prompt(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Whether an unchanged screen needs another look: an unknown menu may have settled, an
+    /// answered dialog may need its answer again.
+    fn relook(&self) -> bool {
+        self.unknown_at.is_some() || self.answered.is_some()
     }
 }
 
@@ -142,11 +151,14 @@ pub(crate) fn conversation_args(
 impl Engine {
     /// Looks at the screens of known programs, answers the dialogs the town owns and marks
     /// the rest waiting. True when an agent's state changed.
-    pub(crate) fn first_contact(&mut self) -> Result<bool> {
+    pub(crate) fn first_contact(
+        &mut self,
+        looks: &std::collections::BTreeSet<String>,
+    ) -> Result<bool> {
         let now = Instant::now();
         let mut changed = false;
-        let names: Vec<String> = self.live.keys().cloned().collect();
-        for name in names {
+        for name in looks {
+            let name = name.clone();
             let Some(live) = self.live.get_mut(&name) else {
                 continue;
             };
@@ -167,6 +179,9 @@ impl Engine {
                     }
                 }
             }
+            if self.live.get(&name).is_some_and(|l| l.discover.is_some()) {
+                self.look_at(now + RELOOK, &name);
+            }
             let Some(live) = self.live.get_mut(&name) else {
                 continue;
             };
@@ -178,24 +193,29 @@ impl Engine {
                 live.contact.keys.pop_front();
                 live.session.write(key.as_bytes())?;
             }
-            if !live.contact.keys.is_empty() {
+            if let Some((due, _)) = live.contact.keys.front().copied() {
+                self.look_at(due, &name);
                 continue;
             }
             let bytes = live.session.bytes_read();
             let c = &mut live.contact;
-            let due = match c.seen_at {
-                None => true,
-                Some(at) if bytes != c.seen_bytes => now - at >= LOOK_EVERY,
-                Some(at) => now - at >= RELOOK,
+            let next = match c.seen_at {
+                None => None,
+                Some(at) if bytes != c.seen_bytes => Some(at + LOOK_EVERY),
+                Some(at) if c.relook() => Some(at + RELOOK),
+                // Nothing new, nothing pending: the next output wakes it.
+                Some(_) => continue,
             };
-            if !due {
+            if let Some(at) = next.filter(|at| now < *at) {
+                self.look_at(at, &name);
                 continue;
             }
-            // A frame half drawn is no answer to anything: look again on the next tick (but
-            // not forever).
+            // A frame half drawn is no answer to anything: look again when it is finished (its
+            // output wakes the session) or when patience runs out.
             if live.session.with_screen(|s| s.synchronized_update()) {
                 let since = *c.sync_since.get_or_insert(now);
                 if now - since < SYNC_PATIENCE {
+                    self.look_at(since + SYNC_PATIENCE, &name);
                     continue;
                 }
             }
@@ -209,6 +229,13 @@ impl Engine {
                 continue;
             }
             changed |= self.contact(&name, program, seen, &screen, now)?;
+            if let Some(live) = self.live.get(&name) {
+                if let Some((due, _)) = live.contact.keys.front().copied() {
+                    self.look_at(due, &name);
+                } else if live.contact.relook() {
+                    self.look_at(now + RELOOK, &name);
+                }
+            }
         }
         Ok(changed)
     }

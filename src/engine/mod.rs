@@ -6,10 +6,16 @@
 //! agent with work on its hook and no session gets one. All durable state is in the store
 //! first; a session is cattle.
 //!
+//! A tick looks only at the sessions that asked for it ([`attention`]): those that printed or
+//! ended since the last tick and those with a look due now (an Enter to send, a key of a
+//! dialog's answer, a dialog to look at again). A hundred idle agents cost a tick nothing; the
+//! patrols (Witness, Deacon) walk every agent at their own pace.
+//!
 //! The loop runs on a tokio runtime (`run`); store and PTY calls are short and run through
 //! `block_in_place`. The server ([`crate::server`]) runs it and carries its snapshots, events
 //! and screens to the cockpits.
 
+mod attention;
 mod contact;
 mod deacon;
 pub mod nudge;
@@ -24,7 +30,7 @@ use crate::clock;
 use crate::town::{PromptMode, Town};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -304,7 +310,8 @@ pub struct Engine {
     last_beat: Option<Instant>,
     events: broadcast::Sender<Event>,
     snapshot: watch::Sender<Snapshot>,
-    notify: Arc<dyn Fn() + Send + Sync>,
+    /// Which sessions the next tick looks at.
+    attention: attention::Attention,
     patrol: crate::town::PatrolConfig,
     last_witness: Option<Instant>,
     last_deacon: Option<Instant>,
@@ -325,9 +332,9 @@ fn session_id() -> String {
 }
 
 impl Engine {
-    /// An engine for `town`; `notify` is called whenever a session printed something.
-    /// Fails with `Error::EngineRunning` when another engine runs for the town.
-    pub fn new(town: Town, notify: Arc<dyn Fn() + Send + Sync>) -> Result<Engine> {
+    /// An engine for `town`. Fails with `Error::EngineRunning` when another engine runs for
+    /// the town.
+    pub fn new(town: Town) -> Result<Engine> {
         let lock = EngineLock::take(&town)?;
         let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
         let exe =
@@ -350,7 +357,7 @@ impl Engine {
             last_beat: None,
             events,
             snapshot,
-            notify,
+            attention: attention::Attention::default(),
             patrol: town_patrol,
             last_witness: None,
             last_deacon: None,
@@ -385,7 +392,8 @@ impl Engine {
     }
 
     /// One round of work. Cheap when nothing changed: a heartbeat at most once a second, a
-    /// `data_version` read and a look at each session.
+    /// `data_version` read, and a look only at the sessions that printed, ended or have a look
+    /// due.
     pub fn tick(&mut self) -> Result<()> {
         let now = Instant::now();
         if self.last_beat.is_none_or(|t| now - t >= HEARTBEAT) {
@@ -398,9 +406,11 @@ impl Engine {
             self.kill_orphans()?;
             self.store.mr_requeue_testing("refinery")?;
         }
-        let ended = self.reap()?;
-        let contacted = self.first_contact()?;
-        self.deliver_pending()?;
+        let mut looks = self.attention.due(now);
+        looks.retain(|n| self.live.contains_key(n));
+        let ended = self.reap(&looks)?;
+        let contacted = self.first_contact(&looks)?;
+        self.deliver_pending(&looks)?;
         // `data_version` moves only for other processes' commits; the engine's own writes
         // (launches, exits) publish by themselves.
         let version = self.store.data_version()?;
@@ -441,6 +451,11 @@ impl Engine {
             self.publish()?;
         }
         Ok(())
+    }
+
+    /// Has the tick at or after `at` look at `agent`'s session.
+    fn look_at(&mut self, at: Instant, agent: &str) {
+        self.attention.at(at, agent);
     }
 
     /// Rebuilds the snapshot from the store and the live sessions; subscribers wake only when
@@ -704,7 +719,9 @@ impl Engine {
             }
             _ => None,
         };
-        let session = Arc::new(Session::spawn(spec, self.notify.clone())?);
+        // Looked at on the next tick, and whenever it prints or ends.
+        let notify = self.attention.notify_for(&a.name);
+        let session = Arc::new(Session::spawn(spec, notify)?);
         let pid = session.pid();
         self.store
             .agent_set_session(&a.name, Some(&id), pid.map(i64::from))?;
@@ -793,13 +810,16 @@ impl Engine {
         env
     }
 
-    /// Notices ended sessions and records why they ended.
-    fn reap(&mut self) -> Result<bool> {
-        let ended: Vec<String> = self
-            .live
+    /// Notices which of `looks` ended and records why they ended.
+    fn reap(&mut self, looks: &BTreeSet<String>) -> Result<bool> {
+        let ended: Vec<String> = looks
             .iter()
-            .filter(|(_, l)| l.session.exit_status().is_some())
-            .map(|(n, _)| n.clone())
+            .filter(|n| {
+                self.live
+                    .get(*n)
+                    .is_some_and(|l| l.session.exit_status().is_some())
+            })
+            .cloned()
             .collect();
         for name in &ended {
             let Some(mut live) = self.live.remove(name) else {
@@ -878,12 +898,15 @@ impl Engine {
         Ok(!ended.is_empty())
     }
 
-    /// Types prompts whose agents became ready, and sends the Enters that are due.
-    fn deliver_pending(&mut self) -> Result<()> {
+    /// Of `looks`: types prompts whose agents became ready, and sends the Enters that are due.
+    fn deliver_pending(&mut self, looks: &BTreeSet<String>) -> Result<()> {
         let now = Instant::now();
         let mut finished = Vec::new();
         let mut ready_now = Vec::new();
-        for (name, live) in &mut self.live {
+        for name in looks {
+            let Some(live) = self.live.get_mut(name) else {
+                continue;
+            };
             if live
                 .pending_enter
                 .as_ref()
@@ -955,7 +978,9 @@ impl Engine {
             }
         }
         live.session.write(clean.as_bytes())?;
-        live.pending_enter = Some((Instant::now() + nudge::ENTER_DELAY, reply.take()));
+        let due = Instant::now() + nudge::ENTER_DELAY;
+        live.pending_enter = Some((due, reply.take()));
+        self.look_at(due, agent);
         Ok(())
     }
 

@@ -55,14 +55,8 @@ pub fn serve(town: Town) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("start", "the tokio runtime", e))?;
-    let (output_tx, output_rx) = watch::channel(0u64);
-    let output_tx = Arc::new(output_tx);
-    let notify = {
-        let tx = output_tx.clone();
-        Arc::new(move || tx.send_modify(|n| *n = n.wrapping_add(1)))
-    };
     // The lock first: with it held, whatever socket is at our path is a dead engine's.
-    let engine = Engine::new(town.clone(), notify)?;
+    let engine = Engine::new(town.clone())?;
     engine.publish()?;
     let path = socket::listen_path(&town)?;
     let _ = std::fs::remove_file(&path);
@@ -72,7 +66,7 @@ pub fn serve(town: Town) -> Result<()> {
     let result = rt.block_on(async {
         let listener =
             UnixListener::from_std(listener).map_err(|e| Error::io("listen on", &path, e))?;
-        run(engine, listener, &town, path.clone(), output_rx).await
+        run(engine, listener, &town, path.clone()).await
     });
     socket::unrecord(&town, &path);
     let _ = std::fs::remove_file(&path);
@@ -100,7 +94,6 @@ struct Shared {
     snapshots: watch::Receiver<Snapshot>,
     events: broadcast::Sender<Event>,
     sessions: Sessions,
-    output: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
     /// Set (with who asked) when the engine is stopping.
     stopping: watch::Sender<Option<String>>,
@@ -224,13 +217,7 @@ impl Shared {
     }
 }
 
-async fn run(
-    engine: Engine,
-    listener: UnixListener,
-    town: &Town,
-    socket: PathBuf,
-    output: watch::Receiver<u64>,
-) -> Result<()> {
+async fn run(engine: Engine, listener: UnixListener, town: &Town, socket: PathBuf) -> Result<()> {
     let (req_tx, req_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stopping, _) = watch::channel(None);
@@ -242,7 +229,6 @@ async fn run(
         snapshots: engine.snapshots(),
         events: engine.events(),
         sessions: engine.sessions(),
-        output,
         stop: stop_tx,
         stopping,
         clients: Mutex::new(Clients::default()),
@@ -341,6 +327,11 @@ struct Shown {
     last: Option<Grid>,
     /// The session last sent (its address), and how many bytes it had read then.
     session: Option<usize>,
+    /// That session's changes: what wakes the client's task (output of other agents does
+    /// not).
+    changes: Option<watch::Receiver<u64>>,
+    /// The session's row stamps when `last` was read from it.
+    stamps: Vec<u64>,
     bytes: u64,
     sent_at: Option<Instant>,
     sync_since: Option<Instant>,
@@ -420,6 +411,8 @@ impl Shown {
             offset,
             last: None,
             session: None,
+            changes: None,
+            stamps: Vec::new(),
             bytes: u64::MAX,
             sent_at: None,
             sync_since: None,
@@ -439,6 +432,7 @@ impl Shown {
         let Some(s) = session else {
             self.last = None;
             self.session = None;
+            self.changes = None;
             if self.none_sent {
                 return Step::Nothing;
             }
@@ -451,8 +445,13 @@ impl Shown {
         let ptr = Arc::as_ptr(&s) as usize;
         if self.session != Some(ptr) {
             self.session = Some(ptr);
+            self.changes = Some(s.changes());
             self.last = None;
             self.bytes = u64::MAX;
+        }
+        // Seen before the screen is read: whatever changes after wakes the task again.
+        if let Some(c) = self.changes.as_mut() {
+            c.mark_unchanged();
         }
         let bytes = s.bytes_read();
         let resized = self.last.as_ref().map(|g| g.state.size) != Some(s.size());
@@ -476,13 +475,24 @@ impl Shown {
         if let Some(step) = self.history_job(&s, now, bytes) {
             return step;
         }
-        let mut grid = s.with_view(self.offset, Grid::of);
+        // Only the rows that changed since the last look are read (all of them after a view
+        // of the history, or when the size changed).
+        let before = self.last.as_ref().map(|g| g.state.clone());
+        let mut grid = self.last.take().unwrap_or_default();
+        let seen = std::mem::take(&mut self.stamps);
+        let changed = s.with_view(self.offset, |screen, stamps| {
+            let live = screen.view_offset() == 0 && grid.state.view_offset == 0;
+            let same = live && seen.len() == stamps.len();
+            let rows = grid.refresh(screen, &|r| !same || seen[r] != stamps[r]);
+            self.stamps = stamps.to_vec();
+            rows
+        });
         if s.recording_path().is_some() && !self.history_failed {
             grid.state.history = grid.state.history.max(saturating(s.history_seen()));
         }
         self.bytes = bytes;
         self.sent_at = Some(now);
-        let update = grid.update_since(self.last.as_ref(), &self.agent);
+        let update = grid.update_of(before.as_ref(), &changed, &self.agent);
         self.last = Some(grid);
         match update {
             Some(u) => Step::Send(FromEngine::Screen(u)),
@@ -557,7 +567,22 @@ impl Shown {
         self.sent_at = Some(Instant::now());
         let update = grid.update_since(self.last.as_ref(), &self.agent);
         self.last = Some(grid);
+        // The next live view reads every row.
+        self.stamps.clear();
         update.map(FromEngine::Screen)
+    }
+}
+
+/// Waits until the shown agent's screen changes (forever when nothing is shown, or its
+/// session is gone: a snapshot tells when one starts).
+async fn screen_changed(shown: &mut Option<Shown>) {
+    match shown.as_mut().and_then(|s| s.changes.as_mut()) {
+        Some(c) => {
+            if c.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 
@@ -617,7 +642,6 @@ async fn serve_client(
 ) -> String {
     let mut snapshots = shared.snapshots.clone();
     let mut events = shared.events.subscribe();
-    let mut output = shared.output.clone();
     let mut stopping = shared.stopping.subscribe();
     let (answer_tx, mut answers) = mpsc::channel::<FromEngine>(256);
     let (history_tx, mut histories) = mpsc::channel::<HistoryDone>(4);
@@ -714,18 +738,15 @@ async fn serve_client(
                 }
                 let snap = snapshots.borrow_and_update().clone();
                 send!(FromEngine::Snapshot(Box::new(snap)));
+                // The shown agent's session may have started or ended.
+                look = shown.is_some() && deadline.is_none();
             }
             e = events.recv(), if attached => match e {
                 Ok(e) => send!(FromEngine::Event(e)),
                 Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return "the engine stopped".into(),
             },
-            r = output.changed(), if shown.is_some() && deadline.is_none() => {
-                if r.is_err() {
-                    return "the engine stopped".into();
-                }
-                look = true;
-            }
+            _ = screen_changed(&mut shown), if deadline.is_none() => look = true,
             _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
                 deadline = None;
                 look = true;

@@ -230,55 +230,98 @@ pub struct Grid {
     pub rows: Vec<Vec<WireCell>>,
 }
 
+impl ScreenState {
+    /// The state of the screen's current view.
+    pub fn of(screen: &Screen) -> ScreenState {
+        ScreenState {
+            size: screen.size(),
+            cursor: screen.cursor(),
+            cursor_visible: screen.cursor_visible(),
+            view_offset: screen.view_offset(),
+            history: screen.scrollback_len(),
+            application_cursor: screen.application_cursor(),
+            bracketed_paste: screen.bracketed_paste(),
+        }
+    }
+}
+
 impl Grid {
     /// The screen's current view.
     pub fn of(screen: &Screen) -> Grid {
+        let mut grid = Grid::default();
+        grid.refresh(screen, &|_| true);
+        grid
+    }
+
+    /// Brings this copy up to the screen's current view: the state, and the rows `dirty` says
+    /// may have changed (every row when the size changed). Returns the rows that did change,
+    /// top to bottom.
+    pub fn refresh(&mut self, screen: &Screen, dirty: &dyn Fn(usize) -> bool) -> Vec<u16> {
         let (rows, cols) = screen.size();
-        let cells = (0..rows)
-            .map(|r| {
-                (0..cols)
-                    .map(|c| {
-                        screen
-                            .cell(r, c)
-                            .map(|c| WireCell::of(&c))
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .collect();
-        Grid {
-            state: ScreenState {
-                size: (rows, cols),
-                cursor: screen.cursor(),
-                cursor_visible: screen.cursor_visible(),
-                view_offset: screen.view_offset(),
-                history: screen.scrollback_len(),
-                application_cursor: screen.application_cursor(),
-                bracketed_paste: screen.bracketed_paste(),
-            },
-            rows: cells,
+        let resized = self.state.size != (rows, cols) || self.rows.len() != usize::from(rows);
+        if resized {
+            self.rows = vec![Vec::new(); usize::from(rows)];
         }
+        let mut changed = Vec::new();
+        for (r, old) in (0..rows).zip(self.rows.iter_mut()) {
+            if !resized && !dirty(usize::from(r)) {
+                continue;
+            }
+            let row: Vec<WireCell> = (0..cols)
+                .map(|c| {
+                    screen
+                        .cell(r, c)
+                        .map(|c| WireCell::of(&c))
+                        .unwrap_or_default()
+                })
+                .collect();
+            if resized || *old != row {
+                *old = row;
+                changed.push(r);
+            }
+        }
+        self.state = ScreenState::of(screen);
+        changed
+    }
+
+    /// The update that turns a client's copy of this grid as it was (its state `before`,
+    /// `None`: the client has none) into this grid, `changed` being the rows changed since
+    /// ([`Grid::refresh`]); `None` when nothing changed.
+    pub fn update_of(
+        &self,
+        before: Option<&ScreenState>,
+        changed: &[u16],
+        agent: &str,
+    ) -> Option<ScreenUpdate> {
+        if changed.is_empty() && before == Some(&self.state) {
+            return None;
+        }
+        let rows = match before {
+            Some(b) if b.size == self.state.size => changed
+                .iter()
+                .filter_map(|&r| Some((r, self.rows.get(usize::from(r))?.clone())))
+                .collect(),
+            _ => (0..).zip(self.rows.iter().cloned()).collect(),
+        };
+        Some(ScreenUpdate {
+            agent: agent.to_string(),
+            state: self.state.clone(),
+            rows,
+        })
     }
 
     /// The update that turns `before` (`None`: nothing yet) into `self`; `None` when nothing
     /// changed.
     pub fn update_since(&self, before: Option<&Grid>, agent: &str) -> Option<ScreenUpdate> {
         let same_size = before.is_some_and(|b| b.state.size == self.state.size);
-        let rows: Vec<(u16, Vec<WireCell>)> = self
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(i, row)| !same_size || before.and_then(|b| b.rows.get(*i)) != Some(*row))
-            .map(|(i, row)| (i as u16, row.clone()))
+        let changed: Vec<u16> = (0..)
+            .zip(self.rows.iter())
+            .filter(|(i, row)| {
+                !same_size || before.and_then(|b| b.rows.get(usize::from(*i))) != Some(*row)
+            })
+            .map(|(i, _)| i)
             .collect();
-        if same_size && rows.is_empty() && before.is_some_and(|b| b.state == self.state) {
-            return None;
-        }
-        Some(ScreenUpdate {
-            agent: agent.to_string(),
-            state: self.state.clone(),
-            rows,
-        })
+        self.update_of(before.map(|b| &b.state), &changed, agent)
     }
 
     /// Applies an update (rows outside the screen are ignored).
@@ -443,6 +486,126 @@ mod tests {
         copy.apply(u);
         assert_eq!(copy.size(), (3, 6));
         assert_eq!(copy, third);
+    }
+
+    /// Terminal output in pieces that touch the screen every way a program can: text (wide,
+    /// combining, wrapping), moves, erases, inserts and deletes, scroll regions, scrolls,
+    /// insert mode, the alternate screen, DECALN.
+    const PIECES: &[&[u8]] = &[
+        b"hello",
+        b"\xe4\xb8\x96\xe7\x95\x8c",
+        b"e\xcc\x81",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"\x08",
+        b"\t",
+        b"\x1b[H",
+        b"\x1b[3;5H",
+        b"\x1b[9;1H",
+        b"\x1b[2;20H",
+        b"\x1b[J",
+        b"\x1b[1J",
+        b"\x1b[2J",
+        b"\x1b[K",
+        b"\x1b[1K",
+        b"\x1b[2K",
+        b"\x1b[2@",
+        b"\x1b[3P",
+        b"\x1b[4X",
+        b"\x1b[L",
+        b"\x1b[2M",
+        b"\x1b[2;5r",
+        b"\x1b[r",
+        b"\x1b[S",
+        b"\x1b[2T",
+        b"\x1bM",
+        b"\x1bD",
+        b"\x1b[4h",
+        b"\x1b[4l",
+        b"\x1b[?1049h",
+        b"\x1b[?1049l",
+        b"\x1b#8",
+        b"\x1b[1;31m",
+        b"\x1b[44m",
+        b"\x1b[0m",
+        b"\x1b7",
+        b"\x1b8",
+        b"\x1b[?7l",
+        b"\x1b[?7h",
+        b"0123456789abcdefghij",
+        b"\x1b[5b",
+        b"\x1b[?25l",
+        b"\x1b[?25h",
+    ];
+
+    #[test]
+    fn reading_only_the_rows_whose_stamp_moved_gives_the_whole_screen() {
+        let mut s = Screen::new(8, 20, 100);
+        let mut kept = Grid::default();
+        let mut client = Grid::default();
+        let mut seen: Vec<u64> = Vec::new();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut partial = 0;
+        for step in 0..4000 {
+            let mut chunk = Vec::new();
+            for _ in 0..1 + next(4) {
+                chunk.extend_from_slice(PIECES[next(PIECES.len())]);
+            }
+            s.process(&chunk);
+            if step % 500 == 499 {
+                s.resize(6 + next(6) as u16, 12 + next(20) as u16);
+            }
+            let stamps = s.row_stamps().to_vec();
+            let same = seen.len() == stamps.len();
+            let before = (step > 0).then(|| kept.state.clone());
+            let dirty = |r: usize| !same || seen[r] != stamps[r];
+            let read = (0..stamps.len()).filter(|&r| dirty(r)).count();
+            if read < stamps.len() {
+                partial += 1;
+            }
+            let changed = kept.refresh(&s, &dirty);
+            seen = stamps;
+            let whole = Grid::of(&s);
+            assert_eq!(kept, whole, "step {step}: after {chunk:?}");
+            if let Some(u) = kept.update_of(before.as_ref(), &changed, "nux") {
+                client.apply(decode(&encode(&u)).unwrap());
+            }
+            assert_eq!(
+                client, whole,
+                "step {step}: the client's copy after {chunk:?}"
+            );
+        }
+        // Many looks read only some rows, though these pieces scroll a lot.
+        assert!(
+            partial > 1000,
+            "only {partial} of 4000 looks read fewer than all rows"
+        );
+    }
+
+    #[test]
+    fn a_spinner_line_moves_the_stamp_of_its_row_alone() {
+        let mut s = Screen::new(40, 120, 100);
+        for i in 0..30 {
+            s.process(format!("\x1b[1;34mline {i}\x1b[0m of the log\r\n").as_bytes());
+        }
+        let before = s.row_stamps().to_vec();
+        // A status line redrawn in place, the cursor put back where it was.
+        s.process("\x1b7\x1b[38;1H\x1b[2K\u{280b} Working (3s)\x1b8".as_bytes());
+        let after = s.row_stamps().to_vec();
+        let moved: Vec<usize> = (0..40).filter(|&r| before[r] != after[r]).collect();
+        // Row 37, and the cursor's row (30), which a cursor move always counts.
+        assert_eq!(moved, [30, 37]);
+        // With nothing printed, only the cursor's row is counted again.
+        let again = s.row_stamps().to_vec();
+        let moved: Vec<usize> = (0..40).filter(|&r| after[r] != again[r]).collect();
+        assert_eq!(moved, [30]);
     }
 
     #[test]
