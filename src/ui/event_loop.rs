@@ -5,12 +5,13 @@
 //! and reconnects as soon as one answers again.
 
 use super::app::{Action, App, Areas, Dialog, Mode};
+use super::term::Pane;
 use super::theme::Theme;
 use super::view;
 use crate::agent::screen::QueryColors;
 use crate::engine::{Command, Event as EngineEvent};
 use crate::server::client::{self, Connection};
-use crate::server::protocol::{FromEngine, Grid, ToEngine};
+use crate::server::protocol::{FromEngine, ToEngine};
 use crate::town::Town;
 use crate::{Error, Result};
 use crossterm::event::{
@@ -208,7 +209,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
     let _guard = TerminalGuard;
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
 
-    let mut grids: HashMap<String, Grid> = HashMap::new();
+    let mut grids: HashMap<String, Pane> = HashMap::new();
     let mut areas = Areas::default();
     let mut dirty = true;
     // Drawn at once, not at the next frame interval: what a key did, and the screens that
@@ -394,7 +395,7 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                         }
                         let g = grids.entry(agent).or_default();
                         g.apply(u);
-                        app.term_scroll = app.term_scroll.min(g.state.history);
+                        app.term_scroll = app.term_scroll.min(g.grid().state.history);
                     }
                     Some(FromEngine::NoScreen { agent }) => {
                         if shown(&sent_show) == Some(&agent) {
@@ -463,11 +464,11 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
 
 /// Turns one terminal event into the app's actions (keys encoded the way the shown program
 /// wants them).
-fn on_input(app: &mut App, ev: Event, areas: &Areas, grids: &HashMap<String, Grid>) -> Vec<Action> {
+fn on_input(app: &mut App, ev: Event, areas: &Areas, grids: &HashMap<String, Pane>) -> Vec<Action> {
     let shown = |app: &App| {
         app.selected_agent()
             .and_then(|a| grids.get(&a.agent.name))
-            .map(|g| g.state.clone())
+            .map(|g| g.grid().state.clone())
     };
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => {

@@ -18,7 +18,6 @@
 use super::app::{App, Areas, Mode};
 use super::dialogs;
 use super::panels::{self, Ctx};
-use super::term::render_screen;
 use super::theme::Theme;
 use super::ScreenSource;
 use chrono::{DateTime, FixedOffset};
@@ -187,14 +186,11 @@ pub fn draw_at(
     }
     if let Some(r) = p.terminal {
         let mut offset = 0;
-        let shown = match selected {
-            Some(a) => screens.with_screen(&a.agent.name, &mut |s| {
-                cursor = render_screen(s, r, buf, theme.colors);
-                offset = s.view_offset();
-            }),
-            None => false,
-        };
-        if !shown {
+        let drawn = selected.and_then(|a| screens.render(&a.agent.name, r, buf, theme.colors));
+        if let Some((c, o)) = drawn {
+            (cursor, offset) = (c, o);
+        }
+        if drawn.is_none() {
             panels::no_terminal(buf, r, selected, theme);
         } else if offset > 0 {
             let label = format!(" ↑ {offset} lines back ");
