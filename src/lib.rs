@@ -35,7 +35,7 @@
 //!  │ server: one task per client ── sessions map (keys, sizes, screens)      │
 //!  │    │ commands (sling, nudge, kill, diff...)        ^ snapshot, events   │
 //!  │    v                                               │                    │
-//!  │ engine loop: tick every 100 ms (reconcile, patrols, Refinery jobs) ─────┘
+//!  │ engine loop: tick every 100 ms (woken sessions, reconcile, patrols...) ─┘
 //!  │    │ reads and writes                                                   │
 //!  │    v                                                                    │
 //!  │ Beads store (SQLite, WAL) <── CLI processes (bead, sling, done, ...)    │
@@ -52,6 +52,14 @@
 //!   from the recording ([`agent::history`]). Nothing else copies output: a client gets only
 //!   the agent it shows, as the rows that changed since its last update, at most one update
 //!   per 16 ms.
+//! - **What an agent costs**: an agent nobody shows costs its parsing and recording, and
+//!   nothing per tick or per frame. After each chunk its session queues its name for the
+//!   engine's next tick (once, an atomic swap when queued already) and moves its own change
+//!   counter, which only the client tasks showing it wait on. A tick looks only at the
+//!   sessions that printed, ended or have a look due ([`engine`]). The server reads only the
+//!   rows whose damage stamp moved since its last look ([`agent::Screen::row_stamps`]), and
+//!   the cockpit converts only the rows an update changed ([`ui::term::Pane`]); the terminal
+//!   gets only the cells that changed (ratatui's diff).
 //! - **Input**: keys typed in a drill-down and terminal sizes go from the client's task
 //!   straight to the session (its PTY writer, its resize), never through the engine's loop, so
 //!   git or a busy store cannot hold them up.

@@ -5,7 +5,7 @@
 //! the crate sees [`Screen`], [`Cell`], [`Color`] and a few mode enums.
 //!
 //! The emulator's parser calls a handler for every action in the output; the handler here
-//! ([`Emu`]) passes most of them on to the emulator's terminal and adds what a hosted program
+//! (`Emu`) passes most of them on to the emulator's terminal and adds what a hosted program
 //! needs from a real terminal and what this crate needs from a screen:
 //! - answers to terminal queries (cursor position, device status, primary and secondary
 //!   device attributes, DEC private mode reports, OSC 10/11/12 colour queries), collected as

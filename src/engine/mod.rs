@@ -6,7 +6,7 @@
 //! agent with work on its hook and no session gets one. All durable state is in the store
 //! first; a session is cattle.
 //!
-//! A tick looks only at the sessions that asked for it ([`attention`]): those that printed or
+//! A tick looks only at the sessions that asked for it (`attention`): those that printed or
 //! ended since the last tick and those with a look due now (an Enter to send, a key of a
 //! dialog's answer, a dialog to look at again). A hundred idle agents cost a tick nothing; the
 //! patrols (Witness, Deacon) walk every agent at their own pace.
