@@ -14,6 +14,8 @@
 mod anthropic;
 #[allow(unused_imports)]
 mod models;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use gastown_tui::agent::{Session, SessionSpec};
 use models::{plan, wait_screen, Action, Server};
@@ -140,11 +142,12 @@ impl Sandbox {
         .collect()
     }
 
-    /// Runs claude with `args` in a 40x120 PTY.
+    /// Runs claude with `args` in a 40x120 PTY, recorded (for [`tmux::Looks`]).
     fn spawn(&self, claude: &Path, server: &Server, args: &[&str]) -> Session {
         let mut spec = SessionSpec::new(claude.to_string_lossy(), self.work());
         spec.rows = 40;
         spec.cols = 120;
+        spec.recording = Some(tmux::recording_in(self.dir.path()));
         spec.args = args.iter().map(|s| s.to_string()).collect();
         spec.env = self.env(server);
         Session::spawn(spec, Arc::new(|| {})).expect("claude starts")
@@ -230,15 +233,18 @@ fn claude_answers_trust_and_bypass_runs_a_command_and_writes_a_file() {
         &["--dangerously-skip-permissions", prompt],
     );
 
-    let screen = wait_screen(&s, "the trust question", 60, |sc| is(TRUST, sc));
+    // Each screen the test waits for is also compared with tmux's for the same bytes.
+    let mut looks =
+        tmux::Looks::new("claude_answers_trust_and_bypass_runs_a_command_and_writes_a_file");
+    let screen = looks.at(&s, "claude's trust question", 60, |sc| is(TRUST, sc));
     assert!(!is_ready(&screen) && !is(BYPASS, &screen));
     s.write(b"\r").unwrap();
-    let screen = wait_screen(&s, "the bypass warning", 30, |sc| is(BYPASS, sc));
+    let screen = looks.at(&s, "claude's bypass warning", 30, |sc| is(BYPASS, sc));
     assert!(!is_ready(&screen) && !is(TRUST, &screen));
     s.write(b"2").unwrap();
 
     server.wait_for("the turn's final answer", 90, |log| said(log, "done"));
-    let screen = wait_screen(&s, "the ready prompt after the turn", 30, |sc| {
+    let screen = looks.at(&s, "claude's ready prompt after the turn", 30, |sc| {
         is_ready(sc) && sc.contains("● done")
     });
     assert!(
@@ -322,6 +328,7 @@ fn claude_answers_trust_and_bypass_runs_a_command_and_writes_a_file() {
     )
     .unwrap();
     assert_eq!(settings["skipDangerousModePermissionPrompt"], true);
+    looks.assert_same();
 
     kill_hard(&s);
     sb.kill_leftovers();
@@ -401,7 +408,8 @@ fn claude_resumes_a_killed_session_by_id() {
     server.wait_for("the resumed turn", 90, |log| {
         log.iter().filter(|l| !l.side).count() > before
     });
-    wait_screen(&s, "the ready prompt after resuming", 30, |sc| {
+    let mut looks = tmux::Looks::new("claude_resumes_a_killed_session_by_id");
+    looks.at(&s, "claude's ready prompt after resuming", 30, |sc| {
         is_ready(sc) && sc.contains(again)
     });
     let body = &server.turns()[before].body;
@@ -430,6 +438,7 @@ fn claude_resumes_a_killed_session_by_id() {
             .as_str()
             .is_some_and(|t| t.contains("Continue from where you left off"))
     }));
+    looks.assert_same();
     kill_hard(&s);
 
     sb.kill_leftovers();

@@ -11,9 +11,11 @@
 mod models;
 #[path = "models/openai.rs"]
 mod openai;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use gastown_tui::agent::{Session, SessionSpec};
-use models::{plan, wait_screen, Action, Server};
+use models::{plan, Action, Server};
 use regex::Regex;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,11 +110,19 @@ enabled = false
         self.dir.path().join("work")
     }
 
-    /// Runs codex with `args` (after the flags every run gets) in a 40x120 PTY.
+    /// Runs codex with `args` (after the flags every run gets) in a 40x120 PTY, recorded (for
+    /// [`tmux::Looks`]).
     fn spawn(&self, codex: &Path, args: &[&str]) -> Session {
+        let flags = ["--no-daemon", "--dangerously-bypass-approvals-and-sandbox"];
+        self.spawn_with(codex, &flags, args)
+    }
+
+    /// Runs codex with `flags`, then `args`, in a recorded 40x120 PTY.
+    fn spawn_with(&self, codex: &Path, flags: &[&str], args: &[&str]) -> Session {
         let mut spec = SessionSpec::new(codex.to_string_lossy(), self.work());
         spec.rows = 40;
         spec.cols = 120;
+        spec.recording = Some(tmux::recording_in(self.dir.path()));
         // `resume` takes the flags after the subcommand.
         let (sub, rest) = match args.split_first() {
             Some((&"resume", rest)) => (Some("resume"), rest),
@@ -120,7 +130,7 @@ enabled = false
         };
         spec.args = sub
             .into_iter()
-            .chain(["--no-daemon", "--dangerously-bypass-approvals-and-sandbox"])
+            .chain(flags.iter().copied())
             .chain(rest.iter().copied())
             .map(String::from)
             .collect();
@@ -192,7 +202,9 @@ fn codex_runs_a_command_writes_a_file_and_resumes_after_a_kill() {
         log.iter()
             .any(|l| matches!(&l.action, Some(Action::Say(t)) if t == "done"))
     });
-    let screen = wait_screen(&s, "the ready prompt after the turn", 30, |sc| {
+    // The screens the test waits for are also compared with tmux's for the same bytes.
+    let mut looks = tmux::Looks::new("codex_runs_a_command_writes_a_file_and_resumes_after_a_kill");
+    let screen = looks.at(&s, "codex's ready prompt after the turn", 30, |sc| {
         is_ready(sc) && sc.contains("• done")
     });
     for dialog in [PERMISSION, TRUST, SIGN_IN, MODEL_UPGRADE] {
@@ -281,7 +293,7 @@ fn codex_runs_a_command_writes_a_file_and_resumes_after_a_kill() {
     server.wait_for("the resumed turn", 60, |log| {
         log.iter().filter(|l| !l.side).count() > before
     });
-    wait_screen(&s, "the ready prompt after resuming", 30, |sc| {
+    looks.at(&s, "codex's ready prompt after resuming", 30, |sc| {
         is_ready(sc) && sc.contains(again)
     });
     let resumed = openai::turn_of(&server.turns()[before].body);
@@ -290,6 +302,7 @@ fn codex_runs_a_command_writes_a_file_and_resumes_after_a_kill() {
         resumed.user_texts,
         vec![prompt.to_string(), again.to_string()]
     );
+    looks.assert_same();
     stop(&s);
 
     sb.kill_leftovers();
@@ -298,6 +311,51 @@ fn codex_runs_a_command_writes_a_file_and_resumes_after_a_kill() {
         "processes outlived codex: {:?}",
         sb.leftovers()
     );
+}
+
+/// The first-run trust question (a folder not trusted in `config.toml`), and the idle prompt
+/// after trusting, look as they do in tmux for the same bytes.
+#[test]
+fn codex_trust_question_looks_as_it_does_in_tmux() {
+    let Some(codex) = models::cli("codex") else {
+        return;
+    };
+    let server = openai::start(plan(vec![], "done"));
+    let sb = Sandbox::new(&server);
+    let config = sb.codex_home().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let trusted = format!(
+        "[projects.\"{}\"]\ntrust_level = \"trusted\"\n",
+        sb.work().display()
+    );
+    assert!(text.contains(&trusted), "{text}");
+    std::fs::write(&config, text.replace(&trusted, "")).unwrap();
+    // Codex asks about the folder of a git repository (here it did not ask about a plain one).
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(sb.work())
+        .status()
+        .expect("git runs");
+    assert!(git.success());
+    // The bypass flag skips the question.
+    let s = sb.spawn_with(&codex, &["--no-daemon"], &[]);
+    let mut looks = tmux::Looks::new("codex_trust_question_looks_as_it_does_in_tmux");
+    let screen = looks.at(&s, "codex's trust question", 60, |sc| is(TRUST, sc));
+    assert!(!is_ready(&screen), "{screen}");
+    s.write(b"\r").unwrap();
+    let screen = looks.at(&s, "codex's idle prompt after trusting", 30, |sc| {
+        is_ready(sc) && !is(TRUST, sc)
+    });
+    for dialog in [PERMISSION, SIGN_IN, MODEL_UPGRADE] {
+        assert!(!is(dialog, &screen), "{dialog} on the screen:\n{screen}");
+    }
+    // The answer is saved.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(trusted.trim_end()), "{text}");
+    looks.assert_same();
+    stop(&s);
+    assert!(server.turns().is_empty(), "no prompt, no turn");
+    sb.kill_leftovers();
 }
 
 /// The newest rollout file under `$CODEX_HOME/sessions/YYYY/MM/DD/`.

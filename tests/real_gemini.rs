@@ -12,6 +12,8 @@
 mod gemini;
 #[allow(unused_imports)]
 mod models;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use gastown_tui::agent::{Session, SessionSpec};
 use models::{plan, wait_screen, Action, Server};
@@ -96,11 +98,12 @@ impl Sandbox {
         self.dir.path().join("work")
     }
 
-    /// Runs gemini with `args` in a 40x120 PTY.
+    /// Runs gemini with `args` in a 40x120 PTY, recorded (for [`tmux::Looks`]).
     fn spawn(&self, gemini: &Path, args: &[&str]) -> Session {
         let mut spec = SessionSpec::new(gemini.to_string_lossy(), self.work());
         spec.rows = 40;
         spec.cols = 120;
+        spec.recording = Some(tmux::recording_in(self.dir.path()));
         spec.args = args.iter().map(|s| s.to_string()).collect();
         spec.env = vec![
             ("HOME".into(), self.home().display().to_string()),
@@ -249,7 +252,8 @@ fn gemini_runs_a_command_writes_a_file_in_yolo_mode() {
         log.iter()
             .any(|l| matches!(&l.action, Some(Action::Say(t)) if t == "done"))
     });
-    let screen = wait_screen(&s, "the ready prompt after the turn", 30, |sc| {
+    let mut looks = tmux::Looks::new("gemini_runs_a_command_writes_a_file_in_yolo_mode");
+    let screen = looks.at(&s, "gemini's ready prompt after the turn", 30, |sc| {
         is_ready(sc) && sc.contains("✦ done")
     });
     no_dialog(&screen);
@@ -336,6 +340,7 @@ fn gemini_runs_a_command_writes_a_file_in_yolo_mode() {
     assert_eq!(tokens["cached"], gemini::CACHED_TOKENS);
     assert_eq!(tokens["thoughts"], gemini::THOUGHTS_TOKENS);
     assert_eq!(tokens["total"], gemini::TOTAL_TOKENS);
+    looks.assert_same();
 
     stop(&s, &sb);
     assert!(
@@ -369,7 +374,8 @@ fn gemini_asks_before_a_command_without_yolo() {
         &gemini_cli,
         &["--skip-trust", "--prompt-interactive", prompt],
     );
-    let ask = wait_screen(&s, "the question before the command", 60, |sc| {
+    let mut looks = tmux::Looks::new("gemini_asks_before_a_command_without_yolo");
+    let ask = looks.at(&s, "gemini's question before the command", 60, |sc| {
         is(PERMISSION, sc)
     });
     assert!(ask.contains("Allow execution of [Shell]?"), "{ask}");
@@ -389,6 +395,7 @@ fn gemini_asks_before_a_command_without_yolo() {
         std::fs::read_to_string(sb.work().join("notes.txt")).unwrap(),
         "noted\n"
     );
+    looks.assert_same();
     stop(&s, &sb);
 }
 
@@ -403,13 +410,16 @@ fn gemini_first_run_asks_trust_then_restarts() {
     // environment is only preselected).
     let sb = Sandbox::new(&server, None);
     let s = sb.spawn(&gemini_cli, &[]);
-    let screen = wait_screen(&s, "the trust question", 60, |sc| is(TRUST, sc));
+    // The first-run screens are also compared with tmux's for the same bytes.
+    let mut looks = tmux::Looks::new("gemini_first_run_asks_trust_then_restarts");
+    let screen = looks.at(&s, "gemini's trust question", 60, |sc| is(TRUST, sc));
     assert!(!is_ready(&screen) && !is(AUTH, &screen), "{screen}");
     // Trusting restarts Gemini (250 ms later), which draws the menu below the old frame
     // and the restart's notice; but when the menu (which waits for the auth check) takes
     // the screen first, the trust dialog is gone, its restart timer with it, and the menu
     // shows in the first process. Either way the menu is the next screen.
-    let screen = press_until(&s, b"\r", "the sign-in menu", |sc| is(AUTH, sc));
+    press_until(&s, b"\r", "the sign-in menu", |sc| is(AUTH, sc));
+    let screen = looks.at(&s, "gemini's sign-in menu", 30, |sc| is(AUTH, sc));
     assert!(screen.contains("● 2. Use Gemini API Key"), "{screen}");
     assert!(!is_ready(&screen), "{screen}");
     let trusted = std::fs::read_to_string(sb.gemini_dir().join("trustedFolders.json")).unwrap();
@@ -424,6 +434,7 @@ fn gemini_first_run_asks_trust_then_restarts() {
         settings.contains("\"selectedType\": \"gemini-api-key\""),
         "{settings}"
     );
+    looks.assert_same();
     stop(&s, &sb);
     assert!(server.requests().is_empty(), "no prompt, no request");
 
