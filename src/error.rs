@@ -28,6 +28,11 @@ pub enum Error {
     #[error("an engine (pid {}) is already running for this town: use that one, or stop it first", pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()))]
     EngineRunning { pid: Option<u32> },
 
+    /// A budget of `[budget]` is spent: the message names it, what was spent and how to
+    /// raise it.
+    #[error("{0}")]
+    BudgetSpent(String),
+
     /// A file-system operation failed; `path` says on what.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -11,6 +11,7 @@
 //! - [`history`]: an agent's whole history read back from its recording, past clears, with
 //!   checkpoints so an old stretch is not replayed from the start.
 //! - [`record`]: the recorder and reader of asciicast v2 files.
+//! - [`usage`]: where each runtime records what its model calls cost, read incrementally.
 
 pub mod history;
 pub mod program;
@@ -19,6 +20,7 @@ pub mod runtime;
 pub mod screen;
 pub mod session;
 pub mod sim;
+pub mod usage;
 
 pub use record::{read_cast, Cast, CastEvent, CastHeader, EventKind, Recorder, RecorderThread};
 pub use screen::{Cell, Color, MouseEncoding, MouseMode, QueryColors, Rgb, Screen};

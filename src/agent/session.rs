@@ -551,6 +551,37 @@ impl Session {
         self.shared.kill()
     }
 
+    /// Stops (`true`, SIGSTOP) or resumes (SIGCONT) the program in place: its process group
+    /// and every process descended from it that left the group. A resumed program counts as
+    /// having printed just now, so the time it was stopped is not taken for silence.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        let mut child = lock(&self.shared.child);
+        match child.try_wait() {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            Err(e) => return Err(Error::io("wait for", &self.shared.tty, e)),
+        }
+        let mut pids = self.pid.map(|p| descendants(p as i32)).unwrap_or_default();
+        if frozen {
+            // Children first, so none is left running to notice its parent stopped.
+            pids.reverse();
+        }
+        self.shared.signal_group(signal);
+        for pid in pids {
+            // SAFETY: kill(2) with a positive pid and a valid signal; no memory is shared.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+        drop(child);
+        if !frozen {
+            let now = self.shared.epoch.elapsed().as_nanos() as u64;
+            self.shared.last_output.store(now, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// When the program last printed something (the spawn time before it has).
     pub fn last_output(&self) -> Instant {
         self.shared.epoch + Duration::from_nanos(self.shared.last_output.load(Ordering::Relaxed))
@@ -571,6 +602,35 @@ impl Session {
     pub fn recording_path(&self) -> Option<&Path> {
         self.recording.as_deref()
     }
+}
+
+/// `root` and every process descended from it, parents before children (from `/proc`).
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|s| s.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
 }
 
 impl Drop for Session {
@@ -598,6 +658,8 @@ impl Shared {
                 .kill()
                 .map_err(|e| Error::io("signal the program in", &self.tty, e))?;
             self.signal_group(libc::SIGHUP);
+            // A frozen program takes its hangup only once it runs again.
+            self.signal_group(libc::SIGCONT);
         }
         if self.kill_requested.swap(true, Ordering::SeqCst) {
             return Ok(());

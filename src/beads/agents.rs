@@ -24,7 +24,11 @@ pub mod agent_state {
     pub const DEAD: &str = "dead";
     pub const ZOMBIE: &str = "zombie";
     pub const STOPPED: &str = "stopped";
-    pub const ALL: &[&str] = &[IDLE, WORKING, WAITING, STALLED, DEAD, ZOMBIE, STOPPED];
+    /// Stopped in place by the overseer (`freeze`) or a budget: never stalled or dead.
+    pub const FROZEN: &str = "frozen";
+    pub const ALL: &[&str] = &[
+        IDLE, WORKING, WAITING, STALLED, DEAD, ZOMBIE, STOPPED, FROZEN,
+    ];
 }
 
 /// The polecat name pool (`assets/names.txt`): persistent names handed out in order.
@@ -37,7 +41,7 @@ pub fn name_pool() -> impl Iterator<Item = &'static str> {
 
 const AGENT_COLS: &str = "name, role, rig, runtime, state, hooked_bead, session, pid, \
      last_activity, restarts, created_at, updated_at, reported_state, reported_at, state_reason, \
-     conversation, conversation_bead";
+     conversation, conversation_bead, frozen";
 
 fn agent_from_row(r: &Row) -> rusqlite::Result<Agent> {
     Ok(Agent {
@@ -58,6 +62,7 @@ fn agent_from_row(r: &Row) -> rusqlite::Result<Agent> {
         state_reason: r.get(14)?,
         conversation: r.get(15)?,
         conversation_bead: r.get(16)?,
+        frozen: r.get(17)?,
     })
 }
 
@@ -68,7 +73,7 @@ fn load_agent(conn: &Connection, name: &str) -> Result<Option<Agent>> {
         .optional()?)
 }
 
-fn must_agent(conn: &Connection, name: &str) -> Result<Agent> {
+pub(crate) fn must_agent(conn: &Connection, name: &str) -> Result<Agent> {
     load_agent(conn, name)?.ok_or_else(|| Error::NotFound {
         kind: "agent",
         id: name.to_string(),

@@ -39,6 +39,10 @@ pub mod ev {
     pub const WORKTREE_KEPT: &str = "worktree_kept";
     pub const ZOMBIE: &str = "zombie";
     pub const DISPATCHED: &str = "dispatched";
+    pub const FROZEN: &str = "frozen";
+    pub const THAWED: &str = "thawed";
+    /// A budget was reached (the detail says which and what was spent).
+    pub const BUDGET: &str = "budget";
 }
 
 impl Store {
@@ -192,6 +196,9 @@ impl Event {
             ev::WORKTREE_KEPT => with_detail(format!("{a} kept {s}'s worktree")),
             ev::ZOMBIE => with_detail(format!("{a} found {s} a zombie")),
             ev::DISPATCHED => with_detail(format!("{a} dispatched {s}")),
+            ev::FROZEN => with_detail(format!("{a} froze {s}")),
+            ev::THAWED => with_detail(format!("{a} thawed {s}")),
+            ev::BUDGET => with_detail(format!("budget reached for {s}")),
             other => with_detail(format!("{a} {other} {s}")),
         }
     }

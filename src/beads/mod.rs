@@ -19,6 +19,7 @@ pub mod model;
 mod mq;
 mod ready;
 mod schema;
+mod usage;
 
 pub use agents::{agent_state, check_agent_name, name_pool, role, DoneOutcome, DoneStatus, Slung};
 pub use convoy::AUTO_DISPATCH;
@@ -30,6 +31,7 @@ pub use model::*;
 pub use mq::tail as mq_tail;
 pub use ready::DEFAULT_LIMIT;
 pub use schema::SCHEMA_VERSION;
+pub use usage::{GroupBy, Spender, Tokens, UsageRecord, UsageRow};
 
 use crate::clock::Clock;
 use crate::{Error, Result};

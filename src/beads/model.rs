@@ -250,6 +250,10 @@ pub struct Agent {
     /// same bead resumes it.
     pub conversation: Option<String>,
     pub conversation_bead: Option<String>,
+    /// Frozen by the overseer or a budget: its processes are stopped in place (SIGSTOP) until
+    /// thawed, across engine restarts.
+    #[serde(default)]
+    pub frozen: bool,
 }
 
 /// A merge request in a rig's queue.

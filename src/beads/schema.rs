@@ -156,6 +156,36 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP TABLE control;
     "#,
+    // 6: what the agents spent, read from each runtime's own records (one row per model
+    // answer, keyed so a record read twice counts once), how far each record file has been
+    // read, and the overseer's emergency stop per agent.
+    r#"
+    CREATE TABLE usage (
+        key          TEXT PRIMARY KEY,
+        agent        TEXT NOT NULL,
+        rig          TEXT NOT NULL DEFAULT '',
+        bead         TEXT,
+        session      TEXT,
+        conversation TEXT,
+        runtime      TEXT NOT NULL DEFAULT '',
+        model        TEXT NOT NULL,
+        input        INTEGER NOT NULL DEFAULT 0,
+        output       INTEGER NOT NULL DEFAULT 0,
+        cache_read   INTEGER NOT NULL DEFAULT 0,
+        cache_write  INTEGER NOT NULL DEFAULT 0,
+        at_ns        INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_at ON usage(at_ns);
+    CREATE INDEX usage_bead ON usage(bead) WHERE bead IS NOT NULL;
+
+    CREATE TABLE usage_sources (
+        path   TEXT PRIMARY KEY,
+        offset INTEGER NOT NULL DEFAULT 0,
+        state  TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+
+    ALTER TABLE agents ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

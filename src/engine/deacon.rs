@@ -46,6 +46,10 @@ impl Engine {
     }
 
     fn auto_dispatch(&mut self) -> Result<()> {
+        // The day's budget is spent: nothing new starts (sling would refuse each bead).
+        if self.costs.over_daily {
+            return Ok(());
+        }
         let busy = |store: &Store| -> Result<usize> {
             Ok(store
                 .agents()?
@@ -116,6 +120,9 @@ impl Engine {
     /// when every step is closed, the molecule closes.
     fn walk_molecules(&mut self) -> Result<()> {
         use crate::town::sling::{molecule_steps, MOLECULE_RIG, MOLECULE_RUNTIME};
+        if self.costs.over_daily {
+            return Ok(());
+        }
         let epics = self.store.list(&crate::beads::ListFilter {
             status: Some(status::OPEN.into()),
             issue_type: Some(kind::EPIC.into()),

@@ -18,9 +18,14 @@
 mod attention;
 mod contact;
 mod deacon;
+mod freeze;
+pub mod meter;
+pub mod notify;
 pub mod nudge;
 mod refinery;
 mod witness;
+
+pub use meter::Costs;
 
 use crate::agent::runtime;
 use crate::agent::screen::QueryColors;
@@ -149,6 +154,13 @@ pub enum Event {
         bead: String,
         agent: String,
     },
+    /// Something needs the overseer (`[notify]`): cockpits ring when `bell`.
+    Attention {
+        kind: String,
+        agent: String,
+        text: String,
+        bell: bool,
+    },
 }
 
 /// One agent as the cockpit shows it: its identity row and its live session, if any.
@@ -192,6 +204,8 @@ pub struct Snapshot {
     pub inbox_unread: usize,
     /// When the patrols (the Deacon) last ran, as unix nanoseconds.
     pub patrol_heartbeat_ns: Option<i64>,
+    /// What the agents spent (today's, per agent and in all; per convoy) and the budget.
+    pub costs: Costs,
 }
 
 /// How many feed events a snapshot carries.
@@ -231,6 +245,10 @@ struct Live {
     /// waits).
     pending_enter: Option<(Instant, Option<Reply>)>,
     stopping: Option<Stopping>,
+    /// The runtime's records of what it spent, and who spends it.
+    meter: meter::Sources,
+    /// Its processes are stopped (the agent's `frozen` flag, applied).
+    frozen: bool,
 }
 
 /// Live sessions, read by the server to send screens (the engine alone adds and removes).
@@ -324,6 +342,26 @@ pub struct Engine {
     /// The merge job running for each rig (one at a time per rig).
     jobs: HashMap<String, refinery::Job>,
     last_refinery: Option<Instant>,
+    last_meter: Option<Instant>,
+    /// The spending the snapshot shows, for the UTC day starting at `costs_day`.
+    costs: Costs,
+    costs_day: i64,
+    /// Records came in outside a meter round (a session's last read): recompute.
+    costs_stale: bool,
+    /// The daily budget reached was reported for this (day, limit).
+    daily_reported: Option<(i64, u64)>,
+    bead_reported: meter::Reported,
+    notifier: notify::Notifier,
+    last_notify: Option<Instant>,
+    /// town.toml as last loaded (its modification time), to pick up edits.
+    config_mtime: Option<std::time::SystemTime>,
+}
+
+/// When `town`'s town.toml was last changed.
+fn config_mtime(town: &Town) -> Option<std::time::SystemTime> {
+    std::fs::metadata(town.root.join(crate::town::CONFIG_FILE))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// The session id of a new session: its start time.
@@ -340,6 +378,7 @@ impl Engine {
         let exe =
             std::env::current_exe().map_err(|e| Error::io("find", "the gastown-tui binary", e))?;
         let town_patrol = town.config.patrol.clone();
+        let config_mtime = config_mtime(&town);
         let (events, _) = broadcast::channel(1024);
         let (snapshot, _) = watch::channel(Snapshot::default());
         Ok(Engine {
@@ -366,6 +405,15 @@ impl Engine {
             kept_reported: Default::default(),
             jobs: HashMap::new(),
             last_refinery: None,
+            last_meter: None,
+            costs: Costs::default(),
+            costs_day: 0,
+            costs_stale: true,
+            daily_reported: None,
+            bead_reported: Default::default(),
+            notifier: Default::default(),
+            last_notify: None,
+            config_mtime,
         })
     }
 
@@ -447,10 +495,51 @@ impl Engine {
             self.last_refinery = Some(now);
             patrolled |= self.refinery()?;
         }
+        if self
+            .last_meter
+            .is_none_or(|t| now - t >= meter::METER_EVERY)
+        {
+            self.last_meter = Some(now);
+            self.reload_config();
+            patrolled |= self.meter()?;
+        }
+        if self
+            .last_notify
+            .is_none_or(|t| now - t >= notify::NOTIFY_EVERY)
+        {
+            self.last_notify = Some(now);
+            self.notify()?;
+        }
         if store_changed || launched || ended || patrolled || contacted {
             self.publish()?;
         }
         Ok(())
+    }
+
+    /// Picks up an edited town.toml (a raised budget, new prices, `[notify]`, the patrols'
+    /// pace); one that does not load is logged and the last good one stays.
+    fn reload_config(&mut self) {
+        let mtime = config_mtime(&self.town);
+        if mtime.is_none() || mtime == self.config_mtime {
+            return;
+        }
+        self.config_mtime = mtime;
+        let path = self.town.root.join(crate::town::CONFIG_FILE);
+        let loaded = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io("read", &path, e))
+            .and_then(|src| crate::town::TownConfig::parse(&src, &path));
+        match loaded {
+            Ok(c) if c != self.town.config => {
+                tracing::info!("{} changed: reloaded", path.display());
+                self.patrol = c.patrol.clone();
+                self.town.config = c;
+                self.costs_stale = true;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "town.toml changed but does not load; keeping the last good one: {e}"
+            ),
+        }
     }
 
     /// Has the tick at or after `at` look at `agent`'s session.
@@ -535,6 +624,7 @@ impl Engine {
                 .store
                 .patrol_age()?
                 .map(|age| self.store.now_ns() - age.as_nanos() as i64),
+            costs: self.costs.clone(),
         })
     }
 
@@ -595,6 +685,7 @@ impl Engine {
             self.launch_or_record(&a);
             launched = true;
         }
+        launched |= self.apply_frozen()?;
         Ok(launched)
     }
 
@@ -696,6 +787,29 @@ impl Engine {
         );
         spec.title = format!("{} · {} · {}", a.name, a.role, rt_name);
         spec.env = self.agent_env(a, &rt.env, &spec.cwd);
+        let usage_file = self
+            .town
+            .logs_dir()
+            .join(&a.name)
+            .join(format!("{id}.usage.jsonl"));
+        spec.env.push((
+            meter::USAGE_FILE_ENV.to_string(),
+            usage_file.display().to_string(),
+        ));
+        let conversation = self.store.agent(&a.name)?.conversation;
+        let meter = meter::Sources::new(
+            known.map(|p| p.name),
+            &spec.env,
+            usage_file,
+            crate::beads::Spender {
+                agent: a.name.clone(),
+                rig: a.rig.clone(),
+                bead: a.hooked_bead.clone(),
+                session: Some(id.clone()),
+                conversation,
+                runtime: rt_name.clone(),
+            },
+        );
         let cwd = spec.cwd.clone();
         // Codex names its conversation itself: find it once the session has written it.
         let discover = match known.and_then(|p| p.resume) {
@@ -755,6 +869,8 @@ impl Engine {
                 watch: witness::Watch::started(),
                 pending_enter: None,
                 stopping: None,
+                meter,
+                frozen: false,
             },
         );
         self.emit(Event::Started {
@@ -835,6 +951,9 @@ impl Engine {
                 .unwrap_or_else(|| "ended".into());
             if let Some((_, Some(reply))) = live.pending_enter.take() {
                 let _ = reply.send(Err(format!("the session {how} before the Enter")));
+            }
+            if let Err(e) = self.meter_one(&mut live) {
+                tracing::warn!(agent = %name, "reading what the session spent: {e}");
             }
             self.store.agent_set_session(name, None, None)?;
             let agent = self.store.agent(name)?;
@@ -962,6 +1081,11 @@ impl Engine {
             .live
             .get_mut(agent)
             .ok_or_else(|| Error::Conflict(format!("{agent} has no running session to nudge")))?;
+        if live.frozen {
+            return Err(Error::Conflict(format!(
+                "{agent} is frozen; nothing was typed (thaw it first: gastown-tui thaw {agent})"
+            )));
+        }
         // Nothing is typed into a dialog: the human answers it (or the town, if it owns it).
         if let Some(seen) = contact::dialog_on(live.program, &live.session.capture(false)) {
             return Err(Error::Conflict(format!(

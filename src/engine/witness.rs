@@ -217,7 +217,8 @@ impl Engine {
             let Some(live) = self.live.get_mut(&name) else {
                 continue;
             };
-            if live.stopping.is_some() {
+            // A frozen agent is neither stalled nor idle: the overseer stopped it.
+            if live.stopping.is_some() || live.frozen {
                 continue;
             }
             // The Enter of the last submitted prompt: did the agent react?
@@ -333,6 +334,8 @@ impl Engine {
         let session = live.session.clone();
         let last_line = move || tail(&session.capture(false), 1);
         match w.state.as_str() {
+            // The day's budget is spent: GUPP starts no more work.
+            agent_state::IDLE if self.costs.over_daily => {}
             agent_state::IDLE if hooked && live.pending_prompt.is_none() => {
                 let Some(since) = w.idle_since else {
                     return Ok(());

@@ -29,7 +29,7 @@ pub const BUILTIN_RUNTIMES: &[&str] = &[
 pub const RESERVED_RIG_NAMES: &[&str] = &["logs", "formulas", "themes"];
 
 /// The whole of `town.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TownConfig {
     /// Display name of the town (default: the town directory's name).
@@ -48,6 +48,12 @@ pub struct TownConfig {
     pub patrol: PatrolConfig,
     pub store: StoreConfig,
     pub terminal: TerminalConfig,
+    /// `[prices."MODEL"]`: USD per million tokens, over the shipped defaults
+    /// ([`crate::town::costs`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, Price>,
+    pub budget: BudgetConfig,
+    pub notify: NotifyConfig,
 }
 
 impl TownConfig {
@@ -262,6 +268,35 @@ impl TownConfig {
             );
         }
 
+        for model in self.prices.keys() {
+            if model.trim().is_empty() || has_control(model) {
+                add(&["prices", model.as_str()], "invalid model name".into());
+            }
+        }
+        let n = &self.notify;
+        if n.command.first().is_some_and(|p| p.trim().is_empty()) {
+            add(
+                &["notify", "command"],
+                "the first element (the program) must not be empty".into(),
+            );
+        }
+        if let Some(e) = n
+            .events
+            .iter()
+            .find(|e| !NOTIFY_EVENTS.contains(&e.as_str()))
+        {
+            add(
+                &["notify", "events"],
+                format!(
+                    "unknown event \"{e}\" (expected some of: {})",
+                    NOTIFY_EVENTS.join(", ")
+                ),
+            );
+        }
+        if n.timeout.is_zero() {
+            add(&["notify", "timeout"], "must be greater than 0".into());
+        }
+
         let located = problems.into_iter().map(|(path, msg)| {
             let line = loc.line_of(&path).unwrap_or(usize::MAX);
             (line, path, msg)
@@ -287,6 +322,9 @@ impl Default for TownConfig {
             patrol: PatrolConfig::default(),
             store: StoreConfig::default(),
             terminal: TerminalConfig::default(),
+            prices: BTreeMap::new(),
+            budget: BudgetConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -469,6 +507,66 @@ pub struct TerminalConfig {
     /// is read back from the agent's recording when scrolled to, so this trades memory for
     /// how far back a scroll is instant.
     pub scrollback_lines: u32,
+}
+
+/// `[prices."MODEL"]`: what a model's tokens cost, in USD per million tokens of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+}
+
+/// `[budget]`: spending limits, counted from the agents' own records (unset: no limit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// The town's limit per UTC day: once spent, slings are refused and GUPP stops nudging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_usd: Option<f64>,
+    /// One bead's limit: the agent working it is frozen and the overseer told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_bead_usd: Option<f64>,
+}
+
+/// The events `[notify] events` may name.
+pub const NOTIFY_EVENTS: &[&str] = &[
+    "waiting",
+    "stalled",
+    "dead",
+    "rejected",
+    "escalated",
+    "budget",
+];
+
+/// `[notify]`: telling the overseer when something needs them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Run for each event (argv, no shell unless it is one), with `GT_NOTIFY_*` set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Which events notify (default: all of [`NOTIFY_EVENTS`]).
+    pub events: Vec<String>,
+    /// Attached cockpits ring the terminal bell and send a desktop notification (OSC 9 and
+    /// OSC 777).
+    pub bell: bool,
+    /// How long the command may run before it is killed.
+    #[serde(with = "duration_str")]
+    pub timeout: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            command: Vec::new(),
+            events: NOTIFY_EVENTS.iter().map(|s| s.to_string()).collect(),
+            bell: true,
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Most `[terminal] scrollback_lines` accepted.
@@ -654,6 +752,8 @@ enum Shape {
     Str,
     U32,
     Bool,
+    /// A number, whole or not (prices, budgets).
+    Number,
     StrList,
     Table(&'static [(&'static str, Shape)]),
     /// A table whose keys are names chosen by the user, each value of the given shape.
@@ -671,6 +771,28 @@ const TOP: &[(&str, Shape)] = &[
     ("patrol", Shape::Table(PATROL)),
     ("store", Shape::Table(STORE)),
     ("terminal", Shape::Table(TERMINAL)),
+    ("prices", Shape::Map(&Shape::Table(PRICE))),
+    ("budget", Shape::Table(BUDGET)),
+    ("notify", Shape::Table(NOTIFY)),
+];
+
+const PRICE: &[(&str, Shape)] = &[
+    ("input", Shape::Number),
+    ("output", Shape::Number),
+    ("cache_read", Shape::Number),
+    ("cache_write", Shape::Number),
+];
+
+const BUDGET: &[(&str, Shape)] = &[
+    ("daily_usd", Shape::Number),
+    ("per_bead_usd", Shape::Number),
+];
+
+const NOTIFY: &[(&str, Shape)] = &[
+    ("command", Shape::StrList),
+    ("events", Shape::StrList),
+    ("bell", Shape::Bool),
+    ("timeout", Shape::Str),
 ];
 
 const RIG: &[(&str, Shape)] = &[
@@ -837,6 +959,19 @@ fn walk_item(
                     "expected true or false, found {}",
                     article(item.type_name())
                 ));
+            }
+        }
+        Shape::Number => {
+            let n = item
+                .as_float()
+                .or_else(|| item.as_integer().map(|i| i as f64));
+            match n {
+                Some(n) if n.is_finite() && n >= 0.0 => {}
+                Some(n) => bad(format!("must be a number of at least 0, found {n}")),
+                None => bad(format!(
+                    "expected a number, found {}",
+                    article(item.type_name())
+                )),
             }
         }
         Shape::U32 => match item.as_integer() {

@@ -4,6 +4,7 @@
 //! directory holding `town.toml` walking up from the current directory, else `~/gt`.
 
 mod config;
+pub mod costs;
 pub(crate) mod diag;
 mod init;
 pub mod merge;
@@ -17,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 pub use config::{
     parse_duration, sanitize_name, validate_prefix, validate_rig_name, validate_runtime_name,
-    validate_town_name, PatrolConfig, PromptMode, RigConfig, RuntimeConfig, StoreConfig,
-    TownConfig, BUILTIN_RUNTIMES, RESERVED_RIG_NAMES,
+    validate_town_name, BudgetConfig, NotifyConfig, PatrolConfig, Price, PromptMode, RigConfig,
+    RuntimeConfig, StoreConfig, TownConfig, BUILTIN_RUNTIMES, NOTIFY_EVENTS, RESERVED_RIG_NAMES,
 };
 pub use init::{init, template, InitOptions, InitOutcome, GITIGNORE};
 
@@ -30,7 +31,7 @@ pub const CONFIG_FILE: &str = "town.toml";
 pub const TOWN_ENV: &str = "GT_TOWN";
 
 /// A loaded town: where it is and its validated config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Town {
     /// Absolute path of the town directory.
     pub root: PathBuf,

@@ -69,6 +69,7 @@ pub fn sling(
     actor: &str,
 ) -> Result<(Slung, PathBuf)> {
     let cfg = town.rig(rig)?;
+    super::costs::check_daily_budget(town, store)?;
     if let Some(r) = runtime {
         if !town.config.has_runtime(r) {
             return Err(Error::bad(format!(

@@ -186,12 +186,53 @@ fn the_terminal_scrollback_is_bounded_and_named_when_wrong() {
 }
 
 #[test]
+fn budgets_prices_and_notify_parse_and_their_mistakes_name_the_line_and_key() {
+    let c = parse(
+        "[budget]\ndaily_usd = 50\nper_bead_usd = 2.5\n\
+         [prices.\"my-model\"]\ninput = 1\noutput = 2.5\n\
+         [notify]\ncommand = [\"notify-send\", \"gastown\"]\nevents = [\"waiting\", \"budget\"]\nbell = false\n",
+    )
+    .unwrap();
+    assert_eq!(c.budget.daily_usd, Some(50.0));
+    assert_eq!(c.budget.per_bead_usd, Some(2.5));
+    assert_eq!(c.prices["my-model"].output, 2.5);
+    assert_eq!(c.prices["my-model"].cache_read, 0.0);
+    assert_eq!(c.notify.command, vec!["notify-send", "gastown"]);
+    assert!(!c.notify.bell);
+    let defaults = parse("").unwrap();
+    assert_eq!(defaults.budget.daily_usd, None);
+    assert!(defaults.notify.bell);
+    assert_eq!(defaults.notify.events.len(), 6);
+
+    assert_eq!(
+        bad("[budget]\ndaily_usd = \"fifty\"\n"),
+        "/tmp/t/town.toml:2: budget.daily_usd: expected a number, found a string"
+    );
+    assert_eq!(
+        bad("[budget]\nper_bead_usd = -1\n"),
+        "/tmp/t/town.toml:2: budget.per_bead_usd: must be a number of at least 0, found -1"
+    );
+    assert_eq!(
+        bad("[prices.\"m\"]\ninput = 1\noutptu = 2\n"),
+        "/tmp/t/town.toml:3: unknown key 'prices.m.outptu' (did you mean 'output'? expected one of: input, output, cache_read, cache_write)"
+    );
+    assert_eq!(
+        bad("[notify]\nevents = [\"waiting\", \"bored\"]\n"),
+        "/tmp/t/town.toml:2: notify.events: unknown event \"bored\" (expected some of: waiting, stalled, dead, rejected, escalated, budget)"
+    );
+    assert_eq!(
+        bad("[notify]\ncommand = \"notify-send\"\n"),
+        "/tmp/t/town.toml:2: notify.command: expected an array of strings (e.g. [\"claude\", \"--flag\"]), found a string"
+    );
+}
+
+#[test]
 fn unknown_keys_name_the_dotted_path_and_the_choices() {
     let msg = bad("name = \"x\"\nprefix = \"gt\"\nmax_polecat = 3\n");
     assert!(
         msg.starts_with(
             "/tmp/t/town.toml:3: unknown key 'max_polecat' (did you mean 'max_polecats'? \
-             expected one of: name, prefix, default_runtime, theme, max_polecats, rigs, runtimes, patrol, store, terminal)"
+             expected one of: name, prefix, default_runtime, theme, max_polecats, rigs, runtimes, patrol, store, terminal, prices, budget, notify)"
         ),
         "{msg}"
     );

@@ -980,6 +980,7 @@ mod tests {
                 state_reason: String::new(),
                 conversation: None,
                 conversation_bead: None,
+                frozen: false,
             },
             running,
             pid: None,

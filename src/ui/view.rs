@@ -301,6 +301,7 @@ pub(crate) mod fixtures {
                 state_reason: String::new(),
                 conversation: None,
                 conversation_bead: None,
+                frozen: false,
             },
             running,
             pid: running.then_some(4242),
@@ -510,6 +511,7 @@ pub(crate) mod fixtures {
             default_runtime: "sim".into(),
             inbox_unread: 2,
             patrol_heartbeat_ns: (now() - Duration::seconds(3)).timestamp_nanos_opt(),
+            costs: Default::default(),
         }
     }
 
