@@ -343,6 +343,9 @@ pub struct SimEnv {
     pub bead: Option<String>,
     /// The worktree: the working directory.
     pub workdir: PathBuf,
+    /// `$GT_USAGE_FILE`: where the sim reports the (made-up) tokens of each turn, in the
+    /// town's own usage format, so the demo shows costs.
+    pub usage_file: Option<PathBuf>,
 }
 
 impl SimEnv {
@@ -363,6 +366,7 @@ impl SimEnv {
             role: var("GT_ROLE"),
             bead: var("GT_BEAD"),
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            usage_file: var(crate::engine::meter::USAGE_FILE_ENV).map(PathBuf::from),
         }
     }
 }
@@ -484,6 +488,9 @@ pub struct Session<W: Write, H: Host> {
     worked: HashSet<String>,
     /// Counts steps, to vary the think lines.
     beat: usize,
+    /// Turns answered, and bytes written during the current one (for the usage report).
+    turns: u64,
+    said: u64,
 }
 
 impl<W: Write, H: Host> Session<W, H> {
@@ -496,6 +503,8 @@ impl<W: Write, H: Host> Session<W, H> {
             ignored: HashMap::new(),
             worked: HashSet::new(),
             beat: 0,
+            turns: 0,
+            said: 0,
         }
     }
 
@@ -556,7 +565,9 @@ impl<W: Write, H: Host> Session<W, H> {
             self.prompt()?;
             return Ok(None);
         }
+        self.said = 0;
         let result = self.respond(&text);
+        self.report_usage(&text);
         let outcome = match result {
             Ok(()) => None,
             Err(Fail::Out(e)) => return Err(e),
@@ -1014,9 +1025,37 @@ impl<W: Write, H: Host> Session<W, H> {
         Ok(Some(o.success))
     }
 
+    /// Appends this turn's made-up usage to `$GT_USAGE_FILE`: the prompt and a growing
+    /// context read as input (most of it from the cache after the first turn), what was
+    /// printed as output. A report that cannot be written is skipped: the sim works on.
+    fn report_usage(&mut self, prompt: &str) {
+        let Some(path) = &self.env.usage_file else {
+            return;
+        };
+        self.turns += 1;
+        let n = self.turns;
+        let line = serde_json::json!({
+            "id": format!("turn-{n}"),
+            "model": "sim",
+            "input_tokens": 900 + 2 * prompt.len() as u64,
+            "output_tokens": 40 + self.said / 4,
+            "cache_read_tokens": 1500 * (n - 1),
+            "cache_write_tokens": if n == 1 { 1500 } else { 300 },
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            tracing::debug!("sim: cannot report usage to {}: {e}", path.display());
+        }
+    }
+
     // -- output helpers ------------------------------------------------------------------------
 
     fn write(&mut self, s: &str) -> Res {
+        self.said += s.len() as u64;
         self.out.write_all(s.as_bytes()).map_err(Fail::Out)
     }
 
@@ -1476,6 +1515,7 @@ mod tests {
             role: Some("polecat".into()),
             bead: bead.map(str::to_string),
             workdir: dir.to_path_buf(),
+            usage_file: None,
         }
     }
 

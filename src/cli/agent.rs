@@ -95,7 +95,11 @@ pub fn agents(ctx: &Ctx, as_json: bool) -> Result<()> {
             } else {
                 a.rig.clone()
             },
-            a.state.clone(),
+            if a.frozen {
+                crate::beads::agent_state::FROZEN.to_string()
+            } else {
+                a.state.clone()
+            },
             a.hooked_bead.clone().unwrap_or_else(|| "-".into()),
             a.restarts.to_string(),
             a.last_activity

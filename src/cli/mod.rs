@@ -5,6 +5,7 @@ mod agent;
 mod bead;
 mod config;
 mod convoy;
+mod costs;
 mod doctor;
 mod feed;
 mod flush;
@@ -99,6 +100,12 @@ pub enum Command {
     Handoff { agent: Option<String> },
     /// Play an agent's recorded session in this terminal.
     Replay(session::ReplayArgs),
+    /// What the agents spent: tokens and USD from their runtimes' own records.
+    Costs(costs::CostsArgs),
+    /// Stop agents in place (SIGSTOP to their processes) until thawed: an emergency stop.
+    Freeze(costs::FreezeArgs),
+    /// Resume frozen agents (SIGCONT).
+    Thaw(costs::FreezeArgs),
     /// The merge queues (the Refinery's): list, retry, reject.
     Mq(mq::MqArgs),
     /// Show or edit town.toml.
@@ -213,6 +220,9 @@ pub fn run(cli: Cli) -> Result<()> {
         }),
         Command::Replay(a) => with_store(town, actor, |ctx| session::replay(ctx, a)),
         Command::Mq(a) => with_store(town, actor, |ctx| mq::run(ctx, a)),
+        Command::Costs(a) => with_store(town, actor, |ctx| costs::costs(ctx, a)),
+        Command::Freeze(a) => with_store(town, actor, |ctx| costs::freeze(ctx, a, true)),
+        Command::Thaw(a) => with_store(town, actor, |ctx| costs::freeze(ctx, a, false)),
         Command::Config(c) => with_store(town, actor, |ctx| config::run(ctx, c)),
         Command::Completions { shell } => doctor::completions(shell),
         Command::Doctor => doctor::doctor(town),

@@ -80,6 +80,8 @@ pub enum Command {
     /// The agent's screen as text (the answer's), with its history when `scrollback`; from
     /// its newest recording when it has no session.
     Capture { agent: String, scrollback: bool },
+    /// Freeze (stop its processes in place) or thaw one agent, or every agent when None.
+    Freeze { agent: Option<String>, frozen: bool },
 }
 
 impl Command {
@@ -94,6 +96,8 @@ impl Command {
             Command::Sling { .. } => "sling",
             Command::Diff { .. } => "diff",
             Command::Capture { .. } => "capture",
+            Command::Freeze { frozen: true, .. } => "freeze",
+            Command::Freeze { frozen: false, .. } => "thaw",
         }
     }
 
@@ -108,6 +112,7 @@ impl Command {
             | Command::Diff { agent }
             | Command::Capture { agent, .. } => agent,
             Command::Sling { bead, .. } => bead,
+            Command::Freeze { agent, .. } => agent.as_deref().unwrap_or("every agent"),
         }
     }
 }
@@ -1152,6 +1157,7 @@ impl Engine {
             Command::Sling { bead, rig, runtime } => {
                 self.sling(&bead, &rig, runtime.as_deref()).map(Some)
             }
+            Command::Freeze { agent, frozen } => self.freeze(agent.as_deref(), frozen).map(Some),
         };
         answer(&self.events, &subject, reply, r);
     }
@@ -1230,6 +1236,38 @@ impl Engine {
             None => return Err(Error::bad(format!("{agent} has no rig to diff against"))),
         };
         Ok(move || crate::town::worktree::diff_against(&dir, &base, 512 * 1024))
+    }
+
+    /// The cockpit's freeze or thaw of `agent` (every agent when None), applied at once.
+    fn freeze(&mut self, agent: Option<&str>, frozen: bool) -> Result<String> {
+        let names: Vec<String> = match agent {
+            Some(a) => vec![self.store.agent(a)?.name],
+            None => self.store.agents()?.into_iter().map(|a| a.name).collect(),
+        };
+        let verb = if frozen { "froze" } else { "thawed" };
+        let reason = format!(
+            "{} from the cockpit",
+            if frozen { "freeze" } else { "thaw" }
+        );
+        let mut changed = 0;
+        for n in &names {
+            if self
+                .store
+                .agent_set_frozen(n, frozen, &reason, "overseer")?
+            {
+                changed += 1;
+            }
+        }
+        self.apply_frozen()?;
+        self.publish()?;
+        Ok(match (agent, changed) {
+            (Some(a), 0) => format!(
+                "{a} was already {}",
+                if frozen { "frozen" } else { "thawed" }
+            ),
+            (Some(a), _) => format!("{verb} {a}"),
+            (None, n) => format!("{verb} {n} agent{}", if n == 1 { "" } else { "s" }),
+        })
     }
 
     fn stop(&mut self, agent: &str, how: Stopping) -> Result<()> {

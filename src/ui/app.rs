@@ -78,6 +78,10 @@ pub enum Dialog {
     ConfirmStop {
         running: usize,
     },
+    /// `F`: freeze every agent?
+    ConfirmFreeze {
+        agents: usize,
+    },
     /// Leaving the demo: leave its town running, or stop it?
     LeaveDemo {
         running: usize,
@@ -192,6 +196,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("convoy", "convoy: focus the convoys panel"),
     ("mail", "mail: show unread mail count"),
     ("theme", "theme NAME (default, light, mono)"),
+    (
+        "freeze",
+        "freeze [AGENT]: stop it in place (no name: every agent, asks)",
+    ),
+    ("thaw", "thaw [AGENT]: resume it (no name: every agent)"),
     ("stop", "stop: stop the engine (asks)"),
     ("quit", "quit: detach (agents run on)"),
 ];
@@ -449,6 +458,7 @@ impl App {
             }
             KeyCode::Char('/') => self.mode = Mode::Filter,
             KeyCode::Char('?') => self.mode = Mode::Dialog(Dialog::Help { focus: self.focus }),
+            KeyCode::Char('F') => return self.ask_freeze(),
             KeyCode::Esc => self.filter.clear(),
             _ => {}
         }
@@ -467,6 +477,19 @@ impl App {
     }
 
     /// `:stop`: asks first.
+    fn ask_freeze(&mut self) -> Vec<Action> {
+        if self.engine_gone.is_some() {
+            self.notice = Some(
+                "the engine is not running (gastown-tui freeze --all works without it)".into(),
+            );
+            return Vec::new();
+        }
+        self.mode = Mode::Dialog(Dialog::ConfirmFreeze {
+            agents: self.snapshot.agents.len(),
+        });
+        Vec::new()
+    }
+
     fn ask_stop(&mut self) -> Vec<Action> {
         if self.engine_gone.is_some() {
             self.notice = Some("the engine is not running".into());
@@ -550,6 +573,18 @@ impl App {
                     self.mode = Mode::Normal;
                 }
                 Vec::new()
+            }
+            Dialog::ConfirmFreeze { .. } => {
+                self.mode = Mode::Normal;
+                match k.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') => {
+                        vec![Action::Engine(Command::Freeze {
+                            agent: None,
+                            frozen: true,
+                        })]
+                    }
+                    _ => Vec::new(),
+                }
             }
             Dialog::ConfirmStop { .. } => match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => vec![Action::StopEngine],
@@ -795,6 +830,17 @@ impl App {
                 }
                 Vec::new()
             }
+            Some("freeze") => match words.get(1) {
+                Some(name) => vec![Action::Engine(Command::Freeze {
+                    agent: Some(name.to_string()),
+                    frozen: true,
+                })],
+                None => self.ask_freeze(),
+            },
+            Some("thaw") => vec![Action::Engine(Command::Freeze {
+                agent: words.get(1).map(|s| s.to_string()),
+                frozen: false,
+            })],
             Some("q") | Some("quit") | Some("detach") => self.leave(),
             Some("stop") => self.ask_stop(),
             Some(other) => {

@@ -89,6 +89,16 @@ pub fn draw(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>, dialog: &Dialog) {
             ),
             &[("y", "stop"), ("n", "keep it running")],
         ),
+        Dialog::ConfirmFreeze { agents } => confirm(
+            buf,
+            area,
+            ctx.theme,
+            "Freeze every agent",
+            &format!(
+                "Stop all {agents} agents in place (SIGSTOP)? Nothing is killed or lost; :thaw resumes them."
+            ),
+            &[("y", "freeze all"), ("n", "cancel")],
+        ),
         Dialog::LeaveDemo { running } => confirm(
             buf,
             area,
@@ -417,6 +427,7 @@ fn global_keys(escape: &str) -> Vec<(String, &'static str)> {
         ("s".into(), "sling ready work to a rig"),
         ("n".into(), "nudge the selected agent"),
         ("d".into(), "the selected agent's diff"),
+        ("F".into(), "freeze every agent (asks); :thaw resumes"),
         (":".into(), "command line (tab completes)"),
         ("?".into(), "this help"),
         ("q  ctrl-c".into(), "detach: close; the agents keep running"),

@@ -420,6 +420,13 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
                     Some(FromEngine::Event(EngineEvent::Failed { agent, message })) => {
                         app.notice = Some(if agent.is_empty() { message } else { format!("{agent}: {message}") });
                     }
+                    Some(FromEngine::Event(EngineEvent::Attention { text, bell, .. })) => {
+                        if bell {
+                            ring(&text);
+                        }
+                        app.notice = Some(text);
+                        dirty = true;
+                    }
                     Some(FromEngine::Event(_)) | Some(FromEngine::Status(_)) => {}
                     Some(FromEngine::Stopping { reason }) => {
                         return Ok(Outcome::StoppedElsewhere { reason });
@@ -460,6 +467,23 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
             }
         }
     }
+}
+
+/// Rings the user's terminal and asks it for a desktop notification (OSC 9, as iTerm2,
+/// WezTerm, kitty and Windows Terminal take it; OSC 777, as VTE terminals and foot do), between
+/// frames. Terminals that know neither ignore them.
+fn ring(text: &str) {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() || c == ';' { ' ' } else { c })
+        .take(200)
+        .collect();
+    let mut out = std::io::stdout();
+    let _ = write!(
+        out,
+        "\x07\x1b]9;gastown-tui: {clean}\x1b\\\x1b]777;notify;gastown-tui;{clean}\x1b\\"
+    );
+    let _ = out.flush();
 }
 
 /// Turns one terminal event into the app's actions (keys encoded the way the shown program

@@ -34,6 +34,7 @@ pub fn glyph(state: &str) -> &'static str {
         "dead" => "✕",
         "zombie" => "☠",
         "stopped" => "■",
+        "frozen" => "❄",
         _ => "?",
     }
 }
@@ -46,13 +47,14 @@ pub fn short_state(state: &str) -> &str {
         "stalled" => "stall",
         "zombie" => "zomb",
         "stopped" => "stop",
+        "frozen" => "frozn",
         other => other,
     }
 }
 
 /// The states in the order the Witness counts them.
-pub const STATES: [&str; 7] = [
-    "working", "idle", "waiting", "stalled", "dead", "zombie", "stopped",
+pub const STATES: [&str; 8] = [
+    "working", "idle", "waiting", "stalled", "dead", "zombie", "stopped", "frozen",
 ];
 
 /// Display width of `s` in terminal columns.
@@ -302,8 +304,9 @@ pub fn agents(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>, witness_counts: bool)
             a.agent.name.clone()
         }
     };
-    // Columns: glyph, name, [rig/role], state, age.
-    let fixed = 2 + 1 + 5 + 1 + 3;
+    // Columns: glyph, name, [rig/role], state, [today's cost], age.
+    let cost_w = if w >= 28 { 7 } else { 0 };
+    let fixed = 2 + 1 + 5 + 1 + 3 + cost_w;
     let longest = visible
         .iter()
         .map(|a| width(&display_name(a)))
@@ -338,6 +341,17 @@ pub fn agents(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>, witness_counts: bool)
         }
         spans.push(Span::styled(pad(short_state(state), 5), st));
         spans.push(Span::raw(" "));
+        if cost_w > 0 {
+            let cost = app
+                .snapshot
+                .costs
+                .agents
+                .get(&a.agent.name)
+                .map(|s| s.short_label())
+                .unwrap_or_default();
+            spans.push(Span::styled(pad_left(&cost, cost_w - 1), t.dim));
+            spans.push(Span::raw(" "));
+        }
         spans.push(Span::styled(pad_left(&agent_age(a, ctx.now), 3), t.dim));
         let line = Line::from(fit_spans(spans, w));
         put(buf, inner, y, &line);
@@ -511,7 +525,10 @@ pub fn convoys(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
         .take(usize::from(inner.height))
         .enumerate()
     {
-        let count = format!("{}/{}", c.closed, c.total);
+        let mut count = format!("{}/{}", c.closed, c.total);
+        if let Some(spent) = app.snapshot.costs.convoys.get(&c.id) {
+            count = format!("{count} {}", spent.label());
+        }
         let bar_w = (w / 3).clamp(3, 20);
         let mut name_w = w.saturating_sub(width(&count) + bar_w + 2);
         let show_bar = name_w >= 4;
@@ -755,7 +772,17 @@ pub fn status_bar(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
     // The right side, from the fullest form to the most compact.
     let need = app.attention();
     let n = app.snapshot.agents.len();
-    let agents_word = format!("{n} agent{}", if n == 1 { "" } else { "s" });
+    let costs = &app.snapshot.costs;
+    let spent = match costs.daily_usd {
+        Some(limit) => format!(
+            " · {}/{} today",
+            costs.day.label(),
+            crate::town::costs::money(limit)
+        ),
+        None if costs.day.tokens.total() > 0 => format!(" · {} today", costs.day.label()),
+        None => String::new(),
+    };
+    let agents_word = format!("{n} agent{}{spent}", if n == 1 { "" } else { "s" });
     let town = &app.snapshot.town;
     let (full, brief) = if town.is_empty() {
         (format!("{agents_word} "), format!("{agents_word} "))
@@ -776,6 +803,10 @@ pub fn status_bar(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
     .into_iter()
     .map(|(warn, info)| {
         let mut v = Vec::new();
+        if costs.over_daily {
+            v.push(Span::styled(" budget spent ", t.attention));
+            v.push(Span::raw(" "));
+        }
         if need > 0 {
             v.push(Span::styled(warn.clone(), t.attention));
             v.push(Span::raw(" "));

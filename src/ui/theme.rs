@@ -234,6 +234,7 @@ impl Theme {
             "dead" => self.dead,
             "zombie" => self.zombie,
             "stopped" => self.stopped,
+            "frozen" => self.accent,
             _ => self.dim,
         }
     }

@@ -511,7 +511,31 @@ pub(crate) mod fixtures {
             default_runtime: "sim".into(),
             inbox_unread: 2,
             patrol_heartbeat_ns: (now() - Duration::seconds(3)).timestamp_nanos_opt(),
-            costs: Default::default(),
+            costs: costs(),
+        }
+    }
+
+    /// Today's spending: nux's priced, toast's partly unknown; a convoy's; a daily budget.
+    fn costs() -> crate::engine::Costs {
+        use crate::town::costs::Spent;
+        let spent = |usd: f64, unpriced: &[&str]| Spent {
+            tokens: crate::beads::Tokens {
+                input: 1000,
+                ..Default::default()
+            },
+            usd_priced: usd,
+            unpriced: unpriced.iter().map(|s| s.to_string()).collect(),
+        };
+        crate::engine::Costs {
+            day: spent(14.2, &["llama"]),
+            agents: [
+                ("nux".to_string(), spent(3.5, &[])),
+                ("toast".to_string(), spent(0.42, &["llama"])),
+            ]
+            .into(),
+            convoys: [("gt-cv1".to_string(), spent(12.75, &[]))].into(),
+            daily_usd: Some(50.0),
+            over_daily: false,
         }
     }
 
