@@ -12,7 +12,10 @@ mod common;
 #[allow(unused_imports)]
 mod models;
 
-use common::real::{check_whole_loop, debug_copy, feed, polecat_dir, sling_to, SeenTurn};
+use common::real::{
+    assert_costs_match, check_whole_loop, debug_copy, feed, jsonl_under, polecat_dir, sling_to,
+    SeenTurn,
+};
 use common::{agent, merged, path_with, real_town, wait_long, TestTown, Up};
 use models::{polecat, Action, Logged, Polecat, Server, Turn};
 use std::path::Path;
@@ -43,6 +46,48 @@ fn claude_town(server: &Server) -> TestTown {
     )
     .unwrap();
     t
+}
+
+/// The shipped price of the model the scripted server names (claude-opus-4-8).
+const OPUS: common::real::Price = [15.0, 75.0, 1.5, 18.75];
+
+/// What `who`'s Claude transcripts under `home` hold: per answer (message id, its last line),
+/// input, output, cache read, cache write.
+fn transcript_tokens(home: &Path, t: &TestTown, who: &str) -> [i64; 4] {
+    let project = polecat_dir(t, who)
+        .display()
+        .to_string()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+    let mut answers: std::collections::BTreeMap<String, [i64; 4]> = Default::default();
+    let files = jsonl_under(&home.join(".claude/projects"), &|p| {
+        p.parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|d| d.to_string_lossy() == project)
+    });
+    for (_, lines) in files {
+        for v in lines {
+            let u = &v["message"]["usage"];
+            if v["type"] != "assistant" || !u.is_object() {
+                continue;
+            }
+            let n = |k: &str| u[k].as_i64().unwrap_or(0);
+            answers.insert(
+                v["message"]["id"].as_str().unwrap().to_string(),
+                [
+                    n("input_tokens"),
+                    n("output_tokens"),
+                    n("cache_read_input_tokens"),
+                    n("cache_creation_input_tokens"),
+                ],
+            );
+        }
+    }
+    answers.values().fold([0; 4], |mut s, a| {
+        for i in 0..4 {
+            s[i] += a[i];
+        }
+        s
+    })
 }
 
 fn up(t: &TestTown, cli: &Path) -> Up {
@@ -96,6 +141,10 @@ fn two_claude_polecats_go_from_sling_to_merged_with_no_key_pressed() {
             })
             .collect()
     });
+    // What each polecat spent is what its transcripts hold, priced at the shipped price.
+    for (_, who) in &polecats {
+        assert_costs_match(&t, who, OPUS, || transcript_tokens(t.dir.path(), &t, who));
+    }
     let events = feed(&t);
     for (_, who) in &polecats {
         // The engine answered the trust question and the bypass warning; nobody else typed.
@@ -232,6 +281,8 @@ fn a_claude_polecat_resumes_after_a_kill_9_and_a_restart_and_starts_fresh_after_
     // Let it work: the bead still ends merged.
     released.store(true, Ordering::SeqCst);
     wait_long(&t, "the bead merged", 180, || merged(&t, &bead));
+    // Across the kill -9, the resumes and the handoff, every answer counted once.
+    assert_costs_match(&t, &who, OPUS, || transcript_tokens(&home, &t, &who));
 }
 
 /// Waits for the polecat's first answer to be in the server's log and in Claude's transcript,

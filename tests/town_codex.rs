@@ -20,7 +20,10 @@ mod models;
 #[path = "models/openai.rs"]
 mod openai;
 
-use common::real::{check_whole_loop, debug_copy, feed, polecat_dir, sling_to, SeenTurn};
+use common::real::{
+    assert_costs_match, check_whole_loop, debug_copy, feed, jsonl_under, polecat_dir, sling_to,
+    SeenTurn,
+};
 use common::{agent, capture, merged, path_with, real_town, wait_long, TestTown, Up};
 use models::{alive, kill_procs_of, polecat, procs_of, Action, Logged, Polecat, Server};
 use serde_json::Value;
@@ -33,6 +36,49 @@ const KEY_VAR: &str = "GT_SCRIPTED_OPENAI_KEY";
 const MODEL: &str = "gpt-5.5";
 /// What a polite polecat first says.
 const POLITE: &str = "I will wait until I am told again.";
+
+/// The shipped price of gpt-5.5 (USD per million input, output, cache read, cache write).
+const GPT_5_5: common::real::Price = [1.25, 10.0, 0.125, 0.0];
+
+/// What `who`'s Codex rollouts (those whose `session_meta` names its worktree) hold: each
+/// model response's `token_usage_record` once, its input without the cached part.
+fn rollout_tokens(t: &TestTown, who: &str) -> [i64; 4] {
+    let wt = polecat_dir(t, who);
+    let mut responses: std::collections::BTreeMap<String, [i64; 4]> = Default::default();
+    for (_, lines) in jsonl_under(&t.dir.path().join(".codex/sessions"), &|_| true) {
+        let cwd = lines
+            .first()
+            .and_then(|m| m["payload"]["cwd"].as_str())
+            .map(PathBuf::from);
+        if cwd.as_deref() != Some(wt.as_path()) {
+            continue;
+        }
+        for v in lines {
+            let (p, u) = (&v["payload"], &v["payload"]["usage"]);
+            if v["type"] != "token_usage_record" || !u.is_object() {
+                continue;
+            }
+            let n = |k: &str| u[k].as_i64().unwrap_or(0);
+            let key = format!("{}:{}:{}", p["thread_id"], p["turn_id"], p["response_id"]);
+            let (cached, written) = (n("cached_input_tokens"), n("cache_write_input_tokens"));
+            responses.insert(
+                key,
+                [
+                    n("input_tokens") - cached - written,
+                    n("output_tokens"),
+                    cached,
+                    written,
+                ],
+            );
+        }
+    }
+    responses.values().fold([0; 4], |mut s, a| {
+        for i in 0..4 {
+            s[i] += a[i];
+        }
+        s
+    })
+}
 
 /// town.toml for Codex: the provider's key, as a user would give it to the runtime.
 fn codex_env() -> String {
@@ -260,6 +306,9 @@ fn two_codex_polecats_go_from_sling_to_merged_with_no_key_pressed() {
             eprintln!("{who} was not asked: the rig's repo was trusted when its Codex started");
         }
     }
+    for who in [&who_a, &who_b] {
+        assert_costs_match(&t, who, GPT_5_5, || rollout_tokens(&t, who));
+    }
     check_whole_loop(&t, &[(a, who_a), (b, who_b)], |who| {
         turns_of(&server, &polecat_dir(&t, who))
             .iter()
@@ -459,6 +508,8 @@ fn a_codex_polecat_resumes_its_conversation_after_the_engine_is_killed() {
             >= 2,
         "{texts:?}"
     );
+    // Before and after the resume, every response counted once.
+    assert_costs_match(&t, &who, GPT_5_5, || rollout_tokens(&t, &who));
     second.stop();
     drop(reaper);
     eprintln!("done after {:?}", started.elapsed());

@@ -16,7 +16,10 @@ mod gemini;
 #[allow(unused_imports)]
 mod models;
 
-use common::real::{check_whole_loop, debug_copy, feed, polecat_dir, sling_to, SeenTurn};
+use common::real::{
+    assert_costs_match, check_whole_loop, debug_copy, feed, jsonl_under, polecat_dir, sling_to,
+    SeenTurn,
+};
 use common::{agent, capture, merged, path_with, real_town, wait_long, TestTown, Up};
 use models::{kill_procs_of, polecat, procs_of, Logged, Polecat, Reaper, Server};
 use std::path::{Path, PathBuf};
@@ -157,6 +160,41 @@ fn chat_files(home: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The shipped price of gemini-3.8-flash (USD per million input, output, cache read, cache
+/// write).
+const FLASH: common::real::Price = [0.3, 2.5, 0.03, 0.0];
+
+/// What `who`'s Gemini chat files hold: each model message once (by id, its last line), its
+/// input without the cached part, its thoughts as output.
+fn chat_tokens(t: &TestTown, who: &str) -> [i64; 4] {
+    let mut messages: std::collections::BTreeMap<String, [i64; 4]> = Default::default();
+    let chats = t.dir.path().join(".gemini/tmp").join(who);
+    for (_, lines) in jsonl_under(&chats, &|_| true) {
+        for v in lines {
+            let k = &v["tokens"];
+            let Some(id) = v["id"].as_str().filter(|_| k.is_object()) else {
+                continue;
+            };
+            let n = |f: &str| k[f].as_i64().unwrap_or(0);
+            messages.insert(
+                id.to_string(),
+                [
+                    n("input") - n("cached") + n("tool"),
+                    n("output") + n("thoughts"),
+                    n("cached"),
+                    0,
+                ],
+            );
+        }
+    }
+    messages.values().fold([0; 4], |mut s, a| {
+        for i in 0..4 {
+            s[i] += a[i];
+        }
+        s
+    })
+}
+
 fn agent_state(t: &TestTown, who: &str) -> (String, String) {
     let a = agent(t, who);
     (
@@ -214,6 +252,9 @@ fn two_gemini_polecats_go_from_sling_to_merged_with_no_key_pressed() {
     eprintln!("both merged after {:?}", started.elapsed());
 
     debug_dump(&t, &server);
+    for who in [&who_a, &who_b] {
+        assert_costs_match(&t, who, FLASH, || chat_tokens(&t, who));
+    }
     check_whole_loop(&t, &[(a, who_a), (b, who_b)], |who| {
         turns_of(&server, &polecat_dir(&t, who))
             .iter()

@@ -122,3 +122,70 @@ pub fn check_whole_loop(
     }
     assert!(tree.get_name("BROKEN").is_none());
 }
+
+/// USD per million tokens: input, output, cache read, cache write.
+pub type Price = [f64; 4];
+
+/// Waits until `costs --by agent --json` gives `who` exactly the tokens `from_files` computes
+/// from the runtime's own records (computed again at each look: the meter reads every 2 s and
+/// once more when a session ends), then checks its USD at `price`.
+pub fn assert_costs_match(
+    t: &TestTown,
+    who: &str,
+    price: Price,
+    from_files: impl Fn() -> [i64; 4],
+) {
+    let got = |t: &TestTown| -> Option<[i64; 4]> {
+        let rows = t.json(&["costs", "--by", "agent"]);
+        let r = rows.as_array()?.iter().find(|r| r["agent"] == who)?.clone();
+        Some([
+            r["input_tokens"].as_i64()?,
+            r["output_tokens"].as_i64()?,
+            r["cache_read_tokens"].as_i64()?,
+            r["cache_write_tokens"].as_i64()?,
+        ])
+    };
+    super::wait_long(t, &format!("{who}'s costs equal its records"), 60, || {
+        let want = from_files();
+        want.iter().sum::<i64>() > 0 && got(t) == Some(want)
+    });
+    let want = from_files();
+    let rows = t.json(&["costs", "--by", "agent"]);
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"] == who)
+        .unwrap();
+    assert_eq!(row["tokens"], want.iter().sum::<i64>());
+    let usd: f64 = want
+        .iter()
+        .zip(price)
+        .map(|(n, p)| *n as f64 * p)
+        .sum::<f64>()
+        / 1e6;
+    let said = row["usd"].as_f64().expect("a shipped price");
+    assert!((said - usd).abs() < 1e-9, "{who}: {said} USD, want {usd}");
+}
+
+/// Every JSON line of the `.jsonl` files under `dir` (recursively) that `keep` accepts.
+pub fn jsonl_under(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Vec<(PathBuf, Vec<Value>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") && keep(&p) {
+                let lines = std::fs::read_to_string(&p)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                out.push((p, lines));
+            }
+        }
+    }
+    out
+}
