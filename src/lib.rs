@@ -4,16 +4,21 @@
 //! calls in here. The map of the code:
 //!
 //! - [`beads`]: the Beads store (SQLite): beads, dependencies, ready work, convoys, mail,
-//!   agents (with their state, its reason and their runtime conversation), merge requests,
-//!   events, the engine's heartbeat, JSONL interop.
-//! - [`town`]: the town on disk (discovery, `town.toml`, rigs, worktrees, sling).
+//!   agents (with their state, its reason, their runtime conversation and the freeze flag),
+//!   merge requests, events, what the agents spent (one row per model answer), the engine's
+//!   heartbeat, JSONL interop.
+//! - [`town`]: the town on disk (discovery, `town.toml`, rigs, worktrees, sling), and what
+//!   tokens cost ([`town::costs`]: prices, the daily budget's check).
 //! - [`agent`]: one agent in its PTY ([`agent::session`], [`agent::screen`],
 //!   [`agent::record`]); its whole history read back from the recording past the clears
 //!   programs send ([`agent::history`]); runtime presets ([`agent::runtime`]); what the town knows of the
 //!   real programs, their first-run dialogs, fatal start errors, resume and verified versions
-//!   ([`agent::program`]); the built-in `sim` agent ([`agent::sim`]).
+//!   ([`agent::program`]); where each runtime records its usage, read incrementally
+//!   ([`agent::usage`]); the built-in `sim` agent ([`agent::sim`]).
 //! - [`engine`]: the only owner of live sessions: reconcile, first contact (answer what the
-//!   town owns, make the rest waiting), the Witness and GUPP, the Deacon, the Refinery, nudges.
+//!   town owns, make the rest waiting), the Witness and GUPP, the Deacon, the Refinery, nudges,
+//!   the meter and the budgets ([`engine::meter`]), freeze/thaw, notifications
+//!   ([`engine::notify`], from the store's event trail).
 //! - [`server`]: the engine as a background server per town: the Unix socket (a private
 //!   directory, the peer's uid checked), the versioned protocol (a JSON hello, then postcard
 //!   frames: commands in; snapshots, events and the shown agent's changed screen rows out),

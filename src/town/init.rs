@@ -98,6 +98,23 @@ prefix = {prefix}
 # [terminal]
 # scrollback_lines = 1000         # history each agent's terminal keeps in memory; older
 #                                 # history is read back from its recording
+
+# [budget]                        # no limits unless set (spending is read from the agents' records), e.g.:
+#   daily_usd = 50.0              # per UTC day: over it, slings are refused and GUPP stops nudging
+#   per_bead_usd = 5.0            # over it, the bead's agent is frozen and you are told
+
+# Prices in USD per million tokens, over the shipped defaults (gastown-tui costs uses them), e.g.:
+#   [prices."claude-opus-4-8"]
+#   input = 15.0
+#   output = 75.0
+#   cache_read = 1.5
+#   cache_write = 18.75
+
+# [notify]
+#   command = ["notify-send", "gastown"]  # none by default; run with GT_NOTIFY_KIND, _AGENT, _RIG, _BEAD, _TEXT
+# events = ["waiting", "stalled", "dead", "rejected", "escalated", "budget"]
+# bell = true                     # attached cockpits ring and send OSC 9 / OSC 777
+# timeout = "10s"
 "#,
         name = toml_string(name),
         prefix = toml_string(prefix),

@@ -960,6 +960,8 @@ fn template_documents_every_key_with_its_default() {
     assert_eq!(c.max_polecats, defaults.max_polecats);
     assert_eq!(c.patrol, defaults.patrol);
     assert_eq!(c.store, defaults.store);
+    assert_eq!(c.budget, defaults.budget);
+    assert_eq!(c.notify, defaults.notify);
     let rig = &c.rigs["myproject"];
     assert_eq!(rig.branch, RigConfig::default().branch);
     assert_eq!(rig.test_timeout, RigConfig::default().test_timeout);
@@ -996,6 +998,15 @@ fn template_documents_every_key_with_its_default() {
         "max_restarts",
         "flush_debounce",
         "scrollback_lines",
+        "daily_usd",
+        "per_bead_usd",
+        "input",
+        "output",
+        "cache_read",
+        "cache_write",
+        "events",
+        "bell",
+        "timeout",
     ] {
         assert!(text.contains(&format!("{key} = ")), "template lacks {key}");
     }
