@@ -293,15 +293,7 @@ pub fn codex_session(
 ) -> Option<String> {
     use std::io::BufRead;
     fn newest(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
-        let mut v: Vec<_> = std::fs::read_dir(dir)
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
+        let v = super::usage::subdirs(dir);
         v.into_iter().rev().take(n).collect()
     }
     let mut days = Vec::new();

@@ -130,7 +130,8 @@ impl Homes {
     }
 }
 
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
+/// The directories in `dir`, sorted by name (none when it cannot be read).
+pub(crate) fn subdirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|r| {
             r.flatten()
