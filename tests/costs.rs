@@ -381,3 +381,43 @@ fn the_cockpit_in_tmux_rings_when_an_agent_needs_the_overseer() {
     });
     tmux_at(&socket, &["kill-server"]);
 }
+
+#[test]
+fn an_agent_over_its_beads_budget_is_frozen_and_the_overseer_told() {
+    // The polite sim answers the first prompt without working (and reports that turn's usage,
+    // about a cent): the bead's tenth of a cent is spent before any work.
+    let t = town("\n[budget]\nper_bead_usd = 0.001\n");
+    let bead = t.create("Pricey", &["-d", "sim: ignore-nudges 5\nsim: edit p.txt"]);
+    let _up = Up::start(&t);
+    t.gt().args(["sling", &bead, "demo"]).assert().success();
+    let who = agent_hook_of(&t, &bead).unwrap();
+    wait_for(&t, "the agent frozen", || {
+        agent(&t, &who)["state"] == "frozen"
+    });
+    assert_eq!(agent(&t, &who)["frozen"], true);
+    let events = feed(&t);
+    assert!(
+        events.iter().any(|e| e["kind"] == "budget"
+            && e["subject"] == bead.as_str()
+            && e["detail"].as_str().unwrap_or("").contains("per_bead_usd")),
+        "{events:#?}"
+    );
+    let inbox = t.json(&["mail", "inbox"]);
+    assert!(
+        inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["subject"] == format!("{who} is over {bead}'s budget")),
+        "{inbox:#}"
+    );
+    // Frozen, GUPP leaves it alone: no nudge after the freeze.
+    let mark = feed(&t).last().unwrap()["id"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !feed(&t).iter().any(|e| e["id"].as_i64().unwrap() > mark
+            && e["kind"] == "nudged"
+            && e["subject"] == who.as_str()),
+        "a frozen agent is not nudged"
+    );
+}
