@@ -80,9 +80,12 @@ fn costs_add_up_exactly_what_the_records_hold_by_agent_bead_rig_and_model() {
     let _up = Up::start(&t);
     t.gt().args(["sling", &bead, "demo"]).assert().success();
     wait_for(&t, "the work", || submitted(&t, &bead));
-    // The meter reads every 2 s: wait until it has what the file holds.
+    // The sim writes a turn's usage once the turn ends (after `done`); the meter reads every
+    // 2 s: wait until the store has what the files hold.
+    wait_for(&t, "the sim's usage report", || {
+        usage_files_total(&t, "furiosa")[0] > 0
+    });
     let want = usage_files_total(&t, "furiosa");
-    assert!(want[0] > 0, "the sim reported usage");
     wait_for(&t, "the usage in the store", || {
         group(&costs(&t, "agent"), "agent", "furiosa")
             .is_some_and(|r| r["input_tokens"].as_i64() == Some(want[0]))
