@@ -298,6 +298,10 @@ fn kill_9_of_the_engine_loses_nothing() {
             continue;
         }
         for cast in std::fs::read_dir(agent.path()).unwrap().flatten() {
+            // Beside the recordings: each session's usage file.
+            if cast.path().extension().is_none_or(|x| x != "cast") {
+                continue;
+            }
             casts += 1;
             gastown_tui::agent::read_cast(&cast.path())
                 .unwrap_or_else(|e| panic!("{}: {e}", cast.path().display()));
