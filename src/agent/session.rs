@@ -562,11 +562,7 @@ impl Session {
             Ok(None) => {}
             Err(e) => return Err(Error::io("wait for", &self.shared.tty, e)),
         }
-        let mut pids = self.pid.map(|p| descendants(p as i32)).unwrap_or_default();
-        if frozen {
-            // Children first, so none is left running to notice its parent stopped.
-            pids.reverse();
-        }
+        let pids = self.pid.map(|p| descendants(p as i32)).unwrap_or_default();
         self.shared.signal_group(signal);
         for pid in pids {
             // SAFETY: kill(2) with a positive pid and a valid signal; no memory is shared.

@@ -8,7 +8,7 @@
 use super::{Engine, Stopping};
 use crate::beads::{ev, kind, role, status, Store};
 use crate::town::worktree::{self, Removal};
-use crate::Result;
+use crate::{Error, Result};
 
 impl Engine {
     pub(crate) fn deacon(&mut self) -> Result<()> {
@@ -46,10 +46,6 @@ impl Engine {
     }
 
     fn auto_dispatch(&mut self) -> Result<()> {
-        // The day's budget is spent: nothing new starts (sling would refuse each bead).
-        if self.costs.over_daily {
-            return Ok(());
-        }
         let busy = |store: &Store| -> Result<usize> {
             Ok(store
                 .agents()?
@@ -109,6 +105,8 @@ impl Engine {
                             &format!("convoy {} to {} in rig {rig}", convoy.id, slung.agent),
                         )?;
                     }
+                    // The day's budget is spent: nothing new starts this round.
+                    Err(Error::BudgetSpent(_)) => return Ok(()),
                     Err(e) => tracing::warn!("auto-dispatch of {} failed: {e}", b.id),
                 }
             }
@@ -120,9 +118,6 @@ impl Engine {
     /// when every step is closed, the molecule closes.
     fn walk_molecules(&mut self) -> Result<()> {
         use crate::town::sling::{molecule_steps, MOLECULE_RIG, MOLECULE_RUNTIME};
-        if self.costs.over_daily {
-            return Ok(());
-        }
         let epics = self.store.list(&crate::beads::ListFilter {
             status: Some(status::OPEN.into()),
             issue_type: Some(kind::EPIC.into()),
@@ -164,6 +159,7 @@ impl Engine {
                         "deacon",
                         &format!("next step of molecule {} to {}", epic.id, slung.agent),
                     )?,
+                    Err(Error::BudgetSpent(_)) => return Ok(()),
                     Err(e) => tracing::warn!("walking molecule {}: {e}", epic.id),
                 }
             }
@@ -172,7 +168,7 @@ impl Engine {
     }
 
     fn reap_idle(&mut self) -> Result<()> {
-        let reap_after = self.patrol.reap_after;
+        let reap_after = self.town.config.patrol.reap_after;
         let agents = self.store.agents()?;
         let idle: Vec<String> = self
             .live

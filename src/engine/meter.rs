@@ -148,8 +148,8 @@ impl Engine {
             self.costs_stale = false;
             self.costs = self.compute_costs(day)?;
         }
-        let flipped = self.check_budgets()?;
-        Ok(changed || flipped)
+        self.check_budgets()?;
+        Ok(changed)
     }
 
     /// The last read of a session that ended (its final answer may have come just before).
@@ -165,31 +165,25 @@ impl Engine {
         let config = &self.town.config;
         let today = self.store.usage_by(GroupBy::Agent, Some(day))?;
         let convoys = self.store.usage_by(GroupBy::Convoy, None)?;
+        let day = costs::total(config, &today);
         Ok(Costs {
-            day: costs::total(config, &today),
+            over_daily: day.reaches(config.budget.daily_usd),
+            day,
             agents: costs::by_group(config, &today).into_iter().collect(),
             convoys: costs::by_group(config, &convoys)
                 .into_iter()
                 .filter(|(c, _)| !c.is_empty())
                 .collect(),
             daily_usd: config.budget.daily_usd,
-            over_daily: false,
         })
     }
 
     /// The daily budget (an event once per day and limit when reached), then each working
     /// agent's bead: over its budget, the agent is frozen and the overseer told, once per
-    /// bead and limit (a thaw by the overseer is respected). True when the day's verdict
-    /// changed.
-    fn check_budgets(&mut self) -> Result<bool> {
+    /// bead and limit (a thaw by the overseer is respected).
+    fn check_budgets(&mut self) -> Result<()> {
         let budget = self.town.config.budget.clone();
-        let over = budget
-            .daily_usd
-            .is_some_and(|limit| self.costs.day.usd_priced >= limit);
-        let flipped = over != self.costs.over_daily || self.costs.daily_usd != budget.daily_usd;
-        self.costs.daily_usd = budget.daily_usd;
-        self.costs.over_daily = over;
-        if let (true, Some(limit)) = (over, budget.daily_usd) {
+        if let (true, Some(limit)) = (self.costs.over_daily, budget.daily_usd) {
             let mark = (self.costs_day, limit.to_bits());
             if self.daily_reported != Some(mark) {
                 self.daily_reported = Some(mark);
@@ -204,7 +198,7 @@ impl Engine {
             }
         }
         let Some(limit) = budget.per_bead_usd else {
-            return Ok(flipped);
+            return Ok(());
         };
         let working: Vec<(String, String)> = self
             .live
@@ -217,7 +211,7 @@ impl Engine {
                 continue;
             }
             let spent = costs::total(&self.town.config, &self.store.usage_of_bead(&bead)?);
-            if spent.usd_priced < limit {
+            if !spent.reaches(Some(limit)) {
                 continue;
             }
             self.bead_reported.insert(mark);
@@ -233,7 +227,7 @@ impl Engine {
             self.escalate(&name, &format!("{name} is over {bead}'s budget"), &text)?;
             self.apply_frozen()?;
         }
-        Ok(flipped)
+        Ok(())
     }
 }
 

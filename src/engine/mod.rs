@@ -335,7 +335,6 @@ pub struct Engine {
     snapshot: watch::Sender<Snapshot>,
     /// Which sessions the next tick looks at.
     attention: attention::Attention,
-    patrol: crate::town::PatrolConfig,
     last_witness: Option<Instant>,
     last_deacon: Option<Instant>,
     /// Sessions of an earlier engine are looked for once, at the first tick.
@@ -382,7 +381,6 @@ impl Engine {
         let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
         let exe =
             std::env::current_exe().map_err(|e| Error::io("find", "the gastown-tui binary", e))?;
-        let town_patrol = town.config.patrol.clone();
         let config_mtime = config_mtime(&town);
         let (events, _) = broadcast::channel(1024);
         let (snapshot, _) = watch::channel(Snapshot::default());
@@ -402,7 +400,6 @@ impl Engine {
             events,
             snapshot,
             attention: attention::Attention::default(),
-            patrol: town_patrol,
             last_witness: None,
             last_deacon: None,
             orphans_checked: false,
@@ -482,7 +479,7 @@ impl Engine {
         let mut patrolled = false;
         if self
             .last_witness
-            .is_none_or(|t| now - t >= self.patrol.witness_every)
+            .is_none_or(|t| now - t >= self.town.config.patrol.witness_every)
         {
             self.last_witness = Some(now);
             self.witness()?;
@@ -490,7 +487,7 @@ impl Engine {
         }
         if self
             .last_deacon
-            .is_none_or(|t| now - t >= self.patrol.deacon_every)
+            .is_none_or(|t| now - t >= self.town.config.patrol.deacon_every)
         {
             self.last_deacon = Some(now);
             self.deacon()?;
@@ -536,7 +533,6 @@ impl Engine {
         match loaded {
             Ok(c) if c != self.town.config => {
                 tracing::info!("{} changed: reloaded", path.display());
-                self.patrol = c.patrol.clone();
                 self.town.config = c;
                 self.costs_stale = true;
             }
@@ -984,13 +980,13 @@ impl Engine {
                         .agent_set_state(name, agent_state::DEAD, &how, "witness")?;
                     // Dead with work on its hook: restart in the same worktree, up to
                     // max_restarts for this bead, then tell the overseer.
-                    if agent.restarts < i64::from(self.patrol.max_restarts) {
+                    if agent.restarts < i64::from(self.town.config.patrol.max_restarts) {
                         let n = self.store.agent_restarted(
                             name,
                             &format!(
                                 "{how}; restart {} of {}",
                                 agent.restarts + 1,
-                                self.patrol.max_restarts
+                                self.town.config.patrol.max_restarts
                             ),
                             "witness",
                         )?;

@@ -213,7 +213,7 @@ impl Engine {
                 _ => None,
             };
             let hooked = agent.hooked_bead.is_some();
-            let stall_after = self.patrol.stall_after;
+            let stall_after = self.town.config.patrol.stall_after;
             let Some(live) = self.live.get_mut(&name) else {
                 continue;
             };
@@ -307,8 +307,8 @@ impl Engine {
 
     /// GUPP, stall and waiting handling for one agent, from its recorded state.
     fn act(&mut self, name: &str, hooked: bool) -> Result<()> {
-        let gupp_after = self.patrol.gupp_idle_after;
-        let stall_after = self.patrol.stall_after;
+        let gupp_after = self.town.config.patrol.gupp_idle_after;
+        let stall_after = self.town.config.patrol.stall_after;
         let Some(live) = self.live.get(name) else {
             return Ok(());
         };

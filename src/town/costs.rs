@@ -93,6 +93,12 @@ pub struct Spent {
 }
 
 impl Spent {
+    /// Whether the priced part has reached `limit` (never, without a limit). Usage of models
+    /// with no price does not count towards a budget.
+    pub fn reaches(&self, limit: Option<f64>) -> bool {
+        limit.is_some_and(|l| self.usd_priced >= l)
+    }
+
     /// The group's cost, unless part of it is unknown.
     pub fn usd(&self) -> Option<f64> {
         self.unpriced.is_empty().then_some(self.usd_priced)
@@ -178,7 +184,7 @@ pub fn check_daily_budget(town: &super::Town, store: &crate::beads::Store) -> cr
         return Ok(());
     };
     let spent = spent_today(&town.config, store)?;
-    if spent.usd_priced < limit {
+    if !spent.reaches(Some(limit)) {
         return Ok(());
     }
     Err(crate::Error::BudgetSpent(format!(
