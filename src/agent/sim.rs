@@ -366,7 +366,7 @@ impl SimEnv {
             role: var("GT_ROLE"),
             bead: var("GT_BEAD"),
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            usage_file: var(crate::engine::meter::USAGE_FILE_ENV).map(PathBuf::from),
+            usage_file: var(super::usage::USAGE_FILE_ENV).map(PathBuf::from),
         }
     }
 }

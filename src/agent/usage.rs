@@ -27,6 +27,10 @@ use serde_json::Value;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+/// The environment variable that tells a session where to write its usage in the town's own
+/// format.
+pub const USAGE_FILE_ENV: &str = "GT_USAGE_FILE";
+
 /// Most bytes one read takes from a file (the rest waits for the next).
 pub const MAX_READ: u64 = 4 << 20;
 

@@ -73,7 +73,7 @@ fn load_agent(conn: &Connection, name: &str) -> Result<Option<Agent>> {
         .optional()?)
 }
 
-pub(crate) fn must_agent(conn: &Connection, name: &str) -> Result<Agent> {
+fn must_agent(conn: &Connection, name: &str) -> Result<Agent> {
     load_agent(conn, name)?.ok_or_else(|| Error::NotFound {
         kind: "agent",
         id: name.to_string(),
@@ -301,6 +301,35 @@ impl Store {
                 params![name, conversation, bead],
             )?;
             Ok(())
+        })
+    }
+
+    /// Freezes or thaws `name` (the overseer's emergency stop; the engine stops or resumes
+    /// its processes), with an event when it changed. True when it changed.
+    pub fn agent_set_frozen(
+        &self,
+        name: &str,
+        frozen: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let actor = check_actor(actor)?;
+            let a = must_agent(tx.conn, name)?;
+            if a.frozen == frozen {
+                return Ok(false);
+            }
+            tx.conn.execute(
+                "UPDATE agents SET frozen = ?2, updated_at = ?3 WHERE name = ?1",
+                params![name, frozen, tx.now],
+            )?;
+            tx.simple_event(
+                name,
+                if frozen { ev::FROZEN } else { ev::THAWED },
+                actor,
+                (!reason.is_empty()).then_some(reason),
+            )?;
+            Ok(true)
         })
     }
 

@@ -181,57 +181,23 @@ impl Store {
              WHERE u.at_ns >= ?1
              GROUP BY 1, 2 ORDER BY 1, 2"
             ),
-            since_ns.unwrap_or(i64::MIN),
+            [since_ns.unwrap_or(i64::MIN)],
         )
     }
 
     /// What was spent on `bead` (by every agent that worked it), by model.
     pub fn usage_of_bead(&self, bead: &str) -> Result<Vec<UsageRow>> {
-        let mut stmt = self.conn().prepare_cached(
+        self.usage_query(
             "SELECT bead, model, SUM(input), SUM(output), SUM(cache_read), SUM(cache_write)
              FROM usage WHERE bead = ?1 GROUP BY model ORDER BY model",
-        )?;
-        let rows = stmt.query_map([bead], usage_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            [bead],
+        )
     }
 
-    fn usage_query(&self, sql: &str, since: i64) -> Result<Vec<UsageRow>> {
+    fn usage_query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<UsageRow>> {
         let mut stmt = self.conn().prepare_cached(sql)?;
-        let rows = stmt.query_map([since], usage_row)?;
+        let rows = stmt.query_map(p, usage_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
-
-    /// Freezes or thaws `name` (the overseer's emergency stop; the engine stops or resumes
-    /// its processes), with an event when it changed. True when it changed.
-    pub fn agent_set_frozen(
-        &self,
-        name: &str,
-        frozen: bool,
-        reason: &str,
-        actor: &str,
-    ) -> Result<bool> {
-        self.write(|tx| {
-            let actor = super::check_actor(actor)?;
-            let a = super::agents::must_agent(tx.conn, name)?;
-            if a.frozen == frozen {
-                return Ok(false);
-            }
-            tx.conn.execute(
-                "UPDATE agents SET frozen = ?2, updated_at = ?3 WHERE name = ?1",
-                params![name, frozen, tx.now],
-            )?;
-            tx.simple_event(
-                name,
-                if frozen {
-                    super::ev::FROZEN
-                } else {
-                    super::ev::THAWED
-                },
-                actor,
-                (!reason.is_empty()).then_some(reason),
-            )?;
-            Ok(true)
-        })
     }
 }
 

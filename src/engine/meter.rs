@@ -19,10 +19,6 @@ use std::time::Duration;
 /// How often live sessions' records are read.
 pub const METER_EVERY: Duration = Duration::from_secs(2);
 
-/// The name of the environment variable that tells a session where to write usage in the
-/// town's own format.
-pub const USAGE_FILE_ENV: &str = "GT_USAGE_FILE";
-
 /// One record file of a session.
 #[derive(Debug)]
 struct Source {

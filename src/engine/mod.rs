@@ -794,7 +794,7 @@ impl Engine {
             .join(&a.name)
             .join(format!("{id}.usage.jsonl"));
         spec.env.push((
-            meter::USAGE_FILE_ENV.to_string(),
+            crate::agent::usage::USAGE_FILE_ENV.to_string(),
             usage_file.display().to_string(),
         ));
         let conversation = self.store.agent(&a.name)?.conversation;

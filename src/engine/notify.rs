@@ -28,12 +28,12 @@ pub(crate) struct Notifier {
 
 /// What one notification says.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
-    pub kind: &'static str,
-    pub agent: String,
-    pub rig: String,
-    pub bead: String,
-    pub text: String,
+struct Notice {
+    kind: &'static str,
+    agent: String,
+    rig: String,
+    bead: String,
+    text: String,
 }
 
 /// The notify kind of an event, if it is one.

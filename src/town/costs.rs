@@ -118,19 +118,19 @@ impl Spent {
 
     /// The cost in at most 6 columns below $1,000 (an agent's row): `$1.23`, `$1.23?`.
     pub fn short_label(&self) -> String {
-        match (self.unpriced.is_empty(), self.usd_priced > 0.0) {
-            (true, _) => money(self.usd_priced),
-            (false, true) => format!("{}?", money(self.usd_priced)),
-            (false, false) => "?".into(),
-        }
+        self.label_with("?")
     }
 
     /// The cost as the cockpit and the tables show it: `$1.23`, `$1.23+?` when part of it
     /// is unknown, `?` when all of it is.
     pub fn label(&self) -> String {
+        self.label_with("+?")
+    }
+
+    fn label_with(&self, partly_unknown: &str) -> String {
         match (self.unpriced.is_empty(), self.usd_priced > 0.0) {
             (true, _) => money(self.usd_priced),
-            (false, true) => format!("{}+?", money(self.usd_priced)),
+            (false, true) => format!("{}{partly_unknown}", money(self.usd_priced)),
             (false, false) => "?".into(),
         }
     }
