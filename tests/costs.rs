@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{agent, submitted, town_with_rig, wait_for, TestTown, Up, BIN};
+use common::{agent, sim_town_with, submitted, wait_for, TestTown, Up, BIN};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -15,20 +15,10 @@ use std::time::Duration;
 /// A town whose patrols run in seconds, with the sim as its runtime and `extra` appended to
 /// its town.toml.
 fn town(extra: &str) -> TestTown {
-    let t = town_with_rig();
-    let cfg = t.root().join("town.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(
+    sim_town_with(&format!(
         "\n[patrol]\ngupp_idle_after = \"1s\"\nwitness_every = \"200ms\"\nstall_after = \"3s\"\n\
-         deacon_every = \"300ms\"\n",
-    );
-    text.push_str(extra);
-    std::fs::write(&cfg, text).unwrap();
-    t.gt()
-        .args(["config", "default-runtime", "sim"])
-        .assert()
-        .success();
-    t
+         deacon_every = \"300ms\"\n{extra}"
+    ))
 }
 
 /// Every usage line the sim sessions of `agent` wrote, summed: input, output, cache read,
@@ -148,16 +138,38 @@ fn costs_add_up_exactly_what_the_records_hold_by_agent_bead_rig_and_model() {
 
 #[test]
 fn a_spent_daily_budget_refuses_slings_and_stops_auto_dispatch_until_it_is_raised() {
-    // One sim turn costs about a cent: a tenth of a cent is spent at once.
+    // One sim turn costs about a cent: a tenth of a cent is spent by the first answer. That
+    // answer is polite (no work), so the polecat sits idle with work on its hook.
     let t = town("\n[budget]\ndaily_usd = 0.001\n");
-    let first = t.create("Spends", &["-d", "sim: edit spends.txt"]);
+    let first = t.create(
+        "Spends",
+        &["-d", "sim: ignore-nudges 2\nsim: edit spends.txt"],
+    );
     let _up = Up::start(&t);
     t.gt().args(["sling", &first, "demo"]).assert().success();
+    let who = agent_hook_of(&t, &first).unwrap();
     wait_for(&t, "the budget reached", || {
         feed(&t)
             .iter()
             .any(|e| e["kind"] == "budget" && e["subject"] == "town")
     });
+    // GUPP nudges no more (it would within a few seconds: gupp_idle_after is 1s).
+    let mark = feed(&t).iter().find(|e| e["kind"] == "budget").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let nudges_after = |t: &TestTown| {
+        feed(t)
+            .iter()
+            .filter(|e| {
+                e["id"].as_i64().unwrap() > mark
+                    && e["kind"] == "nudged"
+                    && e["actor"] == "gupp"
+                    && e["subject"] == who.as_str()
+            })
+            .count()
+    };
+    assert_eq!(nudges_after(&t), 0, "GUPP stops over the budget");
     let second = t.create("Refused", &["-d", "sim: edit refused.txt"]);
     let err = t.fails(&["sling", &second, "demo"], 1);
     assert!(
@@ -191,6 +203,9 @@ fn a_spent_daily_budget_refuses_slings_and_stops_auto_dispatch_until_it_is_raise
     wait_for(&t, "auto-dispatch again", || {
         feed(&t).iter().any(|e| e["kind"] == "dispatched")
     });
+    // ... and GUPP nudges the idle polecat into its work again.
+    wait_for(&t, "the first bead's work", || submitted(&t, &first));
+    assert!(nudges_after(&t) > 0);
 }
 
 fn agent_hook_of(t: &TestTown, bead: &str) -> Option<String> {

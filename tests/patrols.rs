@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{agent, submitted, town_with_rig, wait_for, TestTown, Up, BIN};
+use common::{agent, sim_town_with, submitted, wait_for, TestTown, Up, BIN};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -13,19 +13,10 @@ use std::time::Duration;
 
 /// A town whose patrols run in seconds, not minutes.
 fn fast_town() -> TestTown {
-    let t = town_with_rig();
-    let cfg = t.root().join("town.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(
+    sim_town_with(
         "\n[patrol]\ngupp_idle_after = \"1s\"\nwitness_every = \"200ms\"\nstall_after = \"3s\"\n\
          deacon_every = \"300ms\"\nreap_after = \"2s\"\nmax_restarts = 2\n",
-    );
-    std::fs::write(&cfg, text).unwrap();
-    t.gt()
-        .args(["config", "default-runtime", "sim"])
-        .assert()
-        .success();
-    t
+    )
 }
 
 fn feed(t: &TestTown) -> Vec<Value> {

@@ -5,24 +5,19 @@
 
 mod common;
 
-use common::{town_with_rig, wait_for, TestTown, Up};
+use common::{town_with_rig, use_sim, wait_for, TestTown, Up};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
 fn fast(t: &TestTown, extra: &str) {
-    let cfg = t.root().join("town.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(
-        "\n[patrol]\ngupp_idle_after = \"1s\"\nwitness_every = \"200ms\"\nstall_after = \"20s\"\n\
-         deacon_every = \"300ms\"\nreap_after = \"10m\"\n",
+    use_sim(
+        t,
+        &format!(
+            "\n[patrol]\ngupp_idle_after = \"1s\"\nwitness_every = \"200ms\"\nstall_after = \"20s\"\n\
+             deacon_every = \"300ms\"\nreap_after = \"10m\"\n{extra}"
+        ),
     );
-    text.push_str(extra);
-    std::fs::write(&cfg, text).unwrap();
-    t.gt()
-        .args(["config", "default-runtime", "sim"])
-        .assert()
-        .success();
 }
 
 fn mrs(t: &TestTown) -> Vec<Value> {

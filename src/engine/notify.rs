@@ -132,50 +132,104 @@ fn run_command(config: &NotifyConfig, n: Notice) {
     let spawned = std::thread::Builder::new()
         .name("notify".into())
         .spawn(move || {
-            let mut cmd = std::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..])
-                .env("GT_NOTIFY_KIND", n.kind)
-                .env("GT_NOTIFY_AGENT", &n.agent)
-                .env("GT_NOTIFY_RIG", &n.rig)
-                .env("GT_NOTIFY_BEAD", &n.bead)
-                .env("GT_NOTIFY_TEXT", &n.text)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            let mut child = match cmd.spawn() {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("[notify] command {:?} could not start: {e}", argv[0]);
-                    return;
-                }
+            let said = match run(&argv, &n, timeout) {
+                Ran::Ok => return,
+                Ran::NotStarted(e) => format!("could not start: {e}"),
+                Ran::Failed(status) => format!("failed: {status}"),
+                Ran::TimedOut => format!(
+                    "ran past its {} timeout and was killed",
+                    humantime::format_duration(timeout)
+                ),
             };
-            let deadline = Instant::now() + timeout;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) if status.success() => return,
-                    Ok(Some(status)) => {
-                        tracing::warn!("[notify] command {:?} failed: {status}", argv[0]);
-                        return;
-                    }
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        tracing::warn!(
-                            "[notify] command {:?} ran past its {} timeout and was killed",
-                            argv[0],
-                            humantime::format_duration(timeout)
-                        );
-                        return;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                    Err(e) => {
-                        tracing::warn!("[notify] command {:?}: {e}", argv[0]);
-                        return;
-                    }
-                }
-            }
+            tracing::warn!("[notify] command {:?} {said}", argv[0]);
         });
     if let Err(e) = spawned {
         tracing::warn!("[notify]: cannot start a thread: {e}");
+    }
+}
+
+/// How a notify command ended.
+#[derive(Debug)]
+enum Ran {
+    Ok,
+    NotStarted(std::io::Error),
+    Failed(std::process::ExitStatus),
+    TimedOut,
+}
+
+/// Runs `argv` with `n` in its environment and waits for it, at most `timeout`.
+fn run(argv: &[String], n: &Notice, timeout: Duration) -> Ran {
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env("GT_NOTIFY_KIND", n.kind)
+        .env("GT_NOTIFY_AGENT", &n.agent)
+        .env("GT_NOTIFY_RIG", &n.rig)
+        .env("GT_NOTIFY_BEAD", &n.bead)
+        .env("GT_NOTIFY_TEXT", &n.text)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Ran::NotStarted(e),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ran::Ok,
+            Ok(Some(status)) => return Ran::Failed(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Ran::TimedOut;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Ran::NotStarted(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice() -> Notice {
+        Notice {
+            kind: "stalled",
+            agent: "nux".into(),
+            rig: "demo".into(),
+            bead: "gt-a1".into(),
+            text: "nux is stalled".into(),
+        }
+    }
+
+    fn argv(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_command_that_outlives_its_timeout_is_killed_and_failures_are_told_apart() {
+        let long = Duration::from_secs(30);
+        let check = argv(&[
+            "sh",
+            "-c",
+            "test \"$GT_NOTIFY_KIND/$GT_NOTIFY_AGENT\" = stalled/nux",
+        ]);
+        assert!(matches!(run(&check, &notice(), long), Ran::Ok));
+        assert!(matches!(
+            run(&argv(&["sh", "-c", "exit 3"]), &notice(), long),
+            Ran::Failed(s) if s.code() == Some(3)
+        ));
+        assert!(matches!(
+            run(&argv(&["/no/such/notifier"]), &notice(), long),
+            Ran::NotStarted(_)
+        ));
+        // TimedOut comes back only after the kill and the reap (`wait` returned).
+        let hung = run(
+            &argv(&["sleep", "30"]),
+            &notice(),
+            Duration::from_millis(200),
+        );
+        assert!(matches!(hung, Ran::TimedOut), "{hung:?}");
     }
 }

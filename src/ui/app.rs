@@ -1241,6 +1241,52 @@ mod tests {
     }
 
     #[test]
+    fn f_freezes_every_agent_after_asking_and_freeze_and_thaw_act_on_one_or_all() {
+        let mut a = app();
+        let all = |frozen| {
+            vec![Action::Engine(Command::Freeze {
+                agent: None,
+                frozen,
+            })]
+        };
+        assert!(a
+            .on_key(KeyEvent::new(KeyCode::Char('F'), KeyModifiers::SHIFT))
+            .is_empty());
+        assert_eq!(a.mode, Mode::Dialog(Dialog::ConfirmFreeze { agents: 4 }));
+        assert!(
+            a.on_key(key('n')).is_empty(),
+            "anything but y keeps them running"
+        );
+        assert_eq!(a.mode, Mode::Normal);
+        a.on_key(key('F'));
+        assert_eq!(a.on_key(key('y')), all(true));
+        assert_eq!(a.mode, Mode::Normal);
+        // :freeze without a name asks too; with one it acts on that agent.
+        assert!(a.run_command("freeze").is_empty());
+        assert_eq!(a.mode, Mode::Dialog(Dialog::ConfirmFreeze { agents: 4 }));
+        a.mode = Mode::Normal;
+        assert_eq!(
+            a.run_command("freeze nux"),
+            vec![Action::Engine(Command::Freeze {
+                agent: Some("nux".into()),
+                frozen: true
+            })]
+        );
+        assert_eq!(
+            a.run_command("thaw"),
+            all(false),
+            ":thaw resumes every agent"
+        );
+        assert_eq!(
+            a.run_command("thaw nux"),
+            vec![Action::Engine(Command::Freeze {
+                agent: Some("nux".into()),
+                frozen: false
+            })]
+        );
+    }
+
+    #[test]
     fn q_detaches_at_once_and_stop_asks_first() {
         let mut a = app();
         // q: nothing stops, so nothing to ask.

@@ -473,17 +473,20 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
 /// WezTerm, kitty and Windows Terminal take it; OSC 777, as VTE terminals and foot do), between
 /// frames. Terminals that know neither ignore them.
 fn ring(text: &str) {
+    let mut out = std::io::stdout();
+    let _ = out.write_all(ring_bytes(text).as_bytes());
+    let _ = out.flush();
+}
+
+/// The bell and the two notifications for `text` (control characters and the OSC 777
+/// separator taken out, at most 200 characters).
+fn ring_bytes(text: &str) -> String {
     let clean: String = text
         .chars()
         .map(|c| if c.is_control() || c == ';' { ' ' } else { c })
         .take(200)
         .collect();
-    let mut out = std::io::stdout();
-    let _ = write!(
-        out,
-        "\x07\x1b]9;gastown-tui: {clean}\x1b\\\x1b]777;notify;gastown-tui;{clean}\x1b\\"
-    );
-    let _ = out.flush();
+    format!("\x07\x1b]9;gastown-tui: {clean}\x1b\\\x1b]777;notify;gastown-tui;{clean}\x1b\\")
 }
 
 /// Turns one terminal event into the app's actions (keys encoded the way the shown program
@@ -536,5 +539,28 @@ async fn wait_gone(town: &Town, pid: u32) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while client::lock_holder(town) == Some(pid) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ring_bytes;
+
+    #[test]
+    fn a_ring_is_a_bell_and_two_desktop_notifications_with_the_text_made_safe() {
+        let b = ring_bytes("nux is stalled;\x1b]0;evil\x07 now");
+        assert!(b.starts_with('\x07'), "{b:?}");
+        assert!(
+            b.contains("\x1b]9;gastown-tui: nux is stalled  ]0 evil  now\x1b\\"),
+            "{b:?}"
+        );
+        assert!(
+            b.contains("\x1b]777;notify;gastown-tui;nux is stalled  ]0 evil  now\x1b\\"),
+            "{b:?}"
+        );
+        // Only the three introducers, nothing the text smuggled in.
+        assert_eq!(b.matches('\x1b').count(), 4, "{b:?}");
+        assert_eq!(b.matches('\x07').count(), 1);
+        assert!(ring_bytes(&"x".repeat(500)).len() < 2 * 200 + 60);
     }
 }

@@ -332,7 +332,6 @@ pub fn source_repo(dir: &Path) {
         .unwrap();
 }
 
-/// [`town_with_rig`] with the sim as the default runtime.
 /// `gastown-tui status --json` of the town (it must succeed).
 pub fn status(t: &TestTown) -> Value {
     let out = t.gt().args(["status", "--json"]).output().unwrap();
@@ -344,13 +343,28 @@ pub fn status(t: &TestTown) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// [`town_with_rig`] with the sim as the default runtime.
 pub fn sim_town() -> TestTown {
+    sim_town_with("")
+}
+
+/// [`sim_town`] with `toml` appended to its town.toml (patrols on a short clock, budgets...).
+pub fn sim_town_with(toml: &str) -> TestTown {
     let t = town_with_rig();
+    use_sim(&t, toml);
+    t
+}
+
+/// Appends `toml` to `t`'s town.toml and makes the sim its default runtime.
+pub fn use_sim(t: &TestTown, toml: &str) {
+    let cfg = t.root().join("town.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(toml);
+    std::fs::write(&cfg, text).unwrap();
     t.gt()
         .args(["config", "default-runtime", "sim"])
         .assert()
         .success();
-    t
 }
 
 pub fn town_with_rig() -> TestTown {
