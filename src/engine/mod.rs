@@ -9,7 +9,10 @@
 //! A tick looks only at the sessions that asked for it (`attention`): those that printed or
 //! ended since the last tick and those with a look due now (an Enter to send, a key of a
 //! dialog's answer, a dialog to look at again). A hundred idle agents cost a tick nothing; the
-//! patrols (Witness, Deacon) walk every agent at their own pace.
+//! patrols walk every agent at their own pace: the Witness and the Deacon, the meter (what each
+//! session's runtime recorded it spent, every 2 s, then the budgets: [`meter`]), and the
+//! notifier (the store's new events, every 500 ms: [`notify`]). Freeze and thaw follow the
+//! store's flag at each reconcile.
 //!
 //! The loop runs on a tokio runtime (`run`); store and PTY calls are short and run through
 //! `block_in_place`. The server ([`crate::server`]) runs it and carries its snapshots, events
