@@ -558,7 +558,7 @@ mod tests {
             b.contains("\x1b]777;notify;gastown-tui;nux is stalled  ]0 evil  now\x1b\\"),
             "{b:?}"
         );
-        // Only the three introducers, nothing the text smuggled in.
+        // Only the two OSC introducers and their two terminators: nothing the text smuggled in.
         assert_eq!(b.matches('\x1b').count(), 4, "{b:?}");
         assert_eq!(b.matches('\x07').count(), 1);
         assert!(ring_bytes(&"x".repeat(500)).len() < 2 * 200 + 60);
