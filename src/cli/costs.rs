@@ -91,27 +91,23 @@ pub fn costs(ctx: &Ctx, a: CostsArgs) -> Result<()> {
         GroupBy::Convoy => "(no convoy)",
         _ => "(none)",
     };
-    for (g, s) in &groups {
-        table_rows.push(vec![
-            if g.is_empty() { none.into() } else { g.clone() },
-            s.tokens.input.to_string(),
-            s.tokens.output.to_string(),
-            s.tokens.cache_read.to_string(),
-            s.tokens.cache_write.to_string(),
-            s.tokens.total().to_string(),
+    let row = |name: String, s: &costs::Spent| {
+        let t = &s.tokens;
+        vec![
+            name,
+            t.input.to_string(),
+            t.output.to_string(),
+            t.cache_read.to_string(),
+            t.cache_write.to_string(),
+            t.total().to_string(),
             s.label(),
-        ]);
+        ]
+    };
+    for (g, s) in &groups {
+        let name = if g.is_empty() { none.into() } else { g.clone() };
+        table_rows.push(row(name, s));
     }
-    let all = costs::total(&ctx.town.config, &rows);
-    table_rows.push(vec![
-        "total".into(),
-        all.tokens.input.to_string(),
-        all.tokens.output.to_string(),
-        all.tokens.cache_read.to_string(),
-        all.tokens.cache_write.to_string(),
-        all.tokens.total().to_string(),
-        all.label(),
-    ]);
+    table_rows.push(row("total".into(), &costs::total(&ctx.town.config, &rows)));
     for l in table(&table_rows) {
         line(&l)?;
     }
