@@ -22,7 +22,10 @@
 //! The data: about 30% closed (older beads more often), about 20% of beads with 1-3 `blocks`
 //! dependencies on earlier beads (open and closed blockers mixed), about 5% epics with 2-10
 //! children `<epic>.<n>` each (a `parent-child` dependency on the epic), priorities 0-4,
-//! a few labels, created_at spread over a year. Ids are `gt-` plus 7 base-36 characters.
+//! a few labels, created_at spread over a year. About 4% of the top-level work beads are wisps
+//! (`"ephemeral": true`, as Gas Town's patrol chores are) and 0.5% are pinned: both must stay
+//! out of `ready` without slowing it (they are drawn from their own generator, so the rest of
+//! the data is the same as before they were added). Ids are `gt-` plus 7 base-36 characters.
 //! Dependencies only point at earlier beads, so there are no cycles. A seeded splitmix64
 //! makes every run see the same data.
 //!
@@ -160,6 +163,8 @@ struct Dataset {
     blocks_edges: usize,
     epics: usize,
     children: usize,
+    wisps: usize,
+    pinned: usize,
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -221,6 +226,8 @@ fn generate() -> Dataset {
     let mut blockers_of: Vec<Vec<usize>> = Vec::with_capacity(BEADS);
     let mut lines: Vec<Value> = Vec::with_capacity(BEADS);
     let (mut closed, mut with_blocks, mut blocks_edges, mut epics, mut children) = (0, 0, 0, 0, 0);
+    let mut marks = Rng(SEED ^ 0x7769_7370); // "wisp"
+    let (mut wisps, mut pinned) = (0, 0);
     for (j, p) in plan.iter().enumerate() {
         let created = START_UNIX + j as i64 * step + rng.below(step as usize) as i64;
         // Older beads are closed more often: from 45% at the start to 4% now; with the
@@ -322,6 +329,15 @@ fn generate() -> Dataset {
         if !deps.is_empty() {
             m.insert("dependencies".into(), deps.into());
         }
+        if p.parent.is_none() && !p.is_epic {
+            if marks.chance(0.04) {
+                m.insert("ephemeral".into(), true.into());
+                wisps += 1;
+            } else if marks.chance(0.005) {
+                m.insert("pinned".into(), true.into());
+                pinned += 1;
+            }
+        }
         closed += usize::from(status == "closed");
         epics += usize::from(p.is_epic);
         with_blocks += usize::from(!blockers.is_empty());
@@ -356,6 +372,8 @@ fn generate() -> Dataset {
         blocks_edges,
         epics,
         children,
+        wisps,
+        pinned,
     }
 }
 
@@ -366,13 +384,15 @@ fn dataset() -> &'static Dataset {
         let d = generate();
         eprintln!(
             "generated {BEADS} beads in {:.2?}: {} closed, {} with blocks deps ({} edges), \
-             {} epics with {} children; JSONL {:.1} MB; show/get bead {}",
+             {} epics with {} children, {} wisps, {} pinned; JSONL {:.1} MB; show/get bead {}",
             t.elapsed(),
             d.closed,
             d.with_blocks,
             d.blocks_edges,
             d.epics,
             d.children,
+            d.wisps,
+            d.pinned,
             d.jsonl.len() as f64 / 1e6,
             d.show_id
         );

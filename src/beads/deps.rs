@@ -57,8 +57,9 @@ impl Tx<'_> {
         }
         self.conn
             .prepare_cached(
-                "INSERT INTO deps(issue_id, depends_on_id, type, created_at, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO deps(issue_id, depends_on_id, type, created_at, created_by, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5,
+                    (SELECT IFNULL(MAX(seq) + 1, 0) FROM deps WHERE issue_id = ?1))
                  ON CONFLICT(issue_id, depends_on_id) DO UPDATE SET type = excluded.type",
             )?
             .execute(params![issue, depends_on, dep_type, self.now, actor])?;

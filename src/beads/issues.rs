@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 pub(crate) const BEAD_COLS: &str = "id, title, description, design, acceptance_criteria, notes, \
      status, priority, issue_type, assignee, created_at, created_by, updated_at, closed_at, \
-     close_reason, defer_until, ephemeral, metadata, extra, blocked";
+     close_reason, defer_until, ephemeral, metadata, extra, blocked, pinned";
 
 /// Longest title accepted (Beads' own limit).
 const MAX_TITLE: usize = 500;
@@ -48,6 +48,7 @@ pub(crate) fn bead_from_row(r: &Row) -> rusqlite::Result<Bead> {
         dependencies: Vec::new(),
         comments: Vec::new(),
         blocked: r.get::<_, i64>(19)? != 0,
+        pinned: r.get::<_, i64>(20)? != 0,
     })
 }
 
@@ -111,7 +112,7 @@ fn load_full(conn: &Connection, id: &str) -> Result<Bead> {
     let mut b = must_load(conn, id)?;
     let mut stmt = conn.prepare_cached(
         "SELECT issue_id, depends_on_id, type, created_at, created_by, extra
-         FROM deps WHERE issue_id = ?1 ORDER BY depends_on_id",
+         FROM deps WHERE issue_id = ?1 ORDER BY seq, depends_on_id",
     )?;
     b.dependencies = stmt
         .query_map([id], dep_from_row)?

@@ -3,7 +3,8 @@
 //! Import is all or nothing: every line is parsed and checked first, a bad one is reported
 //! with its line number and key, and only then does one transaction write everything. Fields
 //! this program does not know are kept and written back unchanged on export. Export is sorted
-//! by id, skips wisps, and goes through a temp file and a rename so a reader never sees half a
+//! by id, skips the wisps made here (not those that came in from a file: the store marks what
+//! was imported), and goes through a temp file and a rename so a reader never sees half a
 //! file. The store flushes `.beads/issues.jsonl` itself, debounced, off the write path.
 
 use super::deps::{find_cycle, recompute_all_blocked};
@@ -50,7 +51,7 @@ impl<'a> Fields<'a> {
     }
 
     fn string(&mut self, k: &str) -> Result<Option<String>> {
-        match self.map.remove(k) {
+        match self.map.shift_remove(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(bad(
@@ -97,7 +98,7 @@ impl<'a> Fields<'a> {
     }
 
     fn int(&mut self, k: &str) -> Result<Option<i64>> {
-        match self.map.remove(k) {
+        match self.map.shift_remove(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
             Some(other) => Err(bad(
@@ -109,8 +110,26 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A true/false marker (`ephemeral`, `pinned`). `true` is taken into its column; `false`
+    /// and `null` stay among the record's fields, so the record goes out as it came in.
+    fn flag(&mut self, k: &str) -> Result<bool> {
+        match self.map.get(k) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(false),
+            Some(Value::Bool(true)) => {
+                self.map.shift_remove(k);
+                Ok(true)
+            }
+            Some(other) => Err(bad(
+                self.source,
+                self.line,
+                &self.key(k),
+                format!("expected true or false, got {other}"),
+            )),
+        }
+    }
+
     fn array(&mut self, k: &str) -> Result<Vec<Value>> {
-        match self.map.remove(k) {
+        match self.map.shift_remove(k) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(a)) => Ok(a),
             Some(other) => Err(bad(
@@ -202,14 +221,9 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
     let closed_at = f.instant("closed_at")?.map(|(s, _)| s);
     let close_reason = f.text("close_reason")?;
     let defer = f.instant("defer_until")?;
-    let metadata = f.map.remove("metadata").filter(|v| !v.is_null());
-    let ephemeral = match f.map.get("ephemeral") {
-        Some(Value::Bool(true)) => {
-            f.map.remove("ephemeral");
-            true
-        }
-        _ => false,
-    };
+    let metadata = f.map.shift_remove("metadata").filter(|v| !v.is_null());
+    let ephemeral = f.flag("ephemeral")?;
+    let pinned = f.flag("pinned")?;
     let mut labels = Vec::new();
     for (i, l) in f.array("labels")?.into_iter().enumerate() {
         match l {
@@ -271,7 +285,7 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
         let key = format!("comments[{i}]");
         let mut c = f.object(c, &key, "comments[].")?;
         let cid = c.int("id")?.unwrap_or(0);
-        c.map.remove("issue_id");
+        c.map.shift_remove("issue_id");
         let author = c.text("author")?;
         let text = c.text("text")?;
         let created_at = c
@@ -308,6 +322,7 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
             close_reason,
             defer_until: defer.map(|(s, _)| s),
             ephemeral,
+            pinned,
             metadata,
             extra: f.map,
             labels,
@@ -350,6 +365,12 @@ pub fn bead_to_json(b: &Bead) -> Map<String, Value> {
     }
     if let Some(meta) = &b.metadata {
         m.insert("metadata".into(), meta.clone());
+    }
+    if b.ephemeral {
+        m.insert("ephemeral".into(), true.into());
+    }
+    if b.pinned {
+        m.insert("pinned".into(), true.into());
     }
     if !b.labels.is_empty() {
         m.insert("labels".into(), b.labels.clone().into());
@@ -432,9 +453,10 @@ impl Store {
             let mut upsert = c.prepare(
                 "INSERT INTO beads(id, title, description, design, acceptance_criteria, notes, status,
                     priority, issue_type, assignee, created_at, created_ns, created_by, updated_at,
-                    closed_at, close_reason, defer_until, defer_ns, ephemeral, metadata, extra)
+                    closed_at, close_reason, defer_until, defer_ns, ephemeral, metadata, extra,
+                    pinned, imported)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21)
+                    ?17, ?18, ?19, ?20, ?21, ?22, 1)
                  ON CONFLICT(id) DO UPDATE SET title = excluded.title,
                     description = excluded.description, design = excluded.design,
                     acceptance_criteria = excluded.acceptance_criteria, notes = excluded.notes,
@@ -445,15 +467,15 @@ impl Store {
                     closed_at = excluded.closed_at, close_reason = excluded.close_reason,
                     defer_until = excluded.defer_until, defer_ns = excluded.defer_ns,
                     ephemeral = excluded.ephemeral, metadata = excluded.metadata,
-                    extra = excluded.extra",
+                    extra = excluded.extra, pinned = excluded.pinned, imported = 1",
             )?;
             let mut del_labels = c.prepare("DELETE FROM labels WHERE issue_id = ?1")?;
             let mut del_deps = c.prepare("DELETE FROM deps WHERE issue_id = ?1")?;
             let mut del_comments = c.prepare("DELETE FROM comments WHERE issue_id = ?1")?;
             let mut ins_label = c.prepare("INSERT OR IGNORE INTO labels(issue_id, label) VALUES (?1, ?2)")?;
             let mut ins_dep = c.prepare(
-                "INSERT OR REPLACE INTO deps(issue_id, depends_on_id, type, created_at, created_by, extra)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO deps(issue_id, depends_on_id, type, created_at, created_by, extra, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut ins_comment = c.prepare(
                 "INSERT INTO comments(comment_id, issue_id, author, text, created_at, extra)
@@ -498,6 +520,7 @@ impl Store {
                     b.ephemeral as i64,
                     metadata,
                     json_text(&b.extra),
+                    b.pinned as i64,
                 ])?;
                 del_labels.execute([&b.id])?;
                 del_deps.execute([&b.id])?;
@@ -505,14 +528,15 @@ impl Store {
                 for l in &b.labels {
                     ins_label.execute([&b.id, l])?;
                 }
-                for d in &b.dependencies {
+                for (seq, d) in b.dependencies.iter().enumerate() {
                     ins_dep.execute(params![
                         d.issue_id,
                         d.depends_on_id,
                         d.dep_type,
                         d.created_at,
                         d.created_by,
-                        json_text(&d.extra)
+                        json_text(&d.extra),
+                        seq as i64,
                     ])?;
                 }
                 for cm in &b.comments {
@@ -572,7 +596,8 @@ impl Store {
         })
     }
 
-    /// Writes every non-ephemeral bead as Beads JSONL, sorted by id; returns the count.
+    /// Writes the beads as Beads JSONL, sorted by id; returns the count. Wisps made here stay
+    /// out; whatever came in from a JSONL file goes out again, wisps included.
     pub fn export_jsonl(&self, mut w: impl Write) -> Result<usize> {
         let n = self.read(|c| {
             let mut labels: HashMap<String, Vec<String>> = HashMap::new();
@@ -590,7 +615,7 @@ impl Store {
             {
                 let mut st = c.prepare(
                     "SELECT issue_id, depends_on_id, type, created_at, created_by, extra
-                     FROM deps ORDER BY issue_id, depends_on_id",
+                     FROM deps ORDER BY issue_id, seq, depends_on_id",
                 )?;
                 for d in st.query_map([], dep_from_row)? {
                     let d = d?;
@@ -609,7 +634,7 @@ impl Store {
                 }
             }
             let mut st = c.prepare(&format!(
-                "SELECT {BEAD_COLS} FROM beads WHERE ephemeral = 0 ORDER BY id"
+                "SELECT {BEAD_COLS} FROM beads WHERE ephemeral = 0 OR imported = 1 ORDER BY id"
             ))?;
             let mut n = 0;
             for b in st.query_map([], bead_from_row)? {

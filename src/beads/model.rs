@@ -97,7 +97,10 @@ pub struct Bead {
     pub closed_at: Option<String>,
     pub close_reason: String,
     pub defer_until: Option<String>,
+    /// A wisp: never ready; exported only when it came in from a JSONL file.
     pub ephemeral: bool,
+    /// A context marker (bd's `pinned`), not work: never ready.
+    pub pinned: bool,
     pub metadata: Option<Value>,
     /// Fields from an imported record that this program does not know; written back on export.
     pub extra: Map<String, Value>,
@@ -109,6 +112,25 @@ pub struct Bead {
 }
 
 impl Bead {
+    /// Whether this bead, as loaded, is ready work at `now_ns`: the rule of [`Store::ready`]
+    /// (open, not blocked, not a wisp, not pinned, a work type, not deferred past now) for
+    /// code that already holds the bead, such as a convoy's or a molecule's members.
+    ///
+    /// [`Store::ready`]: super::Store::ready
+    pub fn is_ready(&self, now_ns: i64) -> bool {
+        let deferred = self
+            .defer_until
+            .as_deref()
+            .and_then(|d| super::parse_instant(d, "defer_until").ok())
+            .is_some_and(|t| t > now_ns);
+        self.status == status::OPEN
+            && !self.blocked
+            && !self.ephemeral
+            && !self.pinned
+            && kind::WORK.contains(&self.issue_type.as_str())
+            && !deferred
+    }
+
     /// A string value from the bead's metadata object, if it has one.
     pub fn meta_str(&self, key: &str) -> Option<&str> {
         self.metadata.as_ref()?.get(key)?.as_str()

@@ -1,10 +1,11 @@
 //! Ready work: the hottest query in the system.
 //!
-//! Open, not blocked (the derived flag, see `deps`), not deferred into the future, and of a
-//! work type (task, bug, feature, epic, chore; never message, merge-request, molecule, agent,
-//! convoy, or a foreign type). Most urgent first, then oldest. The partial index
-//! `beads_ready(priority, created_ns, id) WHERE status='open' AND blocked=0` serves it in index
-//! order, so a limited query reads only about `limit` rows whatever the store's size.
+//! Open, not blocked (the derived flag, see `deps`), not deferred into the future, not a wisp
+//! (ephemeral), not pinned (bd's context markers), and of a work type (task, bug, feature, epic,
+//! chore; never message, merge-request, molecule, agent, convoy, or a foreign type): `bd
+//! ready`'s rule. Most urgent first, then oldest. The partial index `beads_ready(priority,
+//! created_ns, id) WHERE status='open' AND blocked=0 AND ephemeral=0 AND pinned=0` serves it in
+//! index order, so a limited query reads only about `limit` rows whatever the store's size.
 
 use super::issues::{bead_from_row, load_labels, BEAD_COLS};
 use super::{Bead, Store};
@@ -21,7 +22,7 @@ impl Store {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {BEAD_COLS} FROM beads INDEXED BY beads_ready
-                 WHERE status = 'open' AND blocked = 0
+                 WHERE status = 'open' AND blocked = 0 AND ephemeral = 0 AND pinned = 0
                    AND issue_type IN ('task', 'bug', 'feature', 'epic', 'chore')
                    AND (defer_ns IS NULL OR defer_ns <= ?1)
                  ORDER BY priority, created_ns, id
@@ -206,5 +207,43 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ids(s.ready(None).unwrap()), expected);
+    }
+
+    #[test]
+    fn wisps_and_pinned_beads_are_never_ready() {
+        let s = store();
+        let work = s.create(&task("work"), "x").unwrap().id;
+        let wisp = s
+            .create(
+                &NewBead {
+                    ephemeral: true,
+                    ..task("patrol chore")
+                },
+                "x",
+            )
+            .unwrap();
+        assert!(wisp.ephemeral);
+        s.import_jsonl(
+            &br#"{"id":"gt-pin","title":"Context","status":"open","priority":0,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","pinned":true}
+{"id":"gt-unpin","title":"Not pinned","status":"open","priority":0,"issue_type":"task","created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","pinned":false}
+"#[..],
+            "f.jsonl",
+            "x",
+        )
+        .unwrap();
+        assert!(s.get("gt-pin").unwrap().pinned);
+        assert!(!s.get("gt-unpin").unwrap().pinned);
+        assert_eq!(
+            ids(s.ready(None).unwrap()),
+            vec!["gt-unpin".to_string(), work.clone()]
+        );
+        // A limited query (the index's range) leaves them out too.
+        assert_eq!(ids(s.ready(Some(1)).unwrap()), vec!["gt-unpin".to_string()]);
+        // Work that waits on a wisp waits like any other.
+        let after = s.create(&task("after the chore"), "x").unwrap().id;
+        s.add_dep(&after, &wisp.id, "blocks", "x").unwrap();
+        assert!(!ids(s.ready(None).unwrap()).contains(&after));
+        s.close(&wisp.id, "done", "x").unwrap();
+        assert!(ids(s.ready(None).unwrap()).contains(&after));
     }
 }

@@ -186,6 +186,25 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE agents ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: Beads interop on real data. `pinned` (bd's context markers) is a column, so ready work
+    // can leave pinned beads out as it leaves out wisps, both inside the partial index that
+    // serves it. `imported` marks beads that came in from a JSONL file: they go out again on
+    // export even when they are wisps, while wisps made here stay out. Beads imported before
+    // this step are known by their `imported` event, and a `"pinned": true` kept among their
+    // unknown fields moves to the column. `deps.seq` keeps a bead's dependencies in the order
+    // its record listed them (new ones after), so an export reproduces the record.
+    r#"
+    ALTER TABLE beads ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE beads ADD COLUMN imported INTEGER NOT NULL DEFAULT 0;
+    UPDATE beads SET imported = 1
+     WHERE id IN (SELECT subject FROM events WHERE kind = 'imported');
+    UPDATE beads SET pinned = 1, extra = NULLIF(json_remove(extra, '$.pinned'), '{}')
+     WHERE json_valid(extra) AND json_type(extra, '$.pinned') = 'true';
+    DROP INDEX beads_ready;
+    CREATE INDEX beads_ready ON beads(priority, created_ns, id)
+     WHERE status = 'open' AND blocked = 0 AND ephemeral = 0 AND pinned = 0;
+    ALTER TABLE deps ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -236,6 +255,57 @@ mod tests {
     use super::*;
     use crate::beads::Store;
     use crate::clock;
+
+    #[test]
+    fn step_7_keeps_imported_wisps_exported_and_moves_pinned_to_its_column() {
+        // A store as version 6 left it: an imported wisp (known by its `imported` event), a
+        // wisp made here, and an imported bead whose `"pinned": true` sat among its extras.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("beads.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &MIGRATIONS[..6] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 6).unwrap();
+            conn.execute_batch(
+                r#"INSERT INTO beads(id, title, status, issue_type, created_at, created_ns,
+                       updated_at, ephemeral, extra)
+                   VALUES ('gt-wisp-a1', 'imported wisp', 'open', 'task', 't', 1, 't', 1, NULL),
+                          ('gt-w2', 'wisp made here', 'open', 'task', 't', 2, 't', 1, NULL),
+                          ('gt-p3', 'pinned', 'open', 'task', 't', 3, 't', 0,
+                           '{"pinned":true,"owner":"me"}'),
+                          ('gt-p4', 'only pinned', 'open', 'task', 't', 4, 't', 0,
+                           '{"pinned":true}'),
+                          ('gt-o5', 'plain', 'open', 'task', 't', 5, 't', 0, '{"pinned":false}');
+                   INSERT INTO events(subject, kind, actor, created_at)
+                   VALUES ('gt-wisp-a1', 'imported', 'x', 't'), ('gt-p3', 'imported', 'x', 't'),
+                          ('gt-p4', 'imported', 'x', 't'), ('gt-o5', 'imported', 'x', 't');"#,
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path, "gt", clock::system()).unwrap();
+        let p3 = s.get("gt-p3").unwrap();
+        assert!(p3.pinned);
+        assert_eq!(p3.extra.get("pinned"), None);
+        assert_eq!(p3.extra["owner"], "me");
+        assert!(s.get("gt-p4").unwrap().extra.is_empty());
+        let o5 = s.get("gt-o5").unwrap();
+        assert!(!o5.pinned && o5.extra["pinned"] == false);
+        let ready: Vec<String> = s.ready(None).unwrap().into_iter().map(|b| b.id).collect();
+        assert_eq!(ready, vec!["gt-o5".to_string()]);
+        let mut out = Vec::new();
+        s.export_jsonl(&mut out).unwrap();
+        let ids: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            ["\"gt-o5\"", "\"gt-p3\"", "\"gt-p4\"", "\"gt-wisp-a1\""]
+        );
+    }
 
     #[test]
     fn a_new_store_is_at_the_current_version_and_a_newer_one_is_refused() {

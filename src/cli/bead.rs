@@ -239,6 +239,9 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
             if b.ephemeral {
                 facts.push("wisp".into());
             }
+            if b.pinned {
+                facts.push("pinned".into());
+            }
             line(&format!("  {}", facts.join(" · ")))?;
             line(&format!(
                 "  created {} by {} · updated {}",

@@ -22,13 +22,10 @@ pub fn line(text: &str) -> Result<()> {
     }
 }
 
-/// A bead as JSON: the Beads record plus the derived `blocked` flag and wisp marker.
+/// A bead as JSON: the Beads record plus the derived `blocked` flag.
 pub fn bead_value(b: &Bead) -> Value {
     let mut m = bead_to_json(b);
     m.insert("blocked".into(), b.blocked.into());
-    if b.ephemeral {
-        m.insert("ephemeral".into(), true.into());
-    }
     Value::Object(m)
 }
 

@@ -69,17 +69,7 @@ impl Engine {
             let mut ready = Vec::new();
             for id in &convoy.tracked {
                 let Ok(b) = self.store.get(id) else { continue };
-                let deferred = b
-                    .defer_until
-                    .as_deref()
-                    .and_then(|d| crate::beads::parse_instant(d, "defer_until").ok())
-                    .is_some_and(|t| t > now);
-                if b.status == status::OPEN
-                    && !b.blocked
-                    && b.assignee.is_empty()
-                    && !deferred
-                    && kind::WORK.contains(&b.issue_type.as_str())
-                {
+                if b.is_ready(now) && b.assignee.is_empty() {
                     ready.push(b);
                 }
             }
@@ -139,11 +129,8 @@ impl Engine {
             if in_hand {
                 continue;
             }
-            let next = steps.iter().find(|s| {
-                s.status == status::OPEN
-                    && !s.blocked
-                    && kind::WORK.contains(&s.issue_type.as_str())
-            });
+            let now = self.store.now_ns();
+            let next = steps.iter().find(|s| s.is_ready(now));
             if let Some(step) = next {
                 match crate::town::sling::sling(
                     &self.town,

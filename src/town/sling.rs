@@ -39,12 +39,10 @@ pub fn molecule_next_step(store: &Store, bead: &str) -> Result<Option<String>> {
     if steps.is_empty() {
         return Ok(None);
     }
-    let ready = steps.iter().find(|s| {
-        s.status == crate::beads::status::OPEN
-            && !s.blocked
-            && s.assignee.is_empty()
-            && crate::beads::kind::WORK.contains(&s.issue_type.as_str())
-    });
+    let now = store.now_ns();
+    let ready = steps
+        .iter()
+        .find(|s| s.is_ready(now) && s.assignee.is_empty());
     match ready {
         Some(s) => Ok(Some(s.id.clone())),
         None => Err(Error::Conflict(format!(
