@@ -80,6 +80,42 @@ fn a_broken_town_toml_names_file_line_and_key() {
         err.contains("town.toml:1: unknown key 'max_polecat'"),
         "{err}"
     );
+    // The mistakes people make by hand, each named with the file, the line(s) and the key.
+    let n = good.lines().count();
+    let path = cfg.display().to_string();
+    for (text, want) in [
+        (
+            format!("max_polecats = 3\n# more\nmax_polecats = 4\n{good}"),
+            format!(
+                "{path}:3: max_polecats: duplicate key, set twice (first on line 1); keep one"
+            ),
+        ),
+        (
+            format!("{good}[budget]\ndaily_usd = 5\n[patrol]\n[budget]\n"),
+            format!(
+                "{path}:{}: budget: the table [budget] is defined twice (first on line {}); merge the two",
+                n + 4,
+                n + 1
+            ),
+        ),
+        (
+            format!("{good}[budget]\ndaily_usd = \"ten\"\n"),
+            format!(
+                "{path}:{}: budget.daily_usd: expected a number, found a string",
+                n + 2
+            ),
+        ),
+        (
+            format!("{good}[notify]\ncommand = [\"notify-send\", \"gastown]\n"),
+            format!("{path}:{}:27: notify.command: unterminated string", n + 2),
+        ),
+    ] {
+        std::fs::write(&cfg, &text).unwrap();
+        let before = common::snapshot(&t.root());
+        let err = t.fails(&["bead", "ready"], 2);
+        assert!(err.contains(&want), "{text:?}: {err}");
+        assert_eq!(common::snapshot(&t.root()), before, "nothing written");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use toml::Spanned;
 use toml_edit::{Item, TableLike, Value};
 
 use super::{Formula, FormulaType, Source, Step, Var, FILE_SUFFIX};
-use crate::town::diag::{dotted, first_line, line_col};
+use crate::town::diag::{dotted, first_line, line_col, syntax_error};
 use crate::{Error, Result};
 
 /// `{{ name }}`: anything between double braces is a placeholder.
@@ -172,14 +172,8 @@ pub(crate) fn stem_of(file: &Path) -> Option<&str> {
 
 pub(crate) fn parse(src: &str, file: &Path, source: Source) -> Result<Formula> {
     let cx = Ctx { file, src };
-    let doc = toml_edit::Document::parse(src).map_err(|e| {
-        let (line, col) = line_col(src, e.span().map_or(0, |s| s.start));
-        Error::BadInput(format!(
-            "{}:{line}:{col}: {}",
-            file.display(),
-            first_line(e.message())
-        ))
-    })?;
+    let doc = toml_edit::Document::parse(src)
+        .map_err(|e| syntax_error(file, src, e.span(), e.message()))?;
     let raw: RawFormula = toml::from_str(src).map_err(|e| serde_error(&cx, doc.as_table(), &e))?;
     check(&cx, raw, source)
 }

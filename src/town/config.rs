@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use toml_edit::{Item, TableLike};
 
-use super::diag::{dotted, first_line, line_col, Locator};
+use super::diag::{dotted, first_line, line_col, syntax_error, Locator};
 use crate::{Error, Result};
 
 /// Runtimes the program knows without a `[runtimes.NAME]` table.
@@ -68,14 +68,8 @@ impl TownConfig {
     /// Parses and validates `src`, the text of `file` (used in messages and for the default
     /// name: the basename of the file's directory).
     pub fn parse(src: &str, file: &Path) -> Result<TownConfig> {
-        let doc = toml_edit::Document::parse(src).map_err(|e| {
-            let (line, col) = line_col(src, e.span().map_or(0, |s| s.start));
-            Error::BadInput(format!(
-                "{}:{line}:{col}: {}",
-                file.display(),
-                first_line(e.message())
-            ))
-        })?;
+        let doc = toml_edit::Document::parse(src)
+            .map_err(|e| syntax_error(file, src, e.span(), e.message()))?;
         let loc = Locator {
             file,
             src,

@@ -291,15 +291,86 @@ fn bad_regex_names_line_and_key() {
 }
 
 #[test]
-fn syntax_errors_give_line_and_column() {
-    let msg = bad("name = \"x\"\nmax_polecats = \n");
-    assert!(msg.starts_with("/tmp/t/town.toml:2:16: "), "{msg}");
+fn syntax_errors_give_line_column_and_key() {
+    assert_eq!(
+        bad("name = \"x\"\nmax_polecats = \n"),
+        "/tmp/t/town.toml:2:16: max_polecats: missing value after ="
+    );
     let msg = bad("name = \"x\"\n[patrol\n");
-    assert!(msg.starts_with("/tmp/t/town.toml:2:"), "{msg}");
-    let msg = bad("[patrol]\nmax_restarts = 1\nmax_restarts = 2\n");
     assert!(
-        msg.starts_with("/tmp/t/town.toml:3:1: duplicate key"),
+        msg.starts_with("/tmp/t/town.toml:2:8: unclosed table"),
         "{msg}"
+    );
+    // Inside an array of tables, the key is named with its table.
+    let msg = bad("[[x.y]]\na = 1\n[[x.y]]\nb = 2 3\n");
+    assert!(msg.starts_with("/tmp/t/town.toml:4:5: x.y.b: "), "{msg}");
+}
+
+#[test]
+fn a_duplicate_key_names_the_key_and_both_lines() {
+    assert_eq!(
+        bad("[patrol]\nmax_restarts = 1\n# again\nmax_restarts = 2\n"),
+        "/tmp/t/town.toml:4: patrol.max_restarts: duplicate key, set twice (first on line 2); keep one"
+    );
+    // At the top, with a multi-line value first, and as a dotted key.
+    assert_eq!(
+        bad("theme = \"dark\"\nmax_polecats = [\n  1,\n]\nmax_polecats = 3\n"),
+        "/tmp/t/town.toml:5: max_polecats: duplicate key, set twice (first on line 2); keep one"
+    );
+    assert_eq!(
+        bad("patrol.idle_after = \"1m\"\nname = \"x\"\npatrol.idle_after = \"2m\"\n"),
+        "/tmp/t/town.toml:3: patrol.idle_after: duplicate key, set twice (first on line 1); keep one"
+    );
+    // Spelled differently ("quoted" and bare) is still the same key.
+    assert_eq!(
+        bad("[rigs.app]\nurl = \"a\"\n\"url\" = \"b\"\n"),
+        "/tmp/t/town.toml:3: rigs.app.url: duplicate key, set twice (first on line 2); keep one"
+    );
+    // Inside an inline table: the value's key is named.
+    assert_eq!(
+        bad("[runtimes.x]\ncommand = [\"x\"]\nenv = { A = \"1\", A = \"2\" }\n"),
+        "/tmp/t/town.toml:3: runtimes.x.env: the key A is given twice in this value"
+    );
+}
+
+#[test]
+fn a_duplicate_table_names_the_table_and_both_lines() {
+    assert_eq!(
+        bad("[patrol]\nidle_after = \"1m\"\n\n[budget]\ndaily_usd = 5\n\n[patrol]\nstall_after = \"9m\"\n"),
+        "/tmp/t/town.toml:7: patrol: the table [patrol] is defined twice (first on line 1); merge the two"
+    );
+    assert_eq!(
+        bad("[rigs.app]\nurl = \"a\"\n[rigs.web]\nurl = \"b\"\n[rigs.app]\nbranch = \"dev\"\n"),
+        "/tmp/t/town.toml:5: rigs.app: the table [rigs.app] is defined twice (first on line 1); merge the two"
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_its_line() {
+    assert_eq!(
+        bad("name = \"x\"\n\n[patrol]\nmax_restarts = \"three\"\n"),
+        "/tmp/t/town.toml:4: patrol.max_restarts: expected a whole number, found a string"
+    );
+    assert_eq!(
+        bad("[rigs.app]\nurl = 5\n"),
+        "/tmp/t/town.toml:2: rigs.app.url: expected a string, found an integer"
+    );
+}
+
+#[test]
+fn an_unterminated_string_names_the_key_and_its_line() {
+    assert_eq!(
+        bad("prefix = \"gt\"\nname = \"my town\ntheme = \"dark\"\n"),
+        "/tmp/t/town.toml:2:8: name: unterminated string: the closing \" is missing (a \"...\" string ends on its line)"
+    );
+    assert_eq!(
+        bad("[rigs.app]\nurl = 'git@host:app\n"),
+        "/tmp/t/town.toml:2:7: rigs.app.url: unterminated string: the closing ' is missing (a '...' string ends on its line)"
+    );
+    // A multi-line string is reported where it opens, not at the end of the file.
+    assert_eq!(
+        bad("[patrol]\nidle_after = \"1m\"\n[rigs.app]\nurl = \"\"\"abc\nmore\n\n"),
+        "/tmp/t/town.toml:4:7: rigs.app.url: unterminated multi-line string: no closing \"\"\" before the end of the file"
     );
 }
 

@@ -595,6 +595,8 @@ impl ThemeFile {
 
 /// Parses a theme file; errors name `file`, the line and the key.
 fn parse_file(src: &str, file: &Path) -> Result<ThemeFile> {
+    toml_edit::Document::parse(src)
+        .map_err(|e| crate::town::diag::syntax_error(file, src, e.span(), e.message()))?;
     toml::from_str::<ThemeFile>(src).map_err(|e| {
         let msg = e.message().lines().next().unwrap_or("").trim().to_string();
         match e.span() {
@@ -826,7 +828,13 @@ mod tests {
         );
 
         let e = bad("[ui\nborder = 1\n");
-        assert!(e.starts_with("DIR/bad.toml:1: "), "{e}");
+        assert!(e.starts_with("DIR/bad.toml:1:4: unclosed table"), "{e}");
+
+        let e = bad("[ui]\ntitle = { fg = \"red\" }\n\n[ui]\n");
+        assert_eq!(
+            e,
+            "DIR/bad.toml:4: ui: the table [ui] is defined twice (first on line 1); merge the two"
+        );
 
         let e = bad("extends = \"nosuch\"\n");
         assert!(e.contains("unknown theme 'nosuch'"), "{e}");
