@@ -6,12 +6,14 @@
 //! - [`beads`]: the Beads store (SQLite): beads, dependencies, ready work, convoys, mail,
 //!   agents (with their state, its reason, their runtime conversation and the freeze flag),
 //!   merge requests, events, what the agents spent (one row per model answer), the engine's
-//!   heartbeat, JSONL interop.
+//!   heartbeat, JSONL interop (wisps and pinned beads kept as they came, what was imported
+//!   marked so it goes out again), molecules poured in one write.
 //! - [`town`]: the town on disk (discovery, `town.toml`, rigs, worktrees, sling), and what
 //!   tokens cost ([`town::costs`]: prices, the daily budget's check).
 //! - [`agent`]: one agent in its PTY ([`agent::session`], [`agent::screen`],
 //!   [`agent::record`]); its whole history read back from the recording past the clears
-//!   programs send ([`agent::history`]); runtime presets ([`agent::runtime`]); what the town knows of the
+//!   programs send ([`agent::history`]); runtime presets and the `[runtimes.NAME]` types
+//!   ([`agent::runtime`]); the program, process tree and priority ([`agent::sys`]); what the town knows of the
 //!   real programs, their first-run dialogs, fatal start errors, resume and verified versions
 //!   ([`agent::program`]); where each runtime records its usage, read incrementally
 //!   ([`agent::usage`]); the built-in `sim` agent ([`agent::sim`]).
@@ -24,11 +26,15 @@
 //!   frames: commands in; snapshots, events and the shown agent's changed screen rows out),
 //!   starting it detached, status and stop.
 //! - [`formula`]: formulas and molecules.
-//! - [`ui`]: the cockpit (ratatui), a client of the engine over the server's protocol.
+//! - [`ui`]: the cockpit (ratatui), a client of the engine over the server's protocol: input
+//!   ([`ui::app`]) and drawing ([`ui::view`], [`ui::panels`], [`ui::dialogs`]) share only the
+//!   layout ([`ui::layout`]) and the text helpers ([`ui::text`]).
 //!
 //! - [`cli`]: one file per command group.
 //!
-//! Imports go one way: `ui` -> `server` -> `engine` -> `agent`/`town`/`beads`.
+//! Imports go one way: `ui` -> `server` -> `engine` -> `town` -> `agent` -> `beads`
+//! (`formula` and `cli` above what they use), and no two files import each other, directly or
+//! round a circle.
 //!
 //! # How data flows
 //!

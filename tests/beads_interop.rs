@@ -43,7 +43,7 @@ fn field<'a>(r: &'a Value, k: &str, default: &'a str) -> &'a str {
     r.get(k).and_then(Value::as_str).unwrap_or(default)
 }
 
-/// `bd ready`'s rule (SPEC §3.4), computed from the records themselves: open, not a wisp, not
+/// `bd ready`'s rule (the README's "Ready"), computed from the records themselves: open, not a wisp, not
 /// pinned, a work type, not deferred past now, and not blocked: no `blocks` dependency on a bead
 /// that is open, in_progress, blocked, deferred or hooked, and no `parent-child` dependency on
 /// a blocked parent. Most urgent first, then oldest, then by id.

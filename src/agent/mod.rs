@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod screen;
 pub mod session;
 pub mod sim;
+pub mod sys;
 pub mod usage;
 
 pub use record::{read_cast, Cast, CastEvent, CastHeader, EventKind, Recorder, RecorderThread};

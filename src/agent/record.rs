@@ -504,7 +504,7 @@ fn output_len(m: &RecMsg) -> usize {
 }
 
 fn write_loop(mut rec: Recorder, pipe: &Pipe, rate: Option<u64>) {
-    crate::agent::session::background_priority();
+    crate::agent::sys::background_priority();
     let mut ok = true;
     loop {
         let mut q = pipe.lock();

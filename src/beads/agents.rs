@@ -3,8 +3,8 @@
 //! agent's hook; both sides change in one transaction, so a bead is never on two hooks.
 
 use super::events::{ev, NewEvent};
-use super::issues::{check_id, must_load};
 use super::model::status;
+use super::rows::{check_id, must_load};
 use super::{check_actor, Agent, Store, Tx};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -372,7 +372,7 @@ impl Store {
                 return Ok(None);
             };
             tx.set_agent_hook(agent, None)?;
-            if let Some(b) = super::issues::load_bead(tx.conn, &bead)? {
+            if let Some(b) = super::rows::load_bead(tx.conn, &bead)? {
                 if release && b.status != status::CLOSED {
                     tx.conn.execute(
                         "UPDATE beads SET assignee = '', updated_at = ?2 WHERE id = ?1",

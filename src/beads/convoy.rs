@@ -1,8 +1,8 @@
 //! Convoys: a bead of type `convoy` that `tracks` other beads. Progress is closed/total; the
 //! convoy closes itself when the last tracked bead closes (and reopens if one reopens).
 
-use super::issues::{check_id, must_load};
 use super::model::{dep, kind, status};
+use super::rows::{check_id, must_load};
 use super::{Convoy, NewBead, Store, Tx};
 use crate::{Error, Result};
 use rusqlite::Connection;

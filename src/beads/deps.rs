@@ -7,8 +7,8 @@
 //! it, touching only the beads downstream of the change: never a rebuild of the whole store.
 
 use super::events::{ev, NewEvent};
-use super::issues::{check_id, must_load};
 use super::model::dep;
+use super::rows::{check_id, must_load};
 use super::{check_actor, Store, Tx};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};

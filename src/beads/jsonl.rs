@@ -9,7 +9,7 @@
 
 use super::deps::{find_cycle, recompute_all_blocked};
 use super::events::{ev, NewEvent};
-use super::issues::{bead_from_row, comment_from_row, dep_from_row, BEAD_COLS};
+use super::rows::{bead_from_row, comment_from_row, dep_from_row, BEAD_COLS};
 use super::{
     check_actor, ids, meta_get, meta_i64, meta_set, parse_instant, Bead, Comment, Dependency, Store,
 };

@@ -4,8 +4,8 @@
 //! everything else, and never shows up as ready work.
 
 use super::events::ev;
-use super::issues::{check_id, must_load};
 use super::model::{kind, status};
+use super::rows::{check_id, must_load};
 use super::{check_actor, Bead, Mail, NewBead, Store};
 use crate::{Error, Result};
 
@@ -65,10 +65,10 @@ impl Store {
                 "SELECT {} FROM beads WHERE issue_type = 'message' AND assignee = ?1
                    AND (?2 OR status <> 'closed')
                  ORDER BY created_ns DESC, id DESC",
-                super::issues::BEAD_COLS
+                super::rows::BEAD_COLS
             ))?;
             let v = stmt
-                .query_map(rusqlite::params![to, all], super::issues::bead_from_row)?
+                .query_map(rusqlite::params![to, all], super::rows::bead_from_row)?
                 .map(|r| r.map(to_mail))
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(v)

@@ -16,8 +16,10 @@ mod issues;
 pub mod jsonl;
 mod mail;
 pub mod model;
+mod molecule;
 mod mq;
 mod ready;
+mod rows;
 mod schema;
 mod usage;
 
@@ -28,6 +30,7 @@ pub use issues::Closed;
 pub use jsonl::{bead_to_json, ImportReport};
 pub use mail::check_address;
 pub use model::*;
+pub use molecule::{MoleculePlan, Poured};
 pub use mq::tail as mq_tail;
 pub use ready::DEFAULT_LIMIT;
 pub use schema::SCHEMA_VERSION;

@@ -7,7 +7,7 @@
 //! created_ns, id) WHERE status='open' AND blocked=0 AND ephemeral=0 AND pinned=0` serves it in
 //! index order, so a limited query reads only about `limit` rows whatever the store's size.
 
-use super::issues::{bead_from_row, load_labels, BEAD_COLS};
+use super::rows::{bead_from_row, load_labels, BEAD_COLS};
 use super::{Bead, Store};
 use crate::Result;
 

@@ -2,8 +2,6 @@
 
 use super::output::line;
 use super::Ctx;
-use crate::agent::runtime;
-use crate::town::BUILTIN_RUNTIMES;
 use crate::{Error, Result};
 use clap::Subcommand;
 
@@ -37,14 +35,8 @@ pub fn run(ctx: &mut Ctx, cmd: ConfigCmd) -> Result<()> {
             line(text.trim_end())?;
             line("")?;
             line("# Runtimes as agents run them (presets merged with [runtimes.*]):")?;
-            let mut names: Vec<String> = BUILTIN_RUNTIMES.iter().map(|s| s.to_string()).collect();
-            for n in ctx.town.config.runtimes.keys() {
-                if !names.contains(n) {
-                    names.push(n.clone());
-                }
-            }
-            for n in names {
-                let rt = runtime::resolve(&ctx.town.config, &n)?;
+            for n in ctx.town.config.runtime_names() {
+                let rt = ctx.town.config.runtime(&n)?;
                 line(&format!(
                     "#   {n:<9} {}  (prompt: {})",
                     rt.command.join(" "),

@@ -4,7 +4,7 @@ use super::output::line;
 use super::Cli;
 use crate::agent::runtime;
 use crate::beads::Store;
-use crate::town::{Town, BUILTIN_RUNTIMES};
+use crate::town::Town;
 use crate::{clock, Error, Result};
 use clap::CommandFactory;
 use std::path::Path;
@@ -68,7 +68,7 @@ fn real_program(rt: &crate::town::RuntimeConfig, path: &str) -> Check {
 }
 
 fn on_path(program: &str, cwd: &Path) -> Option<String> {
-    crate::agent::session::resolve_program(program, cwd, std::env::var_os("PATH").as_deref())
+    crate::agent::sys::resolve_program(program, cwd, std::env::var_os("PATH").as_deref())
         .ok()
         .map(|p| p.display().to_string())
 }
@@ -132,17 +132,8 @@ pub fn doctor(cli_town: Option<&Path>) -> Result<()> {
             }
             Err(e) => check("store", Check::Fail(e.to_string()))?,
         }
-        let mut names: Vec<String> = BUILTIN_RUNTIMES.iter().map(|s| s.to_string()).collect();
-        names.extend(
-            town.config
-                .runtimes
-                .keys()
-                .filter(|k| !names.contains(k))
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        for name in names {
-            let rt = runtime::resolve(&town.config, &name)?;
+        for name in town.config.runtime_names() {
+            let rt = town.config.runtime(&name)?;
             let Some(program) = rt.command.first() else {
                 continue;
             };

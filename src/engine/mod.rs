@@ -598,15 +598,7 @@ impl Engine {
                 issue_type: b.issue_type,
             })
             .collect();
-        let mut runtimes: Vec<String> = crate::town::BUILTIN_RUNTIMES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        for r in self.town.config.runtimes.keys() {
-            if !runtimes.contains(r) {
-                runtimes.push(r.clone());
-            }
-        }
+        let runtimes = self.town.config.runtime_names();
         let runtimes_missing = runtimes
             .iter()
             .filter(|r| !self.runtime_installed(r))
@@ -634,7 +626,7 @@ impl Engine {
 
     /// Whether runtime `name`'s program can be found (the built-in sim always can).
     fn runtime_installed(&self, name: &str) -> bool {
-        let Ok(rt) = runtime::resolve(&self.town.config, name) else {
+        let Ok(rt) = self.town.config.runtime(name) else {
             return false;
         };
         match rt.command.first() {
@@ -645,7 +637,7 @@ impl Engine {
                     .get("PATH")
                     .map(std::ffi::OsString::from)
                     .or_else(|| std::env::var_os("PATH"));
-                crate::agent::session::resolve_program(p, &self.town.root, path.as_deref()).is_ok()
+                crate::agent::sys::resolve_program(p, &self.town.root, path.as_deref()).is_ok()
             }
             None => false,
         }
@@ -714,7 +706,7 @@ impl Engine {
         } else {
             a.runtime.clone()
         };
-        let rt = runtime::resolve(&self.town.config, &rt_name)?;
+        let rt = self.town.config.runtime(&rt_name)?;
         let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
         // A polecat works on `polecat/<name>/<bead>`: make sure that is what its worktree holds
         // (after a crash between hooking and preparing the worktree it may not be), without

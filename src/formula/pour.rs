@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::parse::{substitute, valid_var_name};
 use super::{first_line, Formula, FormulaType, POURED};
-use crate::beads::{dep, kind, Bead, Convoy, NewBead, Store, AUTO_DISPATCH};
+use crate::beads::{kind, Bead, Convoy, MoleculePlan, NewBead, Poured, Store, AUTO_DISPATCH};
 use crate::{Error, Result};
 
 /// Longest bead title the store accepts.
@@ -217,49 +217,41 @@ pub fn pour(
         formula.version,
         formula.steps.len()
     );
-    let prefix = store.prefix();
-    let (epic_id, step_ids, convoy_id) = store.write(|tx| {
-        let epic_id = tx.create_bead(prefix, &epic, actor)?;
-        let mut step_ids = Vec::with_capacity(steps.len());
-        for nb in &mut steps {
-            nb.parent = Some(epic_id.clone());
-            step_ids.push(tx.create_bead(prefix, nb, actor)?);
-        }
-        for (i, step) in formula.steps.iter().enumerate() {
-            for need in &step.needs {
-                let Some(&j) = index.get(need.as_str()) else {
-                    return Err(Error::bad(format!(
-                        "formula '{}': step '{}' needs '{need}', which is no step",
-                        formula.name, step.id
-                    )));
-                };
-                tx.add_dep(&step_ids[i], &step_ids[j], dep::BLOCKS, actor)?;
-            }
-        }
-        let convoy_id = if formula.kind == FormulaType::Convoy {
-            let mut meta = Map::new();
-            if let Some(r) = rig {
-                meta.insert(AUTO_DISPATCH.into(), r.into());
-            }
-            meta.insert("molecule".into(), epic_id.clone().into());
-            let nb = NewBead {
-                title: title.clone(),
-                issue_type: Some(kind::CONVOY.to_string()),
-                metadata: Some(Value::Object(meta)),
-                ..Default::default()
+    let mut needs = Vec::new();
+    for (i, step) in formula.steps.iter().enumerate() {
+        for need in &step.needs {
+            let Some(&j) = index.get(need.as_str()) else {
+                return Err(Error::bad(format!(
+                    "formula '{}': step '{}' needs '{need}', which is no step",
+                    formula.name, step.id
+                )));
             };
-            let id = tx.create_bead(prefix, &nb, actor)?;
-            for s in &step_ids {
-                tx.add_dep(&id, s, dep::TRACKS, actor)?;
-            }
-            Some(id)
-        } else {
-            None
-        };
-        tx.simple_event(&epic_id, POURED, actor, Some(&detail))?;
-        Ok((epic_id, step_ids, convoy_id))
-    })?;
-
+            needs.push((i, j));
+        }
+    }
+    let convoy = (formula.kind == FormulaType::Convoy).then(|| {
+        let mut meta = Map::new();
+        if let Some(r) = rig {
+            meta.insert(AUTO_DISPATCH.into(), r.into());
+        }
+        NewBead {
+            title: title.clone(),
+            metadata: Some(Value::Object(meta)),
+            ..Default::default()
+        }
+    });
+    let plan = MoleculePlan {
+        epic,
+        steps,
+        needs,
+        convoy,
+        event: (POURED.to_string(), detail),
+    };
+    let Poured {
+        epic: epic_id,
+        steps: step_ids,
+        convoy: convoy_id,
+    } = store.pour(&plan, actor)?;
     let epic = store.get(&epic_id)?;
     let mut poured = Vec::with_capacity(step_ids.len());
     for (step, id) in formula.steps.iter().zip(&step_ids) {

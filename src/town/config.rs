@@ -9,21 +9,15 @@
 //!    regexes, ranges, references), located through [`Locator`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml_edit::{Item, TableLike};
 
 use super::diag::{dotted, first_line, line_col, syntax_error, Locator};
+use crate::agent::runtime::{self, PromptMode, RuntimeConfig};
 use crate::{Error, Result};
-
-/// Runtimes the program knows without a `[runtimes.NAME]` table.
-pub const BUILTIN_RUNTIMES: &[&str] = &[
-    "claude", "codex", "gemini", "cursor", "auggie", "amp", "opencode", "shell", "sim",
-];
 
 /// Directory names the town itself uses at its top level; a rig may not take them.
 pub const RESERVED_RIG_NAMES: &[&str] = &["logs", "formulas", "themes"];
@@ -109,7 +103,23 @@ impl TownConfig {
 
     /// Whether `name` is a runtime this town can start (built in or configured).
     pub fn has_runtime(&self, name: &str) -> bool {
-        BUILTIN_RUNTIMES.contains(&name) || self.runtimes.contains_key(name)
+        runtime::builtin(name).is_some() || self.runtimes.contains_key(name)
+    }
+
+    /// The built-in runtime names, then the ones town.toml defines.
+    pub fn runtime_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = runtime::builtin_names().map(str::to_string).collect();
+        for name in self.runtimes.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// The runtime `name` as this town runs it: the preset, with `[runtimes.NAME]` over it.
+    pub fn runtime(&self, name: &str) -> Result<RuntimeConfig> {
+        runtime::resolve(&self.runtimes, name)
     }
 
     /// The semantic checks; reports the problem that comes first in the file.
@@ -126,8 +136,7 @@ impl TownConfig {
             add(&["prefix"], m);
         }
         if !self.has_runtime(&self.default_runtime) {
-            let mut known: Vec<&str> = BUILTIN_RUNTIMES.to_vec();
-            known.extend(self.runtimes.keys().map(String::as_str));
+            let known = self.runtime_names();
             add(
                 &["default_runtime"],
                 format!(
@@ -198,7 +207,7 @@ impl TownConfig {
                 add(&base, m);
             }
             let at = |key: &'static str| [base[0], base[1], key];
-            let preset = crate::agent::runtime::builtin(name).is_some();
+            let preset = runtime::builtin(name).is_some();
             match rt.command.first() {
                 // Over a preset, a table may set only what it changes (env, patterns).
                 None if preset && !loc.root_has(&at("command")) => {}
@@ -363,82 +372,6 @@ impl Default for RigConfig {
             merge_without_tests: false,
             push_remote: None,
         }
-    }
-}
-
-/// `[runtimes.NAME]`: how to start an agent CLI and read its screen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct RuntimeConfig {
-    /// Program and arguments (required, non-empty; a table over a built-in preset may leave
-    /// it out and keep the preset's).
-    pub command: Vec<String>,
-    /// How the first prompt is delivered (the preset's, else `argument`, when not given).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<PromptMode>,
-    /// Regex matched against the screen: the agent is at its input prompt.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready: Option<String>,
-    /// Regex: the agent is working.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub busy: Option<String>,
-    /// Regex: the agent waits for the user (a permission question).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-}
-
-/// How the first prompt reaches a runtime.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum PromptMode {
-    /// As the last command-line argument.
-    #[default]
-    Argument,
-    /// After a flag: `flag:--prompt` runs `cmd --prompt TEXT`.
-    Flag(String),
-    /// Typed into the terminal once the `ready` regex matches.
-    TypeAfterReady,
-}
-
-impl fmt::Display for PromptMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PromptMode::Argument => f.write_str("argument"),
-            PromptMode::Flag(name) => write!(f, "flag:{name}"),
-            PromptMode::TypeAfterReady => f.write_str("type-after-ready"),
-        }
-    }
-}
-
-impl FromStr for PromptMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "argument" => Ok(PromptMode::Argument),
-            "type-after-ready" => Ok(PromptMode::TypeAfterReady),
-            _ => match s.strip_prefix("flag:") {
-                Some(name) => Ok(PromptMode::Flag(name.to_string())),
-                None => Err(format!(
-                    "invalid prompt mode {s:?} (expected argument, flag:<name> or type-after-ready)"
-                )),
-            },
-        }
-    }
-}
-
-impl TryFrom<String> for PromptMode {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, String> {
-        s.parse()
-    }
-}
-
-impl From<PromptMode> for String {
-    fn from(p: PromptMode) -> String {
-        p.to_string()
     }
 }
 

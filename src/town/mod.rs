@@ -16,10 +16,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use crate::agent::runtime::{PromptMode, RuntimeConfig};
 pub use config::{
     parse_duration, sanitize_name, validate_prefix, validate_rig_name, validate_runtime_name,
-    validate_town_name, BudgetConfig, NotifyConfig, PatrolConfig, Price, PromptMode, RigConfig,
-    RuntimeConfig, StoreConfig, TownConfig, BUILTIN_RUNTIMES, NOTIFY_EVENTS, RESERVED_RIG_NAMES,
+    validate_town_name, BudgetConfig, NotifyConfig, PatrolConfig, Price, RigConfig, StoreConfig,
+    TownConfig, NOTIFY_EVENTS, RESERVED_RIG_NAMES,
 };
 pub use init::{init, template, InitOptions, InitOutcome, GITIGNORE};
 
@@ -296,7 +297,7 @@ impl Town {
         if !self.config.has_runtime(name) {
             return Err(Error::bad(format!(
                 "unknown runtime \"{name}\" (expected one of: {})",
-                self.runtime_names().join(", ")
+                self.config.runtime_names().join(", ")
             )));
         }
         self.edit_config(|doc| {
@@ -357,17 +358,6 @@ impl Town {
             }
             Ok(())
         })
-    }
-
-    /// Built-in runtime names followed by the configured ones.
-    pub fn runtime_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = BUILTIN_RUNTIMES.iter().map(|s| s.to_string()).collect();
-        for name in self.config.runtimes.keys() {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-        names
     }
 }
 

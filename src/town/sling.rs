@@ -72,16 +72,16 @@ pub fn sling(
         if !town.config.has_runtime(r) {
             return Err(Error::bad(format!(
                 "--runtime: unknown runtime '{r}' (expected one of: {})",
-                town.runtime_names().join(", ")
+                town.config.runtime_names().join(", ")
             )));
         }
     }
     // A runtime whose program is missing is refused here, not discovered as a dead pane.
     let rt_name = runtime.unwrap_or(&town.config.default_runtime);
-    let rt = crate::agent::runtime::resolve(&town.config, rt_name)?;
+    let rt = town.config.runtime(rt_name)?;
     if let Some(program) = rt.command.first() {
         if program != crate::agent::runtime::SIM_PROGRAM {
-            crate::agent::session::resolve_program(
+            crate::agent::sys::resolve_program(
                 program,
                 &town.root,
                 std::env::var_os("PATH").as_deref(),

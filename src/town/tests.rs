@@ -437,7 +437,7 @@ fn runtime_tables_are_checked() {
         "{msg}"
     );
     let c = parse("[runtimes.claude.env]\nIS_SANDBOX = \"1\"\n").unwrap();
-    let claude = crate::agent::runtime::resolve(&c, "claude").unwrap();
+    let claude = c.runtime("claude").unwrap();
     assert_eq!(claude.command[0], "claude", "the preset's command stays");
     assert_eq!(claude.env["IS_SANDBOX"], "1");
     let msg = bad("[runtimes.codex]\ncommand = []\n");
@@ -490,7 +490,7 @@ fn runtime_tables_are_checked() {
 fn default_runtime_must_exist() {
     let msg = bad("name = \"x\"\ndefault_runtime = \"claud\"\n");
     assert!(msg.starts_with("/tmp/t/town.toml:2: default_runtime: unknown runtime \"claud\" (expected one of: claude, codex, gemini, cursor, auggie, amp, opencode, shell, sim"), "{msg}");
-    for builtin in BUILTIN_RUNTIMES {
+    for builtin in crate::agent::runtime::builtin_names() {
         parse(&format!("default_runtime = \"{builtin}\"\n")).unwrap();
     }
     let c = parse("default_runtime = \"mine\"\n[runtimes.mine]\ncommand = [\"m\"]\n").unwrap();

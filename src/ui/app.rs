@@ -2,6 +2,7 @@
 //! becomes zero or more `Action`s for the event loop (engine commands, quitting), so every key
 //! binding is testable on its own.
 
+use super::layout::{self, Areas};
 use crate::engine::{AgentView, Command, Snapshot};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
@@ -887,7 +888,13 @@ impl App {
                 if let Some(f) = panel {
                     self.focus = f;
                     if f == Focus::Agents {
-                        if let Some(i) = super::view::agent_at(self, areas, m.column, m.row) {
+                        if let Some(i) = layout::agent_at(
+                            areas,
+                            self.selected,
+                            self.visible_agents().len(),
+                            m.column,
+                            m.row,
+                        ) {
                             self.selected = i;
                         }
                     }
@@ -909,17 +916,6 @@ impl App {
         }
         Vec::new()
     }
-}
-
-/// Where the view drew each panel (for mouse hits).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Areas {
-    pub agents: Option<ratatui::layout::Rect>,
-    pub terminal: Option<ratatui::layout::Rect>,
-    pub convoys: Option<ratatui::layout::Rect>,
-    pub merge_queue: Option<ratatui::layout::Rect>,
-    pub witness: Option<ratatui::layout::Rect>,
-    pub feed: Option<ratatui::layout::Rect>,
 }
 
 /// Whether `needle`'s characters appear in `hay` in order (case-insensitive).

@@ -2,7 +2,9 @@
 //! confirmation, diff and message. Each is a function of the app's [`Dialog`] state.
 
 use super::app::{Dialog, Focus, SlingDialog, SlingStep, COMMANDS};
-use super::panels::{agents_offset, fit, fit_spans, pad, width, Ctx};
+use super::layout::agents_offset;
+use super::panels::Ctx;
+use super::text::{fit, fit_spans, pad, width};
 use super::theme::Theme;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;

@@ -4,7 +4,8 @@
 //! visible changed and at most once per frame interval. When the engine goes away it says so
 //! and reconnects as soon as one answers again.
 
-use super::app::{Action, App, Areas, Dialog, Mode};
+use super::app::{Action, App, Dialog, Mode};
+use super::layout::Areas;
 use super::term::Pane;
 use super::theme::Theme;
 use super::view;

@@ -4,8 +4,10 @@
 
 pub mod app;
 pub mod dialogs;
+pub mod layout;
 pub mod panels;
 pub mod term;
+pub mod text;
 pub mod theme;
 pub mod view;
 

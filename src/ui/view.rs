@@ -15,9 +15,11 @@
 //! function of the screen size ([`plan`]), so [`terminal_size`] tells the event loop the PTY
 //! size before anything is drawn.
 
-use super::app::{App, Areas, Mode};
+use super::app::{App, Mode};
 use super::dialogs;
+use super::layout::Areas;
 use super::panels::{self, Ctx};
+use super::text;
 use super::theme::Theme;
 use super::ScreenSource;
 use chrono::{DateTime, FixedOffset};
@@ -194,7 +196,7 @@ pub fn draw_at(
             panels::no_terminal(buf, r, selected, theme);
         } else if offset > 0 {
             let label = format!(" ↑ {offset} lines back ");
-            let w = panels::width(&label) as u16;
+            let w = text::width(&label) as u16;
             if w < r.width {
                 let line = Line::from(Span::styled(label, theme.attention));
                 buf.set_line(r.right() - w, r.y, &line, w);
@@ -220,34 +222,6 @@ pub fn draw_at(
         witness: p.witness,
         feed: p.feed,
     }
-}
-
-/// The index (into `visible_agents()`) of the agent drawn at screen cell (`column`, `row`),
-/// given the areas of the last frame: accounts for the list's scrolling and for the Witness
-/// counts row the agents panel carries when the Witness panel is not drawn.
-pub fn agent_at(app: &App, areas: &Areas, column: u16, row: u16) -> Option<usize> {
-    let r = areas.agents?;
-    let inner = Rect::new(
-        r.x + 1,
-        r.y + 1,
-        r.width.saturating_sub(2),
-        r.height.saturating_sub(2),
-    );
-    if !inner.contains(Position::new(column, row)) {
-        return None;
-    }
-    let n = app.visible_agents().len();
-    let mut rows = inner.height;
-    if areas.witness.is_none() && rows >= 3 && n > 0 {
-        rows -= 1;
-    }
-    let k = row - inner.y;
-    if k >= rows {
-        return None;
-    }
-    let i = panels::agents_offset(app.selected.min(n.saturating_sub(1)), usize::from(rows))
-        + usize::from(k);
-    (i < n).then_some(i)
 }
 
 /// Hand-built states for tests.
@@ -590,7 +564,7 @@ pub(crate) mod fixtures {
                 }
                 let sym = buf[(x, y)].symbol();
                 line.push_str(sym);
-                skip = super::panels::width(sym).saturating_sub(1);
+                skip = super::text::width(sym).saturating_sub(1);
             }
             out.push_str(line.trim_end());
             out.push('\n');
@@ -992,6 +966,15 @@ mod tests {
 
     #[test]
     fn agent_at_follows_scrolling_and_the_counts_row() {
+        let agent_at = |app: &App, areas: &Areas, column, row| {
+            super::super::layout::agent_at(
+                areas,
+                app.selected,
+                app.visible_agents().len(),
+                column,
+                row,
+            )
+        };
         let mut app = fixtures::populated();
         // 80x13: the agents panel has 6 inner rows, the last one the Witness counts.
         let d = draw_app(&app, 80, 13);
