@@ -157,13 +157,13 @@ impl Store {
 
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction and commits; rolls back on error.
     /// Every write bumps the export version so the JSONL flusher knows there is work.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+    fn write<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         self.write_inner(true, f)
     }
 
     /// A write that changes only bookkeeping (the flusher's own rows): the export version is
     /// left alone, or flushing would make the store dirty again.
-    pub(crate) fn write_bookkeeping<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+    fn write_bookkeeping<T>(&self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         self.write_inner(false, f)
     }
 
