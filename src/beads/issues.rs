@@ -97,7 +97,7 @@ impl Tx<'_> {
         check_title(&nb.title)?;
         let issue_type = nb.issue_type.as_deref().unwrap_or(kind::TASK);
         check_type(issue_type)?;
-        let priority = nb.priority.unwrap_or(2);
+        let priority = nb.priority.unwrap_or(super::priority::DEFAULT);
         check_priority(priority)?;
         for l in &nb.labels {
             check_label(l)?;

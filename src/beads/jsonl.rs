@@ -196,13 +196,13 @@ fn parse_record(line: &str, lineno: usize, source: &str, now: &str, now_ns: i64)
         .string("status")?
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "open".into());
-    let priority = f.int("priority")?.unwrap_or(2);
-    if !(0..=4).contains(&priority) {
+    let priority = f.int("priority")?.unwrap_or(super::priority::DEFAULT);
+    if !super::priority::valid(priority) {
         return Err(bad(
             source,
             lineno,
             "priority",
-            format!("{priority} is out of range 0-4"),
+            format!("{priority} is out of range ({})", super::priority::RANGE),
         ));
     }
     let issue_type = f

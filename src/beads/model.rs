@@ -22,6 +22,25 @@ pub mod status {
     }
 }
 
+/// Priorities: 0 (critical) to 4 (backlog), 2 when not given. The one definition every check
+/// (the CLI's flags, a write, an imported record) uses.
+pub mod priority {
+    pub const DEFAULT: i64 = 2;
+    /// What the range means, for messages.
+    pub const RANGE: &str = "0 = critical ... 4 = backlog";
+
+    /// Whether `p` is a priority.
+    pub fn valid(p: i64) -> bool {
+        (0..=4).contains(&p)
+    }
+
+    /// `0`..`4`, or `P0`..`P4` as `bd` writes them.
+    pub fn parse(s: &str) -> Option<i64> {
+        let digits = s.strip_prefix(['P', 'p']).unwrap_or(s);
+        digits.parse::<i64>().ok().filter(|p| valid(*p))
+    }
+}
+
 pub mod kind {
     pub const TASK: &str = "task";
     pub const BUG: &str = "bug";

@@ -3,7 +3,7 @@
 //! another for its helpers.
 
 use super::ids;
-use super::model::{kind, status};
+use super::model::{kind, priority, status};
 use super::{Bead, Comment, Dependency};
 use crate::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -147,11 +147,12 @@ pub(crate) fn check_type(t: &str) -> Result<()> {
 }
 
 pub(crate) fn check_priority(p: i64) -> Result<()> {
-    if (0..=4).contains(&p) {
+    if priority::valid(p) {
         Ok(())
     } else {
         Err(Error::bad(format!(
-            "priority {p} is out of range (0 = critical ... 4 = backlog)"
+            "priority {p} is out of range ({})",
+            priority::RANGE
         )))
     }
 }

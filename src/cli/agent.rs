@@ -15,8 +15,6 @@ pub struct SlingArgs {
     /// The runtime to run the polecat with (default: the town's default_runtime).
     #[arg(long)]
     pub runtime: Option<String>,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -45,7 +43,7 @@ pub fn sling(ctx: &Ctx, a: SlingArgs) -> Result<()> {
         a.runtime.as_deref(),
         &ctx.actor,
     )?;
-    if a.json {
+    if ctx.out.json {
         return json(&slung);
     }
     line(&format!(
@@ -69,49 +67,47 @@ pub fn sling(ctx: &Ctx, a: SlingArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn agents(ctx: &Ctx, as_json: bool) -> Result<()> {
+pub fn agents(ctx: &Ctx) -> Result<()> {
     let all = ctx.store.agents()?;
-    if as_json {
-        return json(&all);
-    }
-    if all.is_empty() {
-        return line("No agents yet (sling a bead to a rig: gastown-tui sling BEAD RIG).");
-    }
-    let mut rows = vec![vec![
-        "NAME".to_string(),
-        "ROLE".into(),
-        "RIG".into(),
-        "STATE".into(),
-        "HOOK".into(),
-        "RESTARTS".into(),
-        "LAST ACTIVITY".into(),
-    ]];
-    for a in &all {
-        rows.push(vec![
-            a.name.clone(),
-            a.role.clone(),
-            if a.rig.is_empty() {
-                "-".into()
-            } else {
-                a.rig.clone()
-            },
-            if a.frozen {
-                crate::beads::agent_state::FROZEN.to_string()
-            } else {
-                a.state.clone()
-            },
-            a.hooked_bead.clone().unwrap_or_else(|| "-".into()),
-            a.restarts.to_string(),
-            a.last_activity
-                .as_deref()
-                .map(short_time)
-                .unwrap_or_else(|| "-".into()),
-        ]);
-    }
-    for l in table(&rows) {
-        line(&l)?;
-    }
-    Ok(())
+    ctx.out.list(
+        &all,
+        all.is_empty(),
+        "No agents yet (sling a bead to a rig: gastown-tui sling BEAD RIG).",
+        || {
+            let mut rows = vec![vec![
+                "NAME".to_string(),
+                "ROLE".into(),
+                "RIG".into(),
+                "STATE".into(),
+                "HOOK".into(),
+                "RESTARTS".into(),
+                "LAST ACTIVITY".into(),
+            ]];
+            for a in &all {
+                rows.push(vec![
+                    a.name.clone(),
+                    a.role.clone(),
+                    if a.rig.is_empty() {
+                        "-".into()
+                    } else {
+                        a.rig.clone()
+                    },
+                    if a.frozen {
+                        crate::beads::agent_state::FROZEN.to_string()
+                    } else {
+                        a.state.clone()
+                    },
+                    a.hooked_bead.clone().unwrap_or_else(|| "-".into()),
+                    a.restarts.to_string(),
+                    a.last_activity
+                        .as_deref()
+                        .map(short_time)
+                        .unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            table(&rows)
+        },
+    )
 }
 
 fn role_prompt(role: &str) -> &'static str {

@@ -13,11 +13,7 @@ pub enum BeadCmd {
     /// Create a bead.
     Create(CreateArgs),
     /// Show one bead with its dependencies, dependents and comments.
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Show { id: String },
     /// List beads (most urgent first).
     List(ListArgs),
     /// Ready work: open, unblocked, not deferred; most urgent first, then oldest.
@@ -25,24 +21,16 @@ pub enum BeadCmd {
         /// How many to show; 0 means all.
         #[arg(long, default_value_t = DEFAULT_LIMIT)]
         limit: usize,
-        #[arg(long)]
-        json: bool,
     },
     /// Change fields of a bead.
     Update(UpdateArgs),
     /// Claim a bead for the actor (atomic: exactly one claimer wins).
-    Claim {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Claim { id: String },
     /// Close a bead.
     Close {
         id: String,
         #[arg(long, short)]
         reason: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Add a comment to a bead.
     Comment { id: String, text: String },
@@ -50,11 +38,7 @@ pub enum BeadCmd {
     #[command(subcommand)]
     Dep(DepCmd),
     /// Import a Beads issues.jsonl (all or nothing); `-` reads standard input.
-    Import {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
+    Import { file: PathBuf },
     /// Export every bead as Beads JSONL, sorted by id (to standard output without FILE).
     Export { file: Option<PathBuf> },
 }
@@ -103,8 +87,6 @@ pub struct CreateArgs {
     /// A wisp: stored, never exported.
     #[arg(long)]
     pub ephemeral: bool,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -123,8 +105,6 @@ pub struct ListArgs {
     /// How many to show; 0 means all.
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -156,8 +136,6 @@ pub struct UpdateArgs {
     /// RFC 3339, a date, a duration from now, or `none` to clear.
     #[arg(long)]
     pub defer_until: Option<String>,
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `--defer-until`: an RFC 3339 instant, a date (midnight UTC), or a duration from now.
@@ -210,16 +188,14 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
             };
             let b = s.create(&nb, actor)?;
             tracing::info!(id = %b.id, actor, "bead created");
-            if a.json {
-                json(&bead_value(&b))
-            } else {
+            ctx.out.one(&bead_value(&b), || {
                 line(&format!("Created {}  \"{}\"", b.id, b.title))
-            }
+            })
         }
-        BeadCmd::Show { id, json: as_json } => {
+        BeadCmd::Show { id } => {
             let b = s.get(&id)?;
             let dependents = s.dependents(&id)?;
-            if as_json {
+            if ctx.out.json {
                 let mut v = bead_value(&b);
                 v["dependents"] = serde_json::to_value(&dependents)?;
                 return json(&v);
@@ -304,32 +280,21 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
                 include_ephemeral: a.all,
                 limit: (a.limit > 0).then_some(a.limit),
             })?;
-            if a.json {
-                return json(&beads_value(&beads));
-            }
-            if beads.is_empty() {
-                return line("No beads match.");
-            }
-            for l in bead_rows(&beads) {
-                line(&l)?;
-            }
-            Ok(())
+            ctx.out.list(
+                &beads_value(&beads),
+                beads.is_empty(),
+                "No beads match.",
+                || bead_rows(&beads),
+            )
         }
-        BeadCmd::Ready {
-            limit,
-            json: as_json,
-        } => {
+        BeadCmd::Ready { limit } => {
             let beads = s.ready((limit > 0).then_some(limit))?;
-            if as_json {
-                return json(&beads_value(&beads));
-            }
-            if beads.is_empty() {
-                return line("No ready work.");
-            }
-            for l in bead_rows(&beads) {
-                line(&l)?;
-            }
-            Ok(())
+            ctx.out.list(
+                &beads_value(&beads),
+                beads.is_empty(),
+                "No ready work.",
+                || bead_rows(&beads),
+            )
         }
         BeadCmd::Update(a) => {
             let defer_until = match a.defer_until.as_deref() {
@@ -353,28 +318,20 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
                 metadata: None,
             };
             let b = s.update(&a.id, &upd, actor)?;
-            if a.json {
-                json(&bead_value(&b))
-            } else {
+            ctx.out.one(&bead_value(&b), || {
                 line(&format!("Updated {}  \"{}\" ({})", b.id, b.title, b.status))
-            }
+            })
         }
-        BeadCmd::Claim { id, json: as_json } => {
+        BeadCmd::Claim { id } => {
             let b = s.claim(&id, actor)?;
             tracing::info!(id = %b.id, actor, "bead claimed");
-            if as_json {
-                json(&bead_value(&b))
-            } else {
+            ctx.out.one(&bead_value(&b), || {
                 line(&format!("{} claimed {}  \"{}\"", actor, b.id, b.title))
-            }
+            })
         }
-        BeadCmd::Close {
-            id,
-            reason,
-            json: as_json,
-        } => {
+        BeadCmd::Close { id, reason } => {
             let outcome = s.close(&id, reason.as_deref().unwrap_or(""), actor)?;
-            if as_json {
+            if ctx.out.json {
                 return json(&bead_value(&s.get(&id)?));
             }
             match outcome {
@@ -403,10 +360,7 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
             s.remove_dep(&issue, &depends_on, actor)?;
             line(&format!("{issue} no longer depends on {depends_on}"))
         }
-        BeadCmd::Import {
-            file,
-            json: as_json,
-        } => {
+        BeadCmd::Import { file } => {
             let report = if file.as_os_str() == "-" {
                 s.import_jsonl(std::io::stdin().lock(), "<stdin>", actor)?
             } else {
@@ -418,9 +372,7 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
                 s.import_jsonl(BufReader::new(f), &file.display().to_string(), actor)?
             };
             tracing::info!(lines = report.lines, "imported");
-            if as_json {
-                json(&report)
-            } else {
+            ctx.out.one(&report, || {
                 line(&format!(
                     "Imported {} beads from {} ({} new, {} updated)",
                     report.lines,
@@ -428,7 +380,7 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
                     report.created,
                     report.updated
                 ))
-            }
+            })
         }
         BeadCmd::Export { file } => match file {
             Some(path) => {

@@ -1,6 +1,6 @@
 //! `convoy create|list|show|add`.
 
-use super::output::{json, line, table};
+use super::output::{line, table};
 use super::Ctx;
 use crate::beads::Convoy;
 use crate::{Error, Result};
@@ -15,27 +15,16 @@ pub enum ConvoyCmd {
         /// Sling its ready beads to this rig automatically (the Deacon does it).
         #[arg(long, value_name = "RIG")]
         auto_dispatch: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Every convoy with its progress.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// One convoy and the beads it tracks.
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Show { id: String },
     /// Add beads to a convoy.
     Add {
         id: String,
         #[arg(required = true)]
         beads: Vec<String>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -74,7 +63,6 @@ pub fn run(ctx: &Ctx, cmd: ConvoyCmd) -> Result<()> {
             name,
             beads,
             auto_dispatch,
-            json: as_json,
         } => {
             if let Some(rig) = &auto_dispatch {
                 if !ctx.town.config.rigs.contains_key(rig) {
@@ -85,66 +73,45 @@ pub fn run(ctx: &Ctx, cmd: ConvoyCmd) -> Result<()> {
                 }
             }
             let c = s.convoy_create(&name, &beads, auto_dispatch.as_deref(), &ctx.actor)?;
-            if as_json {
-                json(&c)
-            } else {
+            ctx.out.one(&c, || {
                 line(&format!(
                     "Created convoy {} '{}' tracking {} beads",
                     c.id, c.name, c.total
                 ))
-            }
+            })
         }
-        ConvoyCmd::List { json: as_json } => {
+        ConvoyCmd::List => {
             let all = s.convoys()?;
-            if as_json {
-                return json(&all);
-            }
-            if all.is_empty() {
-                return line("No convoys.");
-            }
-            let mut rows = vec![vec![
-                "ID".to_string(),
-                "NAME".into(),
-                "PROGRESS".into(),
-                "STATUS".into(),
-            ]];
-            for c in &all {
-                rows.push(vec![
-                    c.id.clone(),
-                    c.name.clone(),
-                    format!(
-                        "{}/{} {}",
-                        c.closed,
-                        c.total,
-                        progress_bar(c.closed, c.total, 10)
-                    ),
-                    c.status.clone(),
-                ]);
-            }
-            for l in table(&rows) {
-                line(&l)?;
-            }
-            Ok(())
+            ctx.out.list(&all, all.is_empty(), "No convoys.", || {
+                let mut rows = vec![vec![
+                    "ID".to_string(),
+                    "NAME".into(),
+                    "PROGRESS".into(),
+                    "STATUS".into(),
+                ]];
+                for c in &all {
+                    rows.push(vec![
+                        c.id.clone(),
+                        c.name.clone(),
+                        format!(
+                            "{}/{} {}",
+                            c.closed,
+                            c.total,
+                            progress_bar(c.closed, c.total, 10)
+                        ),
+                        c.status.clone(),
+                    ]);
+                }
+                table(&rows)
+            })
         }
-        ConvoyCmd::Show { id, json: as_json } => {
+        ConvoyCmd::Show { id } => {
             let c = s.convoy(&id)?;
-            if as_json {
-                json(&c)
-            } else {
-                show(ctx, &c)
-            }
+            ctx.out.one(&c, || show(ctx, &c))
         }
-        ConvoyCmd::Add {
-            id,
-            beads,
-            json: as_json,
-        } => {
+        ConvoyCmd::Add { id, beads } => {
             let c = s.convoy_add(&id, &beads, &ctx.actor)?;
-            if as_json {
-                json(&c)
-            } else {
-                show(ctx, &c)
-            }
+            ctx.out.one(&c, || show(ctx, &c))
         }
     }
 }

@@ -18,8 +18,6 @@ pub struct CostsArgs {
     /// (2026-12-01, UTC) or an RFC 3339 time.
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `--since WHEN` as unix nanoseconds.
@@ -54,7 +52,7 @@ pub fn costs(ctx: &Ctx, a: CostsArgs) -> Result<()> {
     let rows = ctx.store.usage_by(a.by, since)?;
     let groups = costs::by_group(&ctx.town.config, &rows);
     let key = a.by.key();
-    if a.json {
+    if ctx.out.json {
         let out: Vec<Value> = groups
             .iter()
             .map(|(g, s)| {

@@ -15,9 +15,6 @@ pub struct FeedArgs {
     /// How many recent events to show first.
     #[arg(long, default_value_t = 30)]
     pub limit: usize,
-    /// One JSON object per event (with --follow: one per line).
-    #[arg(long)]
-    pub json: bool,
     /// Only the agents that need a human now (waiting, stalled, dead, zombie), with why.
     #[arg(long)]
     pub problems: bool,
@@ -34,7 +31,7 @@ struct Problem {
     reason: String,
 }
 
-fn problems(ctx: &Ctx, as_json: bool) -> Result<()> {
+fn problems(ctx: &Ctx) -> Result<()> {
     let mut out = Vec::new();
     for a in ctx.store.agents()? {
         if !matches!(a.state.as_str(), "waiting" | "stalled" | "dead" | "zombie") {
@@ -56,23 +53,21 @@ fn problems(ctx: &Ctx, as_json: bool) -> Result<()> {
             reason: why.and_then(|e| e.detail.clone()).unwrap_or_default(),
         });
     }
-    if as_json {
-        return json(&out);
-    }
-    if out.is_empty() {
-        return line("No agent needs you.");
-    }
-    for p in &out {
-        line(&format!(
-            "{:<10} {:<8} {:<8} {:<10} {}",
-            p.name,
-            p.state,
-            if p.rig.is_empty() { "-" } else { &p.rig },
-            p.hooked_bead.as_deref().unwrap_or("-"),
-            p.reason
-        ))?;
-    }
-    Ok(())
+    ctx.out
+        .list(&out, out.is_empty(), "No agent needs you.", || {
+            out.iter()
+                .map(|p| {
+                    format!(
+                        "{:<10} {:<8} {:<8} {:<10} {}",
+                        p.name,
+                        p.state,
+                        if p.rig.is_empty() { "-" } else { &p.rig },
+                        p.hooked_bead.as_deref().unwrap_or("-"),
+                        p.reason
+                    )
+                })
+                .collect()
+        })
 }
 
 /// How often `--follow` looks for new events.
@@ -94,16 +89,16 @@ fn print(e: &Event, as_json: bool) -> Result<()> {
 
 pub fn run(ctx: &Ctx, a: FeedArgs) -> Result<()> {
     if a.problems {
-        return problems(ctx, a.json);
+        return problems(ctx);
     }
     let s = &ctx.store;
     let recent = s.recent_events(a.limit)?;
-    if a.json && !a.follow {
+    if ctx.out.json && !a.follow {
         return json(&recent);
     }
     let mut last = recent.last().map(|e| e.id).unwrap_or(0);
     for e in &recent {
-        print(e, a.json)?;
+        print(e, ctx.out.json)?;
     }
     if !a.follow {
         return Ok(());
@@ -121,7 +116,7 @@ pub fn run(ctx: &Ctx, a: FeedArgs) -> Result<()> {
         version = v;
         for e in s.events_after(last, 1000)? {
             last = e.id;
-            print(&e, a.json)?;
+            print(&e, ctx.out.json)?;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `formula list|show|pour`.
 
-use super::output::{bead_value, json, line, table};
+use super::output::{bead_value, line, table, Out};
 use super::Ctx;
 use crate::formula::{parse_var, pour, Catalog, Entry, Formula, Molecule};
 use crate::{Error, Result};
@@ -10,16 +10,9 @@ use serde_json::{json, Value};
 #[derive(Debug, Subcommand)]
 pub enum FormulaCmd {
     /// Every formula: the shipped ones and the town's own (<town>/formulas/*.formula.toml).
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// One formula: its variables and its steps.
-    Show {
-        name: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Show { name: String },
     /// Pour a formula into a molecule: an epic with one bead per step, ready in step order.
     Pour {
         name: String,
@@ -29,32 +22,18 @@ pub enum FormulaCmd {
         /// The rig the work is for (a convoy formula auto-dispatches its steps there).
         #[arg(long, value_name = "RIG")]
         rig: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
 pub fn run(ctx: &Ctx, cmd: FormulaCmd) -> Result<()> {
     let catalog = Catalog::for_town(&ctx.town)?;
     match cmd {
-        FormulaCmd::List { json: as_json } => list(&catalog, as_json),
-        FormulaCmd::Show {
-            name,
-            json: as_json,
-        } => {
+        FormulaCmd::List => list(&catalog, ctx.out),
+        FormulaCmd::Show { name } => {
             let f = catalog.get(&name)?;
-            if as_json {
-                json(&f)
-            } else {
-                show(&f)
-            }
+            ctx.out.one(&f, || show(&f))
         }
-        FormulaCmd::Pour {
-            name,
-            vars,
-            rig,
-            json: as_json,
-        } => {
+        FormulaCmd::Pour { name, vars, rig } => {
             let f = catalog.get(&name)?;
             if let Some(r) = &rig {
                 if !ctx.town.config.rigs.contains_key(r) {
@@ -65,11 +44,7 @@ pub fn run(ctx: &Ctx, cmd: FormulaCmd) -> Result<()> {
                 }
             }
             let m = pour(&ctx.store, &f, &vars, rig.as_deref(), &ctx.actor)?;
-            if as_json {
-                json(&molecule_value(&m))
-            } else {
-                print_molecule(&m)
-            }
+            ctx.out.one(&molecule_value(&m), || print_molecule(&m))
         }
     }
 }
@@ -84,7 +59,7 @@ fn source_label(e: &Entry) -> String {
 
 /// Lists every formula that parses; the broken ones are reported after the listing, and
 /// make the command fail (exit 2) so a typo in a town formula is never silent.
-fn list(catalog: &Catalog, as_json: bool) -> Result<()> {
+fn list(catalog: &Catalog, out: Out) -> Result<()> {
     let mut good: Vec<(&Entry, Formula)> = Vec::new();
     let mut broken: Vec<String> = Vec::new();
     for (entry, parsed) in catalog.parse_all() {
@@ -93,49 +68,52 @@ fn list(catalog: &Catalog, as_json: bool) -> Result<()> {
             Err(e) => broken.push(e.to_string()),
         }
     }
-    if as_json {
-        let items: Vec<Value> = good
-            .iter()
-            .map(|(e, f)| {
-                json!({
-                    "name": f.name,
-                    "version": f.version,
-                    "type": f.kind,
-                    "source": f.source,
-                    "overrides_shipped": e.overrides_shipped,
-                    "path": f.path,
-                    "description": f.description,
-                    "vars": f.vars.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
-                    "steps": f.steps.len(),
-                })
+    let items: Vec<Value> = good
+        .iter()
+        .map(|(e, f)| {
+            json!({
+                "name": f.name,
+                "version": f.version,
+                "type": f.kind,
+                "source": f.source,
+                "overrides_shipped": e.overrides_shipped,
+                "path": f.path,
+                "description": f.description,
+                "vars": f.vars.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+                "steps": f.steps.len(),
             })
-            .collect();
-        json(&items)?;
-    } else if good.is_empty() && broken.is_empty() {
-        line("No formulas.")?;
-    } else {
-        let mut rows = vec![vec![
-            "NAME".to_string(),
-            "VERSION".into(),
-            "TYPE".into(),
-            "STEPS".into(),
-            "SOURCE".into(),
-            "DESCRIPTION".into(),
-        ]];
-        for (e, f) in &good {
-            rows.push(vec![
-                f.name.clone(),
-                f.version.to_string(),
-                f.kind.as_str().to_string(),
-                f.steps.len().to_string(),
-                source_label(e),
-                f.summary().to_string(),
-            ]);
-        }
-        for l in table(&rows) {
-            line(&l)?;
-        }
-    }
+        })
+        .collect();
+    // With only broken formulas, the errors below say it all.
+    out.list(
+        &items,
+        good.is_empty() && broken.is_empty(),
+        "No formulas.",
+        || {
+            if good.is_empty() {
+                return Vec::new();
+            }
+            let mut rows = vec![vec![
+                "NAME".to_string(),
+                "VERSION".into(),
+                "TYPE".into(),
+                "STEPS".into(),
+                "SOURCE".into(),
+                "DESCRIPTION".into(),
+            ]];
+            for (e, f) in &good {
+                rows.push(vec![
+                    f.name.clone(),
+                    f.version.to_string(),
+                    f.kind.as_str().to_string(),
+                    f.steps.len().to_string(),
+                    source_label(e),
+                    f.summary().to_string(),
+                ]);
+            }
+            table(&rows)
+        },
+    )?;
     if broken.is_empty() {
         Ok(())
     } else {

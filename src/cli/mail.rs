@@ -12,76 +12,55 @@ pub enum MailCmd {
         to: String,
         subject: String,
         body: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// The actor's inbox (unread only unless --all), newest first.
     Inbox {
         #[arg(long)]
         all: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Read a message (marks it read).
-    Read {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Read { id: String },
 }
 
 pub fn run(ctx: &Ctx, cmd: MailCmd) -> Result<()> {
     let s = &ctx.store;
     match cmd {
-        MailCmd::Send {
-            to,
-            subject,
-            body,
-            json: as_json,
-        } => {
+        MailCmd::Send { to, subject, body } => {
             let m = s.mail_send(&ctx.actor, &to, &subject, body.as_deref().unwrap_or(""))?;
-            if as_json {
-                json(&m)
-            } else {
+            ctx.out.one(&m, || {
                 line(&format!("Sent {} to {}: {}", m.id, m.to, m.subject))
-            }
+            })
         }
-        MailCmd::Inbox { all, json: as_json } => {
+        MailCmd::Inbox { all } => {
             let inbox = s.inbox(&ctx.actor, all)?;
-            if as_json {
-                return json(&inbox);
-            }
-            if inbox.is_empty() {
-                return line(&format!(
-                    "No {}mail for {}.",
-                    if all { "" } else { "unread " },
-                    ctx.actor
-                ));
-            }
-            let mut rows = vec![vec![
-                "ID".to_string(),
-                "".into(),
-                "FROM".into(),
-                "WHEN".into(),
-                "SUBJECT".into(),
-            ]];
-            for m in &inbox {
-                rows.push(vec![
-                    m.id.clone(),
-                    if m.read { " ".into() } else { "●".into() },
-                    m.from.clone(),
-                    short_time(&m.created_at),
-                    m.subject.clone(),
-                ]);
-            }
-            for l in table(&rows) {
-                line(&l)?;
-            }
-            Ok(())
+            let empty = format!(
+                "No {}mail for {}.",
+                if all { "" } else { "unread " },
+                ctx.actor
+            );
+            ctx.out.list(&inbox, inbox.is_empty(), &empty, || {
+                let mut rows = vec![vec![
+                    "ID".to_string(),
+                    "".into(),
+                    "FROM".into(),
+                    "WHEN".into(),
+                    "SUBJECT".into(),
+                ]];
+                for m in &inbox {
+                    rows.push(vec![
+                        m.id.clone(),
+                        if m.read { " ".into() } else { "●".into() },
+                        m.from.clone(),
+                        short_time(&m.created_at),
+                        m.subject.clone(),
+                    ]);
+                }
+                table(&rows)
+            })
         }
-        MailCmd::Read { id, json: as_json } => {
+        MailCmd::Read { id } => {
             let m = s.mail_read(&id, &ctx.actor)?;
-            if as_json {
+            if ctx.out.json {
                 return json(&m);
             }
             line(&format!("From:    {}", m.from))?;

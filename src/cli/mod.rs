@@ -22,6 +22,7 @@ use crate::beads::Store;
 use crate::town::Town;
 use crate::{clock, Error, Result};
 use clap::{Parser, Subcommand};
+use output::Out;
 use std::path::PathBuf;
 
 /// gastown-tui: run and coordinate many coding agents from one terminal cockpit.
@@ -35,6 +36,10 @@ pub struct Cli {
     /// Act as this agent or person (else $GT_AGENT, else $BD_ACTOR, else "overseer").
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub actor: Option<String>,
+
+    /// Print the result as JSON (commands that show or change something).
+    #[arg(long, global = true)]
+    pub json: bool,
 
     /// Without a command: the cockpit on the town.
     #[command(subcommand)]
@@ -70,10 +75,7 @@ pub enum Command {
     /// Put a bead on a polecat's hook in a rig (the engine starts the polecat).
     Sling(agent::SlingArgs),
     /// The town's agents and their state.
-    Agents {
-        #[arg(long)]
-        json: bool,
-    },
+    Agents,
     /// (agent side) Your role, your hook and your unread mail.
     Prime,
     /// (agent side) Submit your work to the merge queue and clear your hook.
@@ -85,7 +87,7 @@ pub enum Command {
     /// Stop the town's engine and its agents (their hooks stay).
     Down,
     /// How the town's engine is: pid, socket, uptime, attached clients; agent counts.
-    Status(session::StatusArgs),
+    Status,
     /// One agent's terminal, full screen, like `tmux attach` (the escape key detaches).
     Attach { agent: String },
     /// Type a message into an agent's prompt and submit it (needs a running engine).
@@ -130,10 +132,12 @@ pub struct Ctx {
     pub town: Town,
     pub store: Store,
     pub actor: String,
+    /// `--json` or not.
+    pub out: Out,
 }
 
 impl Ctx {
-    fn open(cli_town: Option<&std::path::Path>, actor: Option<&str>) -> Result<Ctx> {
+    fn open(cli_town: Option<&std::path::Path>, actor: Option<&str>, out: Out) -> Result<Ctx> {
         let town = Town::discover(cli_town)?;
         init_logging(&town.logs_dir());
         let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
@@ -141,6 +145,7 @@ impl Ctx {
             town,
             store,
             actor: resolve_actor(actor),
+            out,
         })
     }
 }
@@ -158,8 +163,9 @@ pub fn resolve_actor(flag: Option<&str>) -> String {
 pub fn run(cli: Cli) -> Result<()> {
     let town = cli.town.as_deref();
     let actor = cli.actor.as_deref();
+    let out = Out { json: cli.json };
     let Some(command) = cli.command else {
-        return with_store(town, actor, |ctx| {
+        return with_store(town, actor, out, |ctx| {
             session::cockpit(ctx, crate::ui::Kind::Cockpit)
         });
     };
@@ -174,56 +180,56 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{said}");
             Ok(())
         }
-        Command::Bead(c) => with_store(town, actor, |ctx| bead::run(ctx, *c)),
-        Command::Convoy(c) => with_store(town, actor, |ctx| convoy::run(ctx, c)),
-        Command::Mail(c) => with_store(town, actor, |ctx| mail::run(ctx, c)),
-        Command::Feed(a) => with_store(town, actor, |ctx| feed::run(ctx, a)),
-        Command::Formula(c) => with_store(town, actor, |ctx| formula::run(ctx, c)),
-        Command::Rig(c) => with_store(town, actor, |ctx| rig::run(ctx, c)),
-        Command::Crew(c) => with_store(town, actor, |ctx| rig::crew(ctx, c)),
-        Command::Sling(a) => with_store(town, actor, |ctx| agent::sling(ctx, a)),
-        Command::Agents { json } => with_store(town, actor, |ctx| agent::agents(ctx, json)),
-        Command::Prime => with_store(town, actor, |ctx| agent::prime(ctx)),
-        Command::Done(a) => with_store(town, actor, |ctx| agent::done(ctx, a)),
-        Command::AgentEvent(a) => with_store(town, actor, |ctx| agent::agent_event(ctx, a)),
-        Command::Up(a) => with_store(town, actor, |ctx| session::up(ctx, a)),
-        Command::Down => with_store(town, actor, |ctx| session::down(ctx)),
-        Command::Status(a) => with_store(town, actor, |ctx| session::status(ctx, a)),
-        Command::Attach { agent } => with_store(town, actor, |ctx| {
+        Command::Bead(c) => with_store(town, actor, out, |ctx| bead::run(ctx, *c)),
+        Command::Convoy(c) => with_store(town, actor, out, |ctx| convoy::run(ctx, c)),
+        Command::Mail(c) => with_store(town, actor, out, |ctx| mail::run(ctx, c)),
+        Command::Feed(a) => with_store(town, actor, out, |ctx| feed::run(ctx, a)),
+        Command::Formula(c) => with_store(town, actor, out, |ctx| formula::run(ctx, c)),
+        Command::Rig(c) => with_store(town, actor, out, |ctx| rig::run(ctx, c)),
+        Command::Crew(c) => with_store(town, actor, out, |ctx| rig::crew(ctx, c)),
+        Command::Sling(a) => with_store(town, actor, out, |ctx| agent::sling(ctx, a)),
+        Command::Agents => with_store(town, actor, out, |ctx| agent::agents(ctx)),
+        Command::Prime => with_store(town, actor, out, |ctx| agent::prime(ctx)),
+        Command::Done(a) => with_store(town, actor, out, |ctx| agent::done(ctx, a)),
+        Command::AgentEvent(a) => with_store(town, actor, out, |ctx| agent::agent_event(ctx, a)),
+        Command::Up(a) => with_store(town, actor, out, |ctx| session::up(ctx, a)),
+        Command::Down => with_store(town, actor, out, |ctx| session::down(ctx)),
+        Command::Status => with_store(town, actor, out, |ctx| session::status(ctx)),
+        Command::Attach { agent } => with_store(town, actor, out, |ctx| {
             crate::beads::check_agent_name(&agent)?;
             session::cockpit(ctx, crate::ui::Kind::Attach(agent))
         }),
-        Command::Nudge { agent, message } => {
-            with_store(town, actor, |ctx| session::nudge(ctx, &agent, &message))
-        }
-        Command::Capture(a) => with_store(town, actor, |ctx| session::capture(ctx, a)),
-        Command::Kill { agent } => with_store(town, actor, |ctx| {
+        Command::Nudge { agent, message } => with_store(town, actor, out, |ctx| {
+            session::nudge(ctx, &agent, &message)
+        }),
+        Command::Capture(a) => with_store(town, actor, out, |ctx| session::capture(ctx, a)),
+        Command::Kill { agent } => with_store(town, actor, out, |ctx| {
             session::simple(
                 ctx,
                 |agent| crate::engine::Command::Kill { agent },
                 Some(agent),
             )
         }),
-        Command::Restart { agent } => with_store(town, actor, |ctx| {
+        Command::Restart { agent } => with_store(town, actor, out, |ctx| {
             session::simple(
                 ctx,
                 |agent| crate::engine::Command::Restart { agent },
                 Some(agent),
             )
         }),
-        Command::Handoff { agent } => with_store(town, actor, |ctx| {
+        Command::Handoff { agent } => with_store(town, actor, out, |ctx| {
             session::simple(
                 ctx,
                 |agent| crate::engine::Command::Handoff { agent },
                 agent,
             )
         }),
-        Command::Replay(a) => with_store(town, actor, |ctx| session::replay(ctx, a)),
-        Command::Mq(a) => with_store(town, actor, |ctx| mq::run(ctx, a)),
-        Command::Costs(a) => with_store(town, actor, |ctx| costs::costs(ctx, a)),
-        Command::Freeze(a) => with_store(town, actor, |ctx| costs::freeze(ctx, a, true)),
-        Command::Thaw(a) => with_store(town, actor, |ctx| costs::freeze(ctx, a, false)),
-        Command::Config(c) => with_store(town, actor, |ctx| config::run(ctx, c)),
+        Command::Replay(a) => with_store(town, actor, out, |ctx| session::replay(ctx, a)),
+        Command::Mq(a) => with_store(town, actor, out, |ctx| mq::run(ctx, a)),
+        Command::Costs(a) => with_store(town, actor, out, |ctx| costs::costs(ctx, a)),
+        Command::Freeze(a) => with_store(town, actor, out, |ctx| costs::freeze(ctx, a, true)),
+        Command::Thaw(a) => with_store(town, actor, out, |ctx| costs::freeze(ctx, a, false)),
+        Command::Config(c) => with_store(town, actor, out, |ctx| config::run(ctx, c)),
         Command::Completions { shell } => doctor::completions(shell),
         Command::Doctor => doctor::doctor(town),
         Command::SimAgent => sim::run(town, actor),
@@ -235,9 +241,10 @@ pub fn run(cli: Cli) -> Result<()> {
 fn with_store(
     town: Option<&std::path::Path>,
     actor: Option<&str>,
+    out: Out,
     f: impl FnOnce(&mut Ctx) -> Result<()>,
 ) -> Result<()> {
-    let mut ctx = Ctx::open(town, actor)?;
+    let mut ctx = Ctx::open(town, actor, out)?;
     let result = f(&mut ctx);
     if let Err(e) = flush::schedule(&ctx) {
         tracing::warn!("could not schedule the JSONL flush: {e}");
@@ -247,13 +254,12 @@ fn with_store(
 
 /// Parses a priority given as `0`..`4` or `P0`..`P4`.
 pub(crate) fn parse_priority(s: &str) -> Result<i64> {
-    let digits = s.strip_prefix(['P', 'p']).unwrap_or(s);
-    match digits.parse::<i64>() {
-        Ok(p) if (0..=4).contains(&p) => Ok(p),
-        _ => Err(Error::bad(format!(
-            "--priority: '{s}' is not a priority (0 = critical ... 4 = backlog, or P0..P4)"
-        ))),
-    }
+    crate::beads::priority::parse(s).ok_or_else(|| {
+        Error::bad(format!(
+            "--priority: '{s}' is not a priority ({}, or P0..P4)",
+            crate::beads::priority::RANGE
+        ))
+    })
 }
 
 /// Sends this process's `tracing` output to `<town>/logs/gastown-tui.log` (owner-only), never

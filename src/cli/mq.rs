@@ -1,6 +1,6 @@
 //! `mq`: the merge queues; `mq retry ID`, `mq reject ID`.
 
-use super::output::{json, line, short_time, table};
+use super::output::{line, short_time, table};
 use super::Ctx;
 use crate::beads::mr_state;
 use crate::{Error, Result};
@@ -13,8 +13,6 @@ pub struct MqArgs {
     /// Only this rig's queue.
     #[arg(long)]
     pub rig: Option<String>,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,40 +68,34 @@ pub fn run(ctx: &Ctx, a: MqArgs) -> Result<()> {
                 ctx.town.rig(r)?;
             }
             let all = s.merge_requests(a.rig.as_deref())?;
-            if a.json {
-                return json(&all);
-            }
-            if all.is_empty() {
-                return line("The merge queue is empty.");
-            }
-            let mut rows = vec![vec![
-                "ID".to_string(),
-                "RIG".into(),
-                "STATE".into(),
-                "BEAD".into(),
-                "BY".into(),
-                "UPDATED".into(),
-                "BRANCH / REASON".into(),
-            ]];
-            for m in &all {
-                rows.push(vec![
-                    format!("mr-{}", m.id),
-                    m.rig.clone(),
-                    m.state.clone(),
-                    m.bead_id.clone().unwrap_or_else(|| "-".into()),
-                    m.submitter.clone(),
-                    short_time(&m.updated_at),
-                    if m.reason.is_empty() {
-                        m.branch.clone()
-                    } else {
-                        format!("{} · {}", m.branch, m.reason)
-                    },
-                ]);
-            }
-            for l in table(&rows) {
-                line(&l)?;
-            }
-            Ok(())
+            ctx.out
+                .list(&all, all.is_empty(), "The merge queue is empty.", || {
+                    let mut rows = vec![vec![
+                        "ID".to_string(),
+                        "RIG".into(),
+                        "STATE".into(),
+                        "BEAD".into(),
+                        "BY".into(),
+                        "UPDATED".into(),
+                        "BRANCH / REASON".into(),
+                    ]];
+                    for m in &all {
+                        rows.push(vec![
+                            format!("mr-{}", m.id),
+                            m.rig.clone(),
+                            m.state.clone(),
+                            m.bead_id.clone().unwrap_or_else(|| "-".into()),
+                            m.submitter.clone(),
+                            short_time(&m.updated_at),
+                            if m.reason.is_empty() {
+                                m.branch.clone()
+                            } else {
+                                format!("{} · {}", m.branch, m.reason)
+                            },
+                        ]);
+                    }
+                    table(&rows)
+                })
         }
     }
 }

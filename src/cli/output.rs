@@ -12,6 +12,53 @@ pub fn json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
     line(&text)
 }
 
+/// How a command prints: for a person, or as JSON (`--json`, which every command takes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    /// One result: `value` as JSON, else what `human` prints.
+    pub fn one<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        human: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        if self.json {
+            json(value)
+        } else {
+            human()
+        }
+    }
+
+    /// A listing: `value` (an array) as JSON; else `empty` when there is nothing to list, else
+    /// the lines `rows` makes (a [`table`], usually).
+    pub fn list<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        is_empty: bool,
+        empty: &str,
+        rows: impl FnOnce() -> Vec<String>,
+    ) -> Result<()> {
+        if self.json {
+            json(value)
+        } else if is_empty {
+            line(empty)
+        } else {
+            lines(&rows())
+        }
+    }
+}
+
+/// Prints each of `lines` on stdout.
+pub fn lines(lines: &[String]) -> Result<()> {
+    for l in lines {
+        line(l)?;
+    }
+    Ok(())
+}
+
 /// Prints one line on stdout; a closed pipe (`| head`) ends quietly instead of panicking.
 pub fn line(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();

@@ -1,6 +1,6 @@
 //! `rig add|list` and `crew add`.
 
-use super::output::{json, line, table};
+use super::output::{line, table};
 use super::Ctx;
 use crate::town::{validate_rig_name, worktree, RigConfig};
 use crate::{Error, Result};
@@ -20,10 +20,7 @@ pub enum RigCmd {
         test_command: Option<String>,
     },
     /// The town's rigs.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +82,7 @@ pub fn run(ctx: &mut Ctx, cmd: RigCmd) -> Result<()> {
             }
             Ok(())
         }
-        RigCmd::List { json: as_json } => {
+        RigCmd::List => {
             let infos: Vec<RigInfo> = ctx
                 .town
                 .config
@@ -100,34 +97,32 @@ pub fn run(ctx: &mut Ctx, cmd: RigCmd) -> Result<()> {
                     path: ctx.town.rig_repo(name).display().to_string(),
                 })
                 .collect();
-            if as_json {
-                return json(&infos);
-            }
-            if infos.is_empty() {
-                return line("No rigs (add one with: gastown-tui rig add NAME URL).");
-            }
-            let mut rows = vec![vec![
-                "NAME".to_string(),
-                "BRANCH".into(),
-                "TESTS".into(),
-                "URL".into(),
-            ]];
-            for i in &infos {
-                rows.push(vec![
-                    i.name.to_string(),
-                    i.branch.to_string(),
-                    i.test_command.unwrap_or("(none: no merges)").to_string(),
-                    if i.cloned {
-                        i.url.to_string()
-                    } else {
-                        format!("{} (not cloned)", i.url)
-                    },
-                ]);
-            }
-            for l in table(&rows) {
-                line(&l)?;
-            }
-            Ok(())
+            ctx.out.list(
+                &infos,
+                infos.is_empty(),
+                "No rigs (add one with: gastown-tui rig add NAME URL).",
+                || {
+                    let mut rows = vec![vec![
+                        "NAME".to_string(),
+                        "BRANCH".into(),
+                        "TESTS".into(),
+                        "URL".into(),
+                    ]];
+                    for i in &infos {
+                        rows.push(vec![
+                            i.name.to_string(),
+                            i.branch.to_string(),
+                            i.test_command.unwrap_or("(none: no merges)").to_string(),
+                            if i.cloned {
+                                i.url.to_string()
+                            } else {
+                                format!("{} (not cloned)", i.url)
+                            },
+                        ]);
+                    }
+                    table(&rows)
+                },
+            )
         }
     }
 }

@@ -26,12 +26,6 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct CaptureArgs {
     pub agent: String,
     /// Include the scrollback above the screen.
@@ -125,7 +119,7 @@ pub fn down(ctx: &Ctx) -> Result<()> {
     }
 }
 
-pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<()> {
+pub fn status(ctx: &Ctx) -> Result<()> {
     use crate::server::protocol::AgentCounts;
     let engine = client::block_on(client::status(&ctx.town))?;
     // With no engine the store still knows the agents; none has a live session.
@@ -136,7 +130,7 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Result<()> {
             AgentCounts::count(agents.iter().map(|a| (a.state.as_str(), false)))
         }
     };
-    if a.json {
+    if ctx.out.json {
         let engine_json = engine.as_ref().map(|s| {
             serde_json::json!({
                 "pid": s.pid,

@@ -21,23 +21,30 @@ impl Engine {
         Ok(())
     }
 
-    /// Exports the store to `.beads/issues.jsonl` on a thread of its own (an export of a big
-    /// store takes a while and must not hold up the sessions).
+    /// Keeps `.beads/issues.jsonl` current: takes the town's flusher slot when there is work
+    /// and no flusher is on duty, and runs the flusher on a thread of its own (an export of a
+    /// big store takes a while and must not hold up the sessions).
     fn flush_in_background(&mut self) {
         if self.flushing.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
-        if !self.store.export_dirty().unwrap_or(false) {
-            return;
+        match crate::town::flush::claim(&self.town, &self.store) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!("the JSONL flusher's slot: {e}");
+                return;
+            }
         }
         let db = self.town.db_path();
         let prefix = self.town.config.prefix.clone();
         let path = self.town.jsonl_path();
+        let wait = self.town.config.store.flush_debounce;
         self.flushing = std::thread::Builder::new()
             .name("jsonl-flush".into())
             .spawn(move || {
                 let r = Store::open(&db, &prefix, crate::clock::system())
-                    .and_then(|s| s.flush_jsonl(&path));
+                    .and_then(|s| crate::town::flush::run(&s, &path, wait));
                 if let Err(e) = r {
                     tracing::warn!("flushing {}: {e}", path.display());
                 }

@@ -6,6 +6,7 @@
 mod config;
 pub mod costs;
 pub(crate) mod diag;
+pub mod flush;
 mod init;
 pub mod merge;
 pub mod sling;
