@@ -6,6 +6,10 @@ use super::{meta_get, meta_set, Store};
 use crate::Result;
 use std::time::Duration;
 
+/// An engine whose heartbeat (written every second while it runs) is younger than this is
+/// running: the one meaning of "the engine is alive" for every command.
+pub const ENGINE_FRESH: Duration = Duration::from_secs(5);
+
 impl Store {
     /// Records that an engine is alive now (with its pid).
     pub fn engine_heartbeat(&self, pid: u32) -> Result<()> {
@@ -40,8 +44,9 @@ impl Store {
         })
     }
 
-    /// The pid of the engine whose heartbeat is younger than `fresh`, if any.
-    pub fn engine_alive(&self, fresh: Duration) -> Result<Option<u32>> {
+    /// The pid of the running engine (its heartbeat younger than [`ENGINE_FRESH`]), if any.
+    pub fn engine_alive(&self) -> Result<Option<u32>> {
+        let fresh = ENGINE_FRESH;
         let c = self.conn();
         let beat = meta_get(c, "engine_heartbeat_ns")?.and_then(|v| v.parse::<i64>().ok());
         let pid = meta_get(c, "engine_pid")?.and_then(|v| v.parse::<u32>().ok());
@@ -56,16 +61,24 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::store;
     use super::*;
+    use crate::clock::TestClock;
+    use chrono::TimeZone;
 
     #[test]
     fn the_heartbeat_says_which_engine_is_alive() {
-        let s = store();
-        assert_eq!(s.engine_alive(Duration::from_secs(3)).unwrap(), None);
+        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = TestClock::new(start, 0);
+        let s = Store::open_in_memory("gt", clock.clone()).unwrap();
+        assert_eq!(s.engine_alive().unwrap(), None);
         s.engine_heartbeat(42).unwrap();
-        assert_eq!(s.engine_alive(Duration::from_secs(3)).unwrap(), Some(42));
+        assert_eq!(s.engine_alive().unwrap(), Some(42));
+        // A heartbeat that stopped coming: the engine is gone.
+        clock.set(start + ENGINE_FRESH + Duration::from_millis(1));
+        assert_eq!(s.engine_alive().unwrap(), None);
+        s.engine_heartbeat(43).unwrap();
+        assert_eq!(s.engine_alive().unwrap(), Some(43));
         s.engine_stopped().unwrap();
-        assert_eq!(s.engine_alive(Duration::from_secs(3)).unwrap(), None);
+        assert_eq!(s.engine_alive().unwrap(), None);
     }
 }

@@ -31,9 +31,6 @@ pub struct AgentEventArgs {
     pub kind: String,
 }
 
-/// A heartbeat younger than this means an engine is running.
-pub const ENGINE_FRESH: Duration = Duration::from_secs(5);
-
 pub fn sling(ctx: &Ctx, a: SlingArgs) -> Result<()> {
     let (slung, dir) = crate::town::sling::sling(
         &ctx.town,
@@ -58,7 +55,7 @@ pub fn sling(ctx: &Ctx, a: SlingArgs) -> Result<()> {
         }
     ))?;
     line(&format!("  worktree {}", dir.display()))?;
-    if ctx.store.engine_alive(ENGINE_FRESH)?.is_none() {
+    if ctx.store.engine_alive()?.is_none() {
         line(&format!(
             "No engine is running for this town: {} starts when one does (gastown-tui up --headless).",
             slung.agent

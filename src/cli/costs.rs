@@ -190,7 +190,7 @@ pub fn freeze(ctx: &Ctx, a: FreezeArgs, frozen: bool) -> Result<()> {
             names(&chosen)
         ));
     }
-    let engine = ctx.store.engine_alive(super::agent::ENGINE_FRESH)?;
+    let engine = ctx.store.engine_alive()?;
     if engine.is_none() {
         return line(&format!(
             "{} {}; no engine is running: {}",

@@ -120,7 +120,7 @@ pub fn doctor(cli_town: Option<&Path>) -> Result<()> {
                         crate::beads::SCHEMA_VERSION
                     )),
                 )?;
-                match store.engine_alive(std::time::Duration::from_secs(5))? {
+                match store.engine_alive()? {
                     Some(pid) => check("engine", Check::Ok(format!("running (pid {pid})")))?,
                     None => check(
                         "engine",

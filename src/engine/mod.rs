@@ -174,10 +174,11 @@ pub enum Event {
 /// One agent as the cockpit shows it: its identity row and its live session, if any.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentView {
+    /// The agent as the store has it (its session and pid are the live session's while one
+    /// runs).
     pub agent: Agent,
+    /// Whether this engine runs a session for it now.
     pub running: bool,
-    pub pid: Option<u32>,
-    pub session: Option<String>,
     /// The title of the bead on its hook.
     pub bead_title: Option<String>,
 }
@@ -231,7 +232,6 @@ enum Stopping {
 
 struct Live {
     session: Arc<Session>,
-    id: String,
     /// The real program the session runs, when the town knows it (first contact, resume).
     program: Option<&'static crate::agent::program::Program>,
     /// Whether the runtime's command asked the program to skip its permission questions.
@@ -261,6 +261,59 @@ struct Live {
 
 /// Live sessions, read by the server to send screens (the engine alone adds and removes).
 pub type Sessions = Arc<RwLock<HashMap<String, Arc<Session>>>>;
+
+/// The engine's live sessions: what it keeps for each one, and the map of their sessions it
+/// shares with the server, kept in step here and only here (reads go through `Deref`).
+struct LiveSet {
+    by_name: HashMap<String, Live>,
+    shared: Sessions,
+}
+
+impl LiveSet {
+    fn new() -> LiveSet {
+        LiveSet {
+            by_name: HashMap::new(),
+            shared: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    fn insert(&mut self, name: String, live: Live) {
+        if let Ok(mut map) = self.shared.write() {
+            map.insert(name.clone(), live.session.clone());
+        }
+        self.by_name.insert(name, live);
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Live> {
+        if let Ok(mut map) = self.shared.write() {
+            map.remove(name);
+        }
+        self.by_name.remove(name)
+    }
+
+    /// Every live session, taken out.
+    fn drain(&mut self) -> Vec<(String, Live)> {
+        if let Ok(mut map) = self.shared.write() {
+            map.clear();
+        }
+        self.by_name.drain().collect()
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut Live> {
+        self.by_name.get_mut(name)
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Live)> {
+        self.by_name.iter_mut()
+    }
+}
+
+impl std::ops::Deref for LiveSet {
+    type Target = HashMap<String, Live>;
+    fn deref(&self) -> &Self::Target {
+        &self.by_name
+    }
+}
 
 /// The town's engine lock: an exclusive `flock` on `<town>/.beads/engine.lock`, held for the
 /// engine's life (the kernel drops it when the process dies, kill -9 included). The file holds
@@ -323,8 +376,7 @@ pub struct Engine {
     town: Town,
     store: Store,
     exe: PathBuf,
-    live: HashMap<String, Live>,
-    sessions: Sessions,
+    live: LiveSet,
     pane: (u16, u16),
     /// Agents shown full screen by a cockpit, at that cockpit's size.
     own_size: BTreeMap<String, (u16, u16)>,
@@ -392,8 +444,7 @@ impl Engine {
             town,
             store,
             exe,
-            live: HashMap::new(),
-            sessions: Arc::new(RwLock::new(HashMap::new())),
+            live: LiveSet::new(),
             pane: DEFAULT_PANE,
             own_size: BTreeMap::new(),
             colors: QueryColors::default(),
@@ -423,7 +474,7 @@ impl Engine {
     }
 
     pub fn sessions(&self) -> Sessions {
-        self.sessions.clone()
+        self.live.shared.clone()
     }
 
     /// The sender of the engine's events (whoever holds it can subscribe later).
@@ -575,8 +626,6 @@ impl Engine {
             };
             agents.push(AgentView {
                 running: live.is_some(),
-                pid: live.and_then(|l| l.session.pid()),
-                session: live.map(|l| l.id.clone()),
                 bead_title,
                 agent: a,
             });
@@ -841,9 +890,6 @@ impl Engine {
             &format!("session {id} started ({rt_name})"),
             "engine",
         )?;
-        if let Ok(mut map) = self.sessions.write() {
-            map.insert(a.name.clone(), session.clone());
-        }
         let patterns = witness::Patterns::compile(
             rt.ready.as_deref(),
             rt.busy.as_deref(),
@@ -853,7 +899,6 @@ impl Engine {
             a.name.clone(),
             Live {
                 session,
-                id: id.clone(),
                 program: known,
                 bypass: known.is_some_and(|p| p.bypass_requested(&rt.command)),
                 cwd,
@@ -937,9 +982,6 @@ impl Engine {
             let Some(mut live) = self.live.remove(name) else {
                 continue;
             };
-            if let Ok(mut map) = self.sessions.write() {
-                map.remove(name);
-            }
             let how = live
                 .session
                 .exit_status()
@@ -1115,7 +1157,7 @@ impl Engine {
     pub fn set_sizes(&mut self, pane: (u16, u16), agents: BTreeMap<String, (u16, u16)>) {
         self.pane = pane;
         self.own_size = agents;
-        resize_sessions(&self.sessions, self.pane, &self.own_size);
+        resize_sessions(&self.live.shared, self.pane, &self.own_size);
     }
 
     /// Carries out one command and answers `reply` (a failure nobody waits for becomes an
@@ -1137,7 +1179,7 @@ impl Engine {
                 let job = self.capture_job(&agent, scrollback);
                 return self.answer_from_job(agent, reply, job);
             }
-            Command::Input { agent, bytes } => input(&self.sessions, &agent, &bytes),
+            Command::Input { agent, bytes } => input(&self.live.shared, &agent, &bytes),
             Command::Kill { agent } => self
                 .stop(&agent, Stopping::Kill)
                 .map(|_| Some("killed".into())),
@@ -1283,7 +1325,7 @@ impl Engine {
     /// Ends every session (their hooks stay: the next engine picks them up).
     pub fn shutdown(&mut self) -> Result<()> {
         // Every session is told at once, then all are waited for together.
-        let live: Vec<(String, Live)> = self.live.drain().collect();
+        let live = self.live.drain();
         for (_, l) in &live {
             let _ = l.session.kill();
         }
@@ -1298,9 +1340,6 @@ impl Engine {
             let _ =
                 self.store
                     .agent_set_state(&name, agent_state::IDLE, "engine stopped", "engine");
-        }
-        if let Ok(mut map) = self.sessions.write() {
-            map.clear();
         }
         self.store.engine_stopped()
     }
@@ -1325,7 +1364,7 @@ impl Engine {
                     }
                     Request::Colors(colors) => {
                         self.colors = colors;
-                        color_sessions(&self.sessions, colors);
+                        color_sessions(&self.live.shared, colors);
                     }
                 },
                 _ = tick.tick() => {

@@ -17,8 +17,9 @@ use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The protocol's number: a client and an engine of different numbers do not talk. (2: the
-/// client tells its theme's colours.)
-pub const PROTOCOL: u32 = 2;
+/// client tells its theme's colours; 3: snapshots carry the costs and frozen agents, and an
+/// agent's view no longer repeats the pid and session its store row has.)
+pub const PROTOCOL: u32 = 3;
 /// The largest frame either side accepts (a snapshot of a big town is well below).
 pub const MAX_FRAME: usize = 64 << 20;
 

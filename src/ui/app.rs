@@ -1025,8 +1025,6 @@ mod tests {
                 frozen: false,
             },
             running,
-            pid: None,
-            session: None,
             bead_title: None,
         }
     }

@@ -278,8 +278,6 @@ pub(crate) mod fixtures {
                 frozen: false,
             },
             running,
-            pid: running.then_some(4242),
-            session: running.then(|| "20250601-115000.000".to_string()),
             bead_title: bead.map(|(_, t)| t.to_string()),
         }
     }
