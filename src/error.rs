@@ -24,6 +24,26 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// The command needs the town's engine and none is running.
+    #[error("no engine is running for this town (start one: gastown-tui up)")]
+    EngineNotRunning,
+
+    /// The engine went away, or answered wrongly or not at all: what happened.
+    #[error("{0}")]
+    EngineLost(String),
+
+    /// The agent has no live session (stopped, or between two sessions).
+    #[error("{agent} has no running session")]
+    NoSession { agent: String },
+
+    /// The agent's program takes no more input: it exited, or its terminal closed.
+    #[error("'{program}' has {how}: nothing reads its input")]
+    SessionGone { program: String, how: String },
+
+    /// The agent's program stopped reading its input, and the queue before it is full.
+    #[error("'{program}' is not reading its input (input queue full)")]
+    InputQueueFull { program: String },
+
     /// Another engine holds the town's engine lock (one engine per town).
     #[error("an engine (pid {}) is already running for this town: use that one, or stop it first", pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()))]
     EngineRunning { pid: Option<u32> },

@@ -113,6 +113,15 @@ fn a_slung_polecat_starts_is_nudged_works_and_submits() {
     wait_for(&t, "the stopped state", || {
         agent(&t, "furiosa")["state"] == "stopped"
     });
+    // A stopped agent has no session: the engine says so, as such (exit 1), and an agent the
+    // town does not know is bad input (exit 2).
+    let err = t.fails(&["nudge", "furiosa", "hi"], 1);
+    assert!(
+        err.contains("error: furiosa has no running session"),
+        "{err}"
+    );
+    let err = t.fails(&["nudge", "nosuch", "hi"], 2);
+    assert!(err.contains("nosuch"), "{err}");
     assert!(up.stop().success());
     let err = t.fails(&["nudge", "furiosa", "hi"], 1);
     assert!(err.contains("no engine is running"), "{err}");

@@ -40,7 +40,7 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Chunks read and not parsed yet (each at most [`READ_BUFFER`]).
 const PARSE_QUEUE: usize = 4;
 /// Messages (writes, replies) that may wait for the control thread.
-const INPUT_QUEUE: usize = 1024;
+pub(crate) const INPUT_QUEUE: usize = 1024;
 /// Exit polling: first and longest interval.
 const POLL_MIN: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_secs(2);
@@ -385,16 +385,17 @@ impl Session {
     /// Sends bytes to the program's terminal unchanged (keys, paste, mouse reports). Never
     /// blocks: the bytes are queued for the session's writer thread.
     ///
-    /// Fails with [`Error::Conflict`] when the program has exited or has not read its input
-    /// for so long that the queue is full, and with [`Error::Io`] when an earlier write failed.
+    /// Fails with [`Error::SessionGone`] when the program has exited (or its terminal
+    /// closed), [`Error::InputQueueFull`] when it has not read its input for so long that the
+    /// queue is full, and with [`Error::Io`] when an earlier write failed.
     pub fn write(&self, bytes: &[u8]) -> Result<()> {
         {
             let status = lock(&self.shared.status);
             if let Some(exit) = &status.exit {
-                return Err(Error::Conflict(format!(
-                    "'{}' has {exit}: nothing reads its input",
-                    self.shared.program
-                )));
+                return Err(Error::SessionGone {
+                    program: self.shared.program.clone(),
+                    how: exit.to_string(),
+                });
             }
             if let Some((kind, msg)) = &status.write_error {
                 return Err(Error::io(
@@ -409,14 +410,13 @@ impl Session {
         }
         match self.input.try_send(Msg::Input(bytes.to_vec())) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Error::Conflict(format!(
-                "'{}' is not reading its input (input queue full)",
-                self.shared.program
-            ))),
-            Err(TrySendError::Disconnected(_)) => Err(Error::Conflict(format!(
-                "the terminal of '{}' is closed",
-                self.shared.program
-            ))),
+            Err(TrySendError::Full(_)) => Err(Error::InputQueueFull {
+                program: self.shared.program.clone(),
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(Error::SessionGone {
+                program: self.shared.program.clone(),
+                how: "a closed terminal".into(),
+            }),
         }
     }
 

@@ -923,3 +923,35 @@ fn real_programs_look_as_they_do_in_tmux() {
     }
     assert_same_as_tmux(&diffs);
 }
+
+#[test]
+fn input_to_a_program_that_is_gone_or_not_reading_is_refused_by_kind() {
+    // It exited: nothing reads its input.
+    let s = sh("exit 0");
+    wait_exit(&s);
+    match s.write(b"hello\r") {
+        Err(Error::SessionGone { program, how }) => {
+            assert_eq!(program, "sh");
+            assert_eq!(how, "exited with code 0");
+        }
+        other => panic!("expected SessionGone, got {other:?}"),
+    }
+    // It never reads: the terminal's buffer fills, then the queue before it does.
+    let s = sh("stty -icanon -echo; sleep 60");
+    let chunk = vec![b'x'; 4096];
+    let mut refused = None;
+    for _ in 0..super::session::INPUT_QUEUE * 4 {
+        match s.write(&chunk) {
+            Ok(()) => {}
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(Error::InputQueueFull { program }) => assert_eq!(program, "sh"),
+        other => panic!("expected InputQueueFull, got {other:?}"),
+    }
+    let _ = s.kill();
+}

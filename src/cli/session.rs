@@ -58,16 +58,18 @@ fn ask_engine(ctx: &Ctx, cmd: engine::Command) -> Result<Option<Option<String>>>
         Some(Err(why)) => {
             // An agent the town does not know is said as such.
             ctx.store.agent(&agent)?;
-            Err(Error::Conflict(format!("{verb} {agent}: {why}")))
+            Err(match Error::from(why) {
+                // Said as the engine said it, with what was asked.
+                Error::Conflict(m) => Error::Conflict(format!("{verb} {agent}: {m}")),
+                typed => typed,
+            })
         }
     }
 }
 
 /// [`ask_engine`], when there must be an engine.
 fn ask(ctx: &Ctx, cmd: engine::Command) -> Result<Option<String>> {
-    ask_engine(ctx, cmd)?.ok_or_else(|| {
-        Error::Conflict("no engine is running for this town (start one: gastown-tui up)".into())
-    })
+    ask_engine(ctx, cmd)?.ok_or(Error::EngineNotRunning)
 }
 
 pub fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {

@@ -120,8 +120,73 @@ impl Command {
     }
 }
 
+/// Why the engine refused or failed a command, as it goes back to whoever asked (over the
+/// socket too): the cases a caller branches on keep their shape; the rest is the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    NoSession {
+        agent: String,
+    },
+    SessionGone {
+        program: String,
+        how: String,
+    },
+    InputQueueFull {
+        program: String,
+    },
+    AlreadyClaimed {
+        id: String,
+        by: String,
+    },
+    /// Bad input (an unknown agent, a bead that does not exist, ...): exit code 2.
+    BadInput(String),
+    Other(String),
+}
+
+impl From<&Error> for Refusal {
+    fn from(e: &Error) -> Refusal {
+        match e {
+            Error::NoSession { agent } => Refusal::NoSession {
+                agent: agent.clone(),
+            },
+            Error::SessionGone { program, how } => Refusal::SessionGone {
+                program: program.clone(),
+                how: how.clone(),
+            },
+            Error::InputQueueFull { program } => Refusal::InputQueueFull {
+                program: program.clone(),
+            },
+            Error::AlreadyClaimed { id, by } => Refusal::AlreadyClaimed {
+                id: id.clone(),
+                by: by.clone(),
+            },
+            e if e.exit_code() == 2 => Refusal::BadInput(e.to_string()),
+            e => Refusal::Other(e.to_string()),
+        }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        match r {
+            Refusal::NoSession { agent } => Error::NoSession { agent },
+            Refusal::SessionGone { program, how } => Error::SessionGone { program, how },
+            Refusal::InputQueueFull { program } => Error::InputQueueFull { program },
+            Refusal::AlreadyClaimed { id, by } => Error::AlreadyClaimed { id, by },
+            Refusal::BadInput(m) => Error::BadInput(m),
+            Refusal::Other(m) => Error::Conflict(m),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", Error::from(self.clone()))
+    }
+}
+
 /// Where the answer to one command goes.
-pub type Reply = tokio::sync::oneshot::Sender<std::result::Result<Option<String>, String>>;
+pub type Reply = tokio::sync::oneshot::Sender<std::result::Result<Option<String>, Refusal>>;
 
 /// What the engine's loop takes: a cockpit's command with where its answer goes, or the
 /// terminal sizes the server worked out from its clients.
@@ -414,6 +479,8 @@ pub struct Engine {
     last_notify: Option<Instant>,
     /// town.toml as last loaded (its modification time), to pick up edits.
     config_mtime: Option<std::time::SystemTime>,
+    /// The last failed round's message and when it was told (see `tick_failed`).
+    last_tick_error: Option<(String, Instant)>,
 }
 
 /// When `town`'s town.toml was last changed.
@@ -470,6 +537,7 @@ impl Engine {
             notifier: Default::default(),
             last_notify: None,
             config_mtime,
+            last_tick_error: None,
         })
     }
 
@@ -988,7 +1056,9 @@ impl Engine {
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "ended".into());
             if let Some((_, Some(reply))) = live.pending_enter.take() {
-                let _ = reply.send(Err(format!("the session {how} before the Enter")));
+                let _ = reply.send(Err(Refusal::Other(format!(
+                    "the session {how} before the Enter"
+                ))));
             }
             if let Err(e) = self.meter_one(&mut live) {
                 tracing::warn!(agent = %name, "reading what the session spent: {e}");
@@ -1093,7 +1163,7 @@ impl Engine {
         }
         for (name, reply, err) in finished {
             if let Some(reply) = reply {
-                let _ = reply.send(err.clone().map_or(Ok(None), Err));
+                let _ = reply.send(err.clone().map_or(Ok(None), |e| Err(Refusal::Other(e))));
             }
             if err.is_none() {
                 self.emit(Event::Nudged { agent: name });
@@ -1115,10 +1185,9 @@ impl Engine {
     /// the Enter went out (on an error it stays, for the caller to answer).
     fn type_nudge(&mut self, agent: &str, text: &str, reply: &mut Option<Reply>) -> Result<()> {
         let clean = nudge::checked(text)?;
-        let live = self
-            .live
-            .get_mut(agent)
-            .ok_or_else(|| Error::Conflict(format!("{agent} has no running session to nudge")))?;
+        let live = self.live.get_mut(agent).ok_or_else(|| Error::NoSession {
+            agent: agent.to_string(),
+        })?;
         if live.frozen {
             return Err(Error::Conflict(format!(
                 "{agent} is frozen; nothing was typed (thaw it first: gastown-tui thaw {agent})"
@@ -1304,10 +1373,9 @@ impl Engine {
     }
 
     fn stop(&mut self, agent: &str, how: Stopping) -> Result<()> {
-        let live = self
-            .live
-            .get_mut(agent)
-            .ok_or_else(|| Error::Conflict(format!("{agent} has no running session")))?;
+        let live = self.live.get_mut(agent).ok_or_else(|| Error::NoSession {
+            agent: agent.to_string(),
+        })?;
         live.stopping = Some(how);
         live.session.kill()
     }
@@ -1320,6 +1388,25 @@ impl Engine {
         self.store
             .agent_restarted(agent, "restart requested", "engine")?;
         self.launch(&a)
+    }
+
+    /// A round that failed is logged and told to the clients (as a failure with no agent),
+    /// the same failure once a minute at most: a store that stays locked or a disk that stays
+    /// full must not flood the cockpits.
+    fn tick_failed(&mut self, e: &Error) {
+        let message = format!("the engine's round failed: {e}");
+        tracing::warn!("{message}");
+        let repeat = self
+            .last_tick_error
+            .as_ref()
+            .is_some_and(|(m, at)| *m == message && at.elapsed() < Duration::from_secs(60));
+        if !repeat {
+            self.emit(Event::Failed {
+                agent: String::new(),
+                message: message.clone(),
+            });
+            self.last_tick_error = Some((message, Instant::now()));
+        }
     }
 
     /// Ends every session (their hooks stay: the next engine picks them up).
@@ -1369,7 +1456,7 @@ impl Engine {
                 },
                 _ = tick.tick() => {
                     if let Err(e) = tokio::task::block_in_place(|| self.tick()) {
-                        tracing::warn!("engine tick failed: {e}");
+                        self.tick_failed(&e);
                     }
                 }
                 _ = shutdown.changed() => break,
@@ -1395,7 +1482,7 @@ fn answer(
     }
     match reply {
         Some(reply) => {
-            let _ = reply.send(r.map_err(|e| e.to_string()));
+            let _ = reply.send(r.map_err(|e| Refusal::from(&e)));
         }
         None => {
             if let Err(e) = r {
@@ -1439,7 +1526,9 @@ pub fn input(sessions: &Sessions, agent: &str, bytes: &[u8]) -> Result<Option<St
     let session = sessions.read().ok().and_then(|m| m.get(agent).cloned());
     match session {
         Some(s) => s.write(bytes).map(|()| None),
-        None => Err(Error::Conflict(format!("{agent} has no running session"))),
+        None => Err(Error::NoSession {
+            agent: agent.to_string(),
+        }),
     }
 }
 

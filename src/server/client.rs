@@ -6,6 +6,7 @@ use super::protocol::{
     Welcome, PROTOCOL,
 };
 use super::socket;
+use crate::engine::Refusal;
 use crate::town::Town;
 use crate::{Error, Result};
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ impl Connection {
     pub async fn recv(&mut self) -> Result<Option<FromEngine>> {
         read_msg(&mut self.rd)
             .await
-            .map_err(|e| Error::Conflict(format!("the engine's connection broke: {e}")))
+            .map_err(|e| Error::EngineLost(format!("the engine's connection broke: {e}")))
     }
 }
 
@@ -95,7 +96,7 @@ async fn connect_at(path: PathBuf, client: &str) -> Result<Option<Connection>> {
         Ok(Ok(None)) => return Ok(None),
         Ok(Err(e)) => return Err(Error::io("greet the engine at", &path, e)),
         Err(_) => {
-            return Err(Error::Conflict(format!(
+            return Err(Error::EngineLost(format!(
                 "the engine at {} does not answer (within {} s)",
                 path.display(),
                 WELCOME_PATIENCE.as_secs()
@@ -103,7 +104,7 @@ async fn connect_at(path: PathBuf, client: &str) -> Result<Option<Connection>> {
         }
     };
     let welcome: Welcome = serde_json::from_slice(&frame).map_err(|e| {
-        Error::Conflict(format!(
+        Error::EngineLost(format!(
             "the engine at {} answered something that is not a welcome ({e}): is it another \
              gastown-tui?",
             path.display()
@@ -267,7 +268,7 @@ pub async fn ask(
     town: &Town,
     cmd: crate::engine::Command,
     patience: Duration,
-) -> Result<Option<std::result::Result<Option<String>, String>>> {
+) -> Result<Option<std::result::Result<Option<String>, Refusal>>> {
     let Some(mut c) = connect(town, "cli").await? else {
         return Ok(None);
     };
@@ -277,16 +278,18 @@ pub async fn ask(
             match c.recv().await? {
                 Some(FromEngine::Answer { id: 1, result }) => return Ok(Some(result)),
                 Some(FromEngine::Stopping { reason }) => {
-                    return Ok(Some(Err(format!("the engine is stopping ({reason})"))))
+                    return Err(Error::EngineLost(format!(
+                        "the engine is stopping ({reason})"
+                    )))
                 }
                 Some(_) => continue,
-                None => return Ok(Some(Err("the engine closed the connection".into()))),
+                None => return Err(Error::EngineLost("the engine closed the connection".into())),
             }
         }
     })
     .await;
     answer.unwrap_or_else(|_| {
-        Err(Error::Conflict(format!(
+        Err(Error::EngineLost(format!(
             "the engine (pid {}) gave no answer within {} s",
             c.welcome.pid,
             patience.as_secs()

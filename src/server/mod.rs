@@ -20,7 +20,7 @@ pub mod socket;
 use crate::agent::history::History;
 use crate::agent::screen::QueryColors;
 use crate::agent::Session;
-use crate::engine::{Command, Engine, Event, Request, Sessions, Snapshot};
+use crate::engine::{Command, Engine, Event, Refusal, Request, Sessions, Snapshot};
 use crate::town::Town;
 use crate::{Error, Result};
 use protocol::{
@@ -233,7 +233,10 @@ async fn run(engine: Engine, listener: UnixListener, town: &Town, socket: PathBu
         stopping,
         clients: Mutex::new(Clients::default()),
     });
-    let engine_task = tokio::spawn(engine.run(req_rx, stop_rx.clone()));
+    let mut engine_task = tokio::spawn(engine.run(req_rx, stop_rx.clone()));
+    // The engine's loop ending on its own (a failure, a panic) stops the server too, and the
+    // clients are told why.
+    let mut ended: Option<Result<()>> = None;
     use tokio::signal::unix::{signal, SignalKind};
     let sig =
         |k: SignalKind| signal(k).map_err(|e| Error::io("handle signals in", "the engine", e));
@@ -245,6 +248,20 @@ async fn run(engine: Engine, listener: UnixListener, town: &Town, socket: PathBu
     let mut stop_rx = stop_rx;
     loop {
         tokio::select! {
+            r = &mut engine_task => {
+                let r = r.unwrap_or_else(|e| {
+                    Err(Error::EngineLost(format!("the engine's loop panicked: {e}")))
+                });
+                let cause = match &r {
+                    Ok(()) => "its loop ended".to_string(),
+                    Err(e) => format!("its loop failed: {e}"),
+                };
+                shared.stop_all(cause);
+                // Time for the client tasks to pass the reason on before the process ends.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                ended = Some(r);
+                break;
+            }
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
                     tokio::spawn(client_task(shared.clone(), stream));
@@ -264,9 +281,13 @@ async fn run(engine: Engine, listener: UnixListener, town: &Town, socket: PathBu
         }
     }
     drop(listener);
-    match engine_task.await {
-        Ok(r) => r,
-        Err(e) => Err(Error::Conflict(format!("the engine's loop failed: {e}"))),
+    match ended {
+        Some(r) => r,
+        None => engine_task.await.unwrap_or_else(|e| {
+            Err(Error::EngineLost(format!(
+                "the engine's loop panicked: {e}"
+            )))
+        }),
     }
 }
 
@@ -700,7 +721,7 @@ async fn serve_client(
                         }
                         if let Command::Input { agent, bytes } = &cmd {
                             let result = crate::engine::input(&shared.sessions, agent, bytes)
-                                .map_err(|e| e.to_string());
+                                .map_err(|e| Refusal::from(&e));
                             send!(FromEngine::Answer { id: cmd_id, result });
                             continue;
                         }
@@ -711,7 +732,9 @@ async fn serve_client(
                         }
                         let answers = answer_tx.clone();
                         tokio::spawn(async move {
-                            let result = rx.await.unwrap_or_else(|_| Err("the engine stopped".into()));
+                            let result = rx.await.unwrap_or_else(|_| {
+                                Err(Refusal::Other("the engine stopped".into()))
+                            });
                             let _ = answers.send(FromEngine::Answer { id: cmd_id, result }).await;
                         });
                     }

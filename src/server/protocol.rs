@@ -83,7 +83,7 @@ pub enum FromEngine {
     /// The answer to [`ToEngine::Command`]: a diff's text, a sling's summary, or the error.
     Answer {
         id: u64,
-        result: Result<Option<String>, String>,
+        result: Result<Option<String>, crate::engine::Refusal>,
     },
     Status(EngineStatus),
     /// The engine is stopping (why: who asked); the connection closes next.
