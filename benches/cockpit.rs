@@ -76,12 +76,11 @@
 
 mod common;
 
+use common::pty::Pty;
 use common::{machine, ms, pct, Gt, BIN};
-use gastown_tui::agent::{Session, SessionSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Give up on any one wait of the setup after this long.
@@ -596,40 +595,6 @@ fn idle_phase(tmp: &Path, n: usize, secs: u64, hz: u64) -> IdleResult {
 // ---------------------------------------------------------------------------------------------
 // The cockpit in our PTY.
 
-/// Counts the chunks our PTY reader parsed; wakes the measuring thread.
-#[derive(Default)]
-struct Signal {
-    state: Mutex<(u64, Option<Instant>)>,
-    changed: Condvar,
-}
-
-impl Signal {
-    fn lock(&self) -> MutexGuard<'_, (u64, Option<Instant>)> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn bump(&self) {
-        let mut s = self.lock();
-        s.0 += 1;
-        s.1 = Some(Instant::now());
-        self.changed.notify_all();
-    }
-
-    fn now(&self) -> u64 {
-        self.lock().0
-    }
-
-    /// Waits up to `timeout` for a chunk after `seen`; the count and the latest chunk's time.
-    fn wait_past(&self, seen: u64, timeout: Duration) -> (u64, Option<Instant>) {
-        let guard = self.lock();
-        let (s, _) = self
-            .changed
-            .wait_timeout_while(guard, timeout, |s| s.0 == seen)
-            .unwrap_or_else(PoisonError::into_inner);
-        *s
-    }
-}
-
 struct Press {
     latency: f64,
     slack: f64,
@@ -639,32 +604,24 @@ struct Press {
 }
 
 struct Cockpit {
-    s: Session,
-    sig: Arc<Signal>,
+    pty: Pty,
     pid: u32,
+}
+
+impl std::ops::Deref for Cockpit {
+    type Target = Pty;
+    fn deref(&self) -> &Pty {
+        &self.pty
+    }
 }
 
 impl Cockpit {
     /// Starts `gastown-tui --town DIR` in our PTY (at once; nothing waited for).
     fn spawn(gt: &Gt) -> Cockpit {
-        let mut spec = SessionSpec::new(BIN, &gt.home);
-        spec.args = vec!["--town".into(), gt.town.display().to_string()];
-        spec.rows = ROWS;
-        spec.cols = COLS;
-        spec.scrollback = 0;
-        spec.env = vec![
-            ("HOME".into(), gt.home.display().to_string()),
-            ("GT_TOWN".into(), String::new()),
-            ("GT_AGENT".into(), String::new()),
-            ("BD_ACTOR".into(), String::new()),
-        ];
-        let sig = Arc::new(Signal::default());
-        let on_output = sig.clone();
-        let s =
-            Session::spawn(spec, Arc::new(move || on_output.bump())).expect("start the cockpit");
-        let pid = s.pid().expect("the cockpit's pid");
+        let pty = Pty::spawn(BIN, &gt.home, &gt.town, (ROWS, COLS), Some(0), &[]);
+        let pid = pty.s.pid().expect("the cockpit's pid");
         terminal_priority(pid);
-        Cockpit { s, sig, pid }
+        Cockpit { pty, pid }
     }
 
     /// The cockpit, once it shows its panels.
@@ -686,7 +643,7 @@ impl Cockpit {
         let deadline = t0 + PATIENCE;
         let mut seen = 0;
         loop {
-            let (count, _) = c.sig.wait_past(seen, Duration::from_millis(5));
+            let (count, _) = c.parsed.wait_past(seen, Duration::from_millis(5));
             if count != seen {
                 seen = count;
                 let (text, complete) = c.frame();
@@ -716,12 +673,12 @@ impl Cockpit {
     /// shown), then its exit is waited for.
     fn detach(&self) -> Option<f64> {
         let t0 = Instant::now();
-        let mut seen = self.sig.now();
+        let mut seen = self.parsed.now();
         self.s.write(b"q").expect("type into the cockpit");
         let deadline = t0 + Duration::from_secs(10);
         let mut took = None;
         while took.is_none() && Instant::now() < deadline {
-            let (count, _) = self.sig.wait_past(seen, Duration::from_millis(5));
+            let (count, _) = self.parsed.wait_past(seen, Duration::from_millis(5));
             if count != seen {
                 seen = count;
                 let back = !self.s.with_screen(|sc| sc.alternate_screen());
@@ -741,33 +698,8 @@ impl Cockpit {
         took
     }
 
-    fn screen(&self) -> String {
-        self.s.capture(false)
-    }
-
-    /// The screen and whether it is complete (no synchronized update open).
-    fn frame(&self) -> (String, bool) {
-        let text = self.s.capture(false);
-        let complete = !self.s.with_screen(|sc| sc.synchronized_update());
-        (text, complete)
-    }
-
     fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return;
-            }
-            if let Some(exit) = self.s.exit_status() {
-                panic!("the cockpit exited ({exit}) while waiting for {what}:\n{screen}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.pty.wait(what, PATIENCE, ok);
     }
 
     /// Types `key`; how long until a complete frame names another agent in the terminal's
@@ -787,14 +719,14 @@ impl Cockpit {
             );
             std::thread::sleep(Duration::from_millis(1));
         };
-        let mut seen = self.sig.now();
+        let mut seen = self.parsed.now();
         let t0 = Instant::now();
         self.s.write(&[key]).expect("type into the cockpit");
         let deadline = t0 + PRESS_PATIENCE;
         let mut n = 0;
         let mut bare = 0;
         loop {
-            let (count, latest) = self.sig.wait_past(seen, Duration::from_millis(1));
+            let (count, latest) = self.parsed.wait_past(seen, Duration::from_millis(1));
             if count != seen {
                 seen = count;
                 let start = Instant::now();

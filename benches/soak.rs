@@ -62,6 +62,7 @@
 
 mod common;
 
+use common::kit::MustRun;
 use common::{machine, source_repo};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -1447,12 +1448,8 @@ struct Gt {
 
 impl Gt {
     fn plain(&self) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.env_remove("GT_TOWN")
-            .env_remove("GT_AGENT")
-            .env_remove("BD_ACTOR")
-            .env("HOME", &self.home)
-            .stdin(Stdio::null());
+        let mut c = common::kit::command(&self.bin, &self.home);
+        c.stdin(Stdio::null());
         c
     }
 
@@ -1478,22 +1475,6 @@ impl Gt {
             ));
         }
         serde_json::from_slice(&out.stdout).map_err(|e| format!("{args:?}: bad JSON: {e}"))
-    }
-}
-
-trait MustRun {
-    fn ok(&mut self, what: &str) -> Output;
-}
-
-impl MustRun for Command {
-    fn ok(&mut self, what: &str) -> Output {
-        let out = self.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
     }
 }
 

@@ -44,6 +44,8 @@
 //! With `GT_BENCH_JSONL_OUT=FILE` set, the generated JSONL is also written to FILE (handy for
 //! poking at the same data with `gastown-tui bead import` and `sqlite3`).
 
+mod common;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
 use gastown_tui::beads::{NewBead, Store};
@@ -52,7 +54,7 @@ use serde_json::{Map, Value};
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -515,12 +517,9 @@ fn bench_store(c: &mut Criterion) {
 const EXE: &str = env!("CARGO_BIN_EXE_gastown-tui");
 
 fn gastown(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(EXE)
+    let home = std::env::temp_dir();
+    common::kit::command(EXE, &home)
         .args(args)
-        .env_remove("GT_TOWN")
-        .env_remove("GT_AGENT")
-        .env_remove("BD_ACTOR")
-        .env_remove("GT_LOG")
         .output()
         .expect("run gastown-tui")
 }

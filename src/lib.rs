@@ -95,3 +95,8 @@ pub mod town;
 pub mod ui;
 
 pub use error::{Error, Result};
+
+/// The test kit the integration tests and benchmarks use too (one file, see its docs).
+#[cfg(test)]
+#[path = "../tests/common/kit.rs"]
+pub(crate) mod test_kit;

@@ -3,8 +3,14 @@
 
 #![allow(dead_code)]
 
+#[path = "../../tests/common/kit.rs"]
+pub mod kit;
+#[path = "../../tests/common/pty.rs"]
+pub mod pty;
+
+pub use kit::{json_field, source_repo, MustRun as Run};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// The release binary the benches drive.
@@ -20,37 +26,6 @@ pub fn machine() -> String {
             .collect::<Vec<_>>()
             .join(" ")
     )
-}
-
-pub fn source_repo(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("source dir");
-    let mut opts = git2::RepositoryInitOptions::new();
-    opts.initial_head("main");
-    let repo = git2::Repository::init_opts(dir, &opts).expect("git init");
-    let script = dir.join("test.sh");
-    std::fs::write(&script, "#!/bin/sh\ntest ! -e BROKEN\n").expect("write test.sh");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod test.sh");
-    }
-    let mut index = repo.index().expect("index");
-    index.add_path(Path::new("test.sh")).expect("add test.sh");
-    index.write().expect("write index");
-    let tree = repo
-        .find_tree(index.write_tree().expect("write tree"))
-        .expect("tree");
-    let sig = git2::Signature::now("bench", "bench@example.com").expect("signature");
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .expect("commit");
-}
-
-pub fn json_field(stdout: &[u8], key: &str) -> String {
-    let v: serde_json::Value = serde_json::from_slice(stdout).expect("JSON output");
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no '{key}' in {v}"))
-        .to_string()
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -95,11 +70,7 @@ impl Gt {
     }
 
     pub fn cmd(&self, with_town: bool) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_remove("GT_TOWN")
-            .env_remove("GT_AGENT")
-            .env_remove("BD_ACTOR")
-            .env("HOME", &self.home);
+        let mut c = kit::command(BIN, &self.home);
         if with_town {
             c.arg("--town").arg(&self.town);
         }
@@ -153,30 +124,5 @@ impl Gt {
     /// An agent's worktree (its runtime's working directory).
     pub fn worktree(&self, agent: &str) -> PathBuf {
         self.town.join("demo/polecats").join(agent)
-    }
-}
-
-pub trait Run {
-    /// Runs it (stdin closed) and returns what it did, whatever that was.
-    fn out(&mut self) -> Output;
-    /// Runs it; it must succeed.
-    fn ok(&mut self, what: &str) -> Output;
-}
-
-impl Run for Command {
-    fn out(&mut self) -> Output {
-        self.stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("run {BIN}: {e}"))
-    }
-
-    fn ok(&mut self, what: &str) -> Output {
-        let out = self.out();
-        assert!(
-            out.status.success(),
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
     }
 }

@@ -1491,19 +1491,7 @@ mod tests {
     /// A repository with `test.sh` committed on `main`.
     fn repo() -> tempfile::TempDir {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = git2::Repository::init_opts(
-            tmp.path(),
-            git2::RepositoryInitOptions::new().initial_head("main"),
-        )
-        .unwrap();
-        std::fs::write(tmp.path().join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
-        let mut index = repo.index().unwrap();
-        index.add_path(Path::new("test.sh")).unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("t", "t@example.com").unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-            .unwrap();
+        crate::test_kit::source_repo(tmp.path());
         tmp
     }
 

@@ -296,25 +296,7 @@ pub fn dirty_files(path: &Path) -> Result<Vec<String>> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A repository at `dir` with one commit on `main` holding `test.sh`.
-    pub fn source_repo(dir: &Path) -> Repository {
-        let repo = git2::Repository::init_opts(
-            dir,
-            git2::RepositoryInitOptions::new().initial_head("main"),
-        )
-        .unwrap();
-        std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
-        {
-            let mut index = repo.index().unwrap();
-            index.add_path(Path::new("test.sh")).unwrap();
-            index.write().unwrap();
-            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-            let sig = git2::Signature::now("t", "t@example.com").unwrap();
-            repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-                .unwrap();
-        }
-        repo
-    }
+    pub use crate::test_kit::source_repo;
 
     #[test]
     fn clone_worktree_and_dirty_detection() {

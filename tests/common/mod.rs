@@ -2,13 +2,16 @@
 
 #![allow(dead_code)]
 
+pub mod kit;
+pub mod pty;
 pub mod real;
+
+pub use kit::source_repo;
 
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gastown-tui");
@@ -41,12 +44,7 @@ impl TestTown {
 
     /// The binary with a clean environment: no town or actor leaking in from the caller.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_remove("GT_TOWN")
-            .env_remove("GT_AGENT")
-            .env_remove("BD_ACTOR")
-            .env("HOME", self.dir.path());
-        c
+        Command::from_std(kit::command(BIN, self.dir.path()))
     }
 
     /// The binary pointed at this town.
@@ -124,12 +122,15 @@ impl Drop for TestTown {
     }
 }
 
-/// The cockpit: the real binary in a real PTY (our own `agent::Session`), keys typed, the
-/// screen read back as text.
-pub struct Cockpit {
-    pub s: gastown_tui::agent::Session,
-    /// Chunks of the cockpit's output parsed so far, and a wake-up for each.
-    parsed: Arc<(Mutex<u64>, Condvar)>,
+/// The cockpit: the real binary in a real PTY (our own `agent::Session`, see [`pty`]), keys
+/// typed, the screen read back as text.
+pub struct Cockpit(pub pty::Pty);
+
+impl std::ops::Deref for Cockpit {
+    type Target = pty::Pty;
+    fn deref(&self) -> &pty::Pty {
+        &self.0
+    }
 }
 
 impl Cockpit {
@@ -144,27 +145,14 @@ impl Cockpit {
     }
 
     pub fn spawn(t: &TestTown, rows: u16, cols: u16, args: &[&str]) -> Cockpit {
-        let mut spec = gastown_tui::agent::SessionSpec::new(BIN, t.dir.path());
-        spec.args = vec!["--town".into(), t.root().display().to_string()];
-        spec.args.extend(args.iter().map(|a| a.to_string()));
-        spec.rows = rows;
-        spec.cols = cols;
-        spec.env = vec![
-            ("HOME".into(), t.dir.path().display().to_string()),
-            ("GT_TOWN".into(), String::new()),
-            ("GT_AGENT".into(), String::new()),
-        ];
-        let parsed = Arc::new((Mutex::new(0u64), Condvar::new()));
-        let bump = parsed.clone();
-        let s = gastown_tui::agent::Session::spawn(
-            spec,
-            Arc::new(move || {
-                *bump.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-                bump.1.notify_all();
-            }),
-        )
-        .unwrap();
-        Cockpit { s, parsed }
+        Cockpit(pty::Pty::spawn(
+            BIN,
+            t.dir.path(),
+            &t.root(),
+            (rows, cols),
+            None,
+            args,
+        ))
     }
 
     /// Shows `each` every complete frame (no synchronized update open) the cockpit draws
@@ -172,47 +160,24 @@ impl Cockpit {
     /// (true); whether it did.
     pub fn frames(&self, d: Duration, mut each: impl FnMut(&str) -> bool) -> bool {
         let deadline = Instant::now() + d;
-        let mut seen = *self.parsed.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = self.parsed.now();
         while Instant::now() < deadline {
-            let guard = self.parsed.0.lock().unwrap_or_else(PoisonError::into_inner);
-            let (count, _) = self
-                .parsed
-                .1
-                .wait_timeout_while(guard, Duration::from_millis(10), |n| *n == seen)
-                .unwrap_or_else(PoisonError::into_inner);
-            if *count == seen {
+            let (count, _) = self.parsed.wait_past(seen, Duration::from_millis(10));
+            if count == seen {
                 continue;
             }
-            seen = *count;
-            drop(count);
-            let open = self.s.with_screen(|sc| sc.synchronized_update());
-            if !open && each(&self.screen()) {
-                return true;
+            seen = count;
+            if let (text, true) = self.frame() {
+                if each(&text) {
+                    return true;
+                }
             }
         }
         false
     }
 
-    pub fn screen(&self) -> String {
-        self.s.capture(false)
-    }
-
     pub fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return screen;
-            }
-            if let Some(exit) = self.s.exit_status() {
-                panic!("the cockpit exited ({exit}) while waiting for {what}:\n{screen}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.0.wait(what, Duration::from_secs(30), ok)
     }
 
     pub fn keys(&self, bytes: &str) {
@@ -251,14 +216,10 @@ impl Up {
     }
 
     fn start_full(t: &TestTown, root: &Path, env: &[(String, String)]) -> Up {
-        let child = std::process::Command::new(BIN)
+        let child = kit::command(BIN, t.dir.path())
             .arg("--town")
             .arg(root)
             .args(["up", "--headless"])
-            .env_remove("GT_AGENT")
-            .env_remove("BD_ACTOR")
-            .env_remove("GT_TOWN")
-            .env("HOME", t.dir.path())
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -311,25 +272,6 @@ pub fn wait_for(_t: &TestTown, what: &str, mut ok: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-pub fn source_repo(dir: &Path) {
-    let repo =
-        git2::Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
-            .unwrap();
-    std::fs::write(dir.join("test.sh"), "#!/bin/sh\ntest ! -e BROKEN\n").unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.join("test.sh"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
-    }
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("test.sh")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "init", &tree, &[])
-        .unwrap();
 }
 
 /// `gastown-tui status --json` of the town (it must succeed).
