@@ -47,6 +47,7 @@
 mod common;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use common::kit::MustRun;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
 use gastown_tui::beads::{NewBead, Store};
 use gastown_tui::clock;
@@ -516,22 +517,11 @@ fn bench_store(c: &mut Criterion) {
 
 const EXE: &str = env!("CARGO_BIN_EXE_gastown-tui");
 
-fn gastown(args: &[&std::ffi::OsStr]) -> Output {
-    let home = std::env::temp_dir();
-    common::kit::command(EXE, &home)
+/// `gastown-tui ARGS`, run; it must succeed.
+fn gastown(args: &[&std::ffi::OsStr], what: &str) -> Output {
+    common::kit::command(EXE, &std::env::temp_dir())
         .args(args)
-        .output()
-        .expect("run gastown-tui")
-}
-
-fn checked(out: Output, what: &str) -> Output {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+        .ok(what)
 }
 
 /// Waits until no JSONL flusher is on duty and everything is flushed; returns how long.
@@ -559,15 +549,15 @@ fn bench_cli(c: &mut Criterion) {
     let jsonl = tmp.path().join("issues-100k.jsonl");
     std::fs::write(&jsonl, &data.jsonl).expect("write the JSONL");
     let t = Instant::now();
-    checked(gastown(&["init".as_ref(), town.as_ref()]), "init");
-    checked(
-        gastown(&[
+    gastown(&["init".as_ref(), town.as_ref()], "init");
+    gastown(
+        &[
             "--town".as_ref(),
             town.as_ref(),
             "bead".as_ref(),
             "import".as_ref(),
             jsonl.as_ref(),
-        ]),
+        ],
         "bead import",
     );
     let imported = t.elapsed();
@@ -587,7 +577,7 @@ fn bench_cli(c: &mut Criterion) {
         "ready".as_ref(),
         "--json".as_ref(),
     ];
-    let out = checked(gastown(&ready_args), "bead ready --json");
+    let out = gastown(&ready_args, "bead ready --json");
     let ready: Value = serde_json::from_slice(&out.stdout).expect("ready --json is JSON");
     assert_eq!(ready.as_array().map(Vec::len), Some(50), "limit 50");
     let show_args: [&std::ffi::OsStr; 5] = [
@@ -597,7 +587,7 @@ fn bench_cli(c: &mut Criterion) {
         "show".as_ref(),
         show_id.as_ref(),
     ];
-    checked(gastown(&show_args), "bead show");
+    gastown(&show_args, "bead show");
 
     let mut g = c.benchmark_group("cli");
     g.sampling_mode(SamplingMode::Flat)
@@ -605,25 +595,23 @@ fn bench_cli(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     g.bench_function("ready_json", |b| {
-        b.iter(|| checked(gastown(&ready_args), "bead ready --json"))
+        b.iter(|| gastown(&ready_args, "bead ready --json"))
     });
-    g.bench_function("show", |b| {
-        b.iter(|| checked(gastown(&show_args), "bead show"))
-    });
+    g.bench_function("show", |b| b.iter(|| gastown(&show_args, "bead show")));
     // Last: from the first create on, a flusher re-exports the store every debounce period.
     let mut n = 0u64;
     g.bench_function("create", |b| {
         b.iter(|| {
             n += 1;
             let title = format!("CLI benchmark bead {n}");
-            checked(
-                gastown(&[
+            gastown(
+                &[
                     "--town".as_ref(),
                     t,
                     "bead".as_ref(),
                     "create".as_ref(),
                     title.as_ref(),
-                ]),
+                ],
                 "bead create",
             )
         })
