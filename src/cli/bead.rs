@@ -166,111 +166,8 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
     let s = &ctx.store;
     let actor = ctx.actor.as_str();
     match cmd {
-        BeadCmd::Create(a) => {
-            let nb = NewBead {
-                title: a.title,
-                description: a.description.unwrap_or_default(),
-                design: a.design.unwrap_or_default(),
-                acceptance_criteria: a.acceptance.unwrap_or_default(),
-                notes: a.notes.unwrap_or_default(),
-                issue_type: a.kind,
-                priority: a.priority.as_deref().map(parse_priority).transpose()?,
-                assignee: a.assignee.unwrap_or_default(),
-                labels: a.labels,
-                parent: a.parent,
-                defer_until: a
-                    .defer_until
-                    .as_deref()
-                    .map(|d| parse_when(d, s.clock().now()))
-                    .transpose()?,
-                ephemeral: a.ephemeral,
-                metadata: None,
-            };
-            let b = s.create(&nb, actor)?;
-            tracing::info!(id = %b.id, actor, "bead created");
-            ctx.out.one(&bead_value(&b), || {
-                line(&format!("Created {}  \"{}\"", b.id, b.title))
-            })
-        }
-        BeadCmd::Show { id } => {
-            let b = s.get(&id)?;
-            let dependents = s.dependents(&id)?;
-            if ctx.out.json {
-                let mut v = bead_value(&b);
-                v["dependents"] = serde_json::to_value(&dependents)?;
-                return json(&v);
-            }
-            line(&format!("{}  {}", b.id, b.title))?;
-            let mut facts = vec![
-                format!("status {}", b.status),
-                format!("P{}", b.priority),
-                b.issue_type.clone(),
-            ];
-            if !b.assignee.is_empty() {
-                facts.push(format!("assignee {}", b.assignee));
-            }
-            if b.blocked {
-                facts.push("BLOCKED".into());
-            }
-            if b.ephemeral {
-                facts.push("wisp".into());
-            }
-            if b.pinned {
-                facts.push("pinned".into());
-            }
-            line(&format!("  {}", facts.join(" · ")))?;
-            line(&format!(
-                "  created {} by {} · updated {}",
-                short_time(&b.created_at),
-                if b.created_by.is_empty() {
-                    "?"
-                } else {
-                    &b.created_by
-                },
-                short_time(&b.updated_at)
-            ))?;
-            if let Some(c) = &b.closed_at {
-                let reason = if b.close_reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", b.close_reason)
-                };
-                line(&format!("  closed {}{reason}", short_time(c)))?;
-            }
-            if let Some(d) = &b.defer_until {
-                line(&format!("  deferred until {}", short_time(d)))?;
-            }
-            if !b.labels.is_empty() {
-                line(&format!("  labels: {}", b.labels.join(", ")))?;
-            }
-            for d in &b.dependencies {
-                let status = s
-                    .get(&d.depends_on_id)
-                    .map(|x| x.status)
-                    .unwrap_or_else(|_| "missing".into());
-                line(&format!(
-                    "  depends on {} ({}, {status})",
-                    d.depends_on_id, d.dep_type
-                ))?;
-            }
-            for d in &dependents {
-                line(&format!("  needed by {} ({})", d.issue_id, d.dep_type))?;
-            }
-            super::output::bead_texts(&b, "  ")?;
-            if !b.comments.is_empty() {
-                line("")?;
-                line("Comments:")?;
-                for c in &b.comments {
-                    line(&format!(
-                        "  [{}] {}: {}",
-                        short_time(&c.created_at),
-                        c.author,
-                        c.text
-                    ))?;
-                }
-            }
-            Ok(())
-        }
+        BeadCmd::Create(a) => create(ctx, a),
+        BeadCmd::Show { id } => show(ctx, &id),
         BeadCmd::List(a) => {
             let beads = s.list(&ListFilter {
                 status: a.status,
@@ -296,32 +193,7 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
                 || bead_rows(&beads),
             )
         }
-        BeadCmd::Update(a) => {
-            let defer_until = match a.defer_until.as_deref() {
-                None => None,
-                Some("none") | Some("") => Some(None),
-                Some(d) => Some(Some(parse_when(d, s.clock().now())?)),
-            };
-            let upd = BeadUpdate {
-                title: a.title,
-                description: a.description,
-                design: a.design,
-                acceptance_criteria: a.acceptance,
-                notes: a.notes,
-                status: a.status,
-                priority: a.priority.as_deref().map(parse_priority).transpose()?,
-                issue_type: a.kind,
-                assignee: a.assignee,
-                defer_until,
-                add_labels: a.add_labels,
-                remove_labels: a.remove_labels,
-                metadata: None,
-            };
-            let b = s.update(&a.id, &upd, actor)?;
-            ctx.out.one(&bead_value(&b), || {
-                line(&format!("Updated {}  \"{}\" ({})", b.id, b.title, b.status))
-            })
-        }
+        BeadCmd::Update(a) => update(ctx, a),
         BeadCmd::Claim { id } => {
             let b = s.claim(&id, actor)?;
             tracing::info!(id = %b.id, actor, "bead claimed");
@@ -360,47 +232,192 @@ pub fn run(ctx: &Ctx, cmd: BeadCmd) -> Result<()> {
             s.remove_dep(&issue, &depends_on, actor)?;
             line(&format!("{issue} no longer depends on {depends_on}"))
         }
-        BeadCmd::Import { file } => {
-            let report = if file.as_os_str() == "-" {
-                s.import_jsonl(std::io::stdin().lock(), "<stdin>", actor)?
-            } else {
-                let f = std::fs::File::open(&file).map_err(|e| Error::Io {
-                    action: "open",
-                    path: file.clone(),
-                    source: e,
-                })?;
-                s.import_jsonl(BufReader::new(f), &file.display().to_string(), actor)?
-            };
-            tracing::info!(lines = report.lines, "imported");
-            ctx.out.one(&report, || {
-                line(&format!(
-                    "Imported {} beads from {} ({} new, {} updated)",
-                    report.lines,
-                    file.display(),
-                    report.created,
-                    report.updated
-                ))
-            })
-        }
-        BeadCmd::Export { file } => match file {
-            Some(path) => {
-                let n = s.export_to_file(&path)?;
-                eprintln!("Exported {n} beads to {}", path.display());
-                Ok(())
-            }
-            None => {
-                let out = std::io::stdout().lock();
-                match s.export_jsonl(std::io::BufWriter::new(out)) {
-                    Ok(_) => Ok(()),
-                    Err(Error::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::BrokenPipe =>
-                    {
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+        BeadCmd::Import { file } => import(ctx, &file),
+        BeadCmd::Export { file } => export(ctx, file.as_deref()),
+    }
+}
+
+fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
+    let (s, actor) = (&ctx.store, ctx.actor.as_str());
+    let nb = NewBead {
+        title: a.title,
+        description: a.description.unwrap_or_default(),
+        design: a.design.unwrap_or_default(),
+        acceptance_criteria: a.acceptance.unwrap_or_default(),
+        notes: a.notes.unwrap_or_default(),
+        issue_type: a.kind,
+        priority: a.priority.as_deref().map(parse_priority).transpose()?,
+        assignee: a.assignee.unwrap_or_default(),
+        labels: a.labels,
+        parent: a.parent,
+        defer_until: a
+            .defer_until
+            .as_deref()
+            .map(|d| parse_when(d, s.clock().now()))
+            .transpose()?,
+        ephemeral: a.ephemeral,
+        metadata: None,
+    };
+    let b = s.create(&nb, actor)?;
+    tracing::info!(id = %b.id, actor, "bead created");
+    ctx.out.one(&bead_value(&b), || {
+        line(&format!("Created {}  \"{}\"", b.id, b.title))
+    })
+}
+
+fn show(ctx: &Ctx, id: &str) -> Result<()> {
+    let s = &ctx.store;
+    let b = s.get(id)?;
+    let dependents = s.dependents(id)?;
+    if ctx.out.json {
+        let mut v = bead_value(&b);
+        v["dependents"] = serde_json::to_value(&dependents)?;
+        return json(&v);
+    }
+    line(&format!("{}  {}", b.id, b.title))?;
+    let mut facts = vec![
+        format!("status {}", b.status),
+        format!("P{}", b.priority),
+        b.issue_type.clone(),
+    ];
+    if !b.assignee.is_empty() {
+        facts.push(format!("assignee {}", b.assignee));
+    }
+    if b.blocked {
+        facts.push("BLOCKED".into());
+    }
+    if b.ephemeral {
+        facts.push("wisp".into());
+    }
+    if b.pinned {
+        facts.push("pinned".into());
+    }
+    line(&format!("  {}", facts.join(" · ")))?;
+    line(&format!(
+        "  created {} by {} · updated {}",
+        short_time(&b.created_at),
+        if b.created_by.is_empty() {
+            "?"
+        } else {
+            &b.created_by
         },
+        short_time(&b.updated_at)
+    ))?;
+    if let Some(c) = &b.closed_at {
+        let reason = if b.close_reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", b.close_reason)
+        };
+        line(&format!("  closed {}{reason}", short_time(c)))?;
+    }
+    if let Some(d) = &b.defer_until {
+        line(&format!("  deferred until {}", short_time(d)))?;
+    }
+    if !b.labels.is_empty() {
+        line(&format!("  labels: {}", b.labels.join(", ")))?;
+    }
+    for d in &b.dependencies {
+        let status = s
+            .get(&d.depends_on_id)
+            .map(|x| x.status)
+            .unwrap_or_else(|_| "missing".into());
+        line(&format!(
+            "  depends on {} ({}, {status})",
+            d.depends_on_id, d.dep_type
+        ))?;
+    }
+    for d in &dependents {
+        line(&format!("  needed by {} ({})", d.issue_id, d.dep_type))?;
+    }
+    super::output::bead_texts(&b, "  ")?;
+    if !b.comments.is_empty() {
+        line("")?;
+        line("Comments:")?;
+        for c in &b.comments {
+            line(&format!(
+                "  [{}] {}: {}",
+                short_time(&c.created_at),
+                c.author,
+                c.text
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn update(ctx: &Ctx, a: UpdateArgs) -> Result<()> {
+    let (s, actor) = (&ctx.store, ctx.actor.as_str());
+    let defer_until = match a.defer_until.as_deref() {
+        None => None,
+        Some("none") | Some("") => Some(None),
+        Some(d) => Some(Some(parse_when(d, s.clock().now())?)),
+    };
+    let upd = BeadUpdate {
+        title: a.title,
+        description: a.description,
+        design: a.design,
+        acceptance_criteria: a.acceptance,
+        notes: a.notes,
+        status: a.status,
+        priority: a.priority.as_deref().map(parse_priority).transpose()?,
+        issue_type: a.kind,
+        assignee: a.assignee,
+        defer_until,
+        add_labels: a.add_labels,
+        remove_labels: a.remove_labels,
+        metadata: None,
+    };
+    let b = s.update(&a.id, &upd, actor)?;
+    ctx.out.one(&bead_value(&b), || {
+        line(&format!("Updated {}  \"{}\" ({})", b.id, b.title, b.status))
+    })
+}
+
+fn import(ctx: &Ctx, file: &std::path::Path) -> Result<()> {
+    let (s, actor) = (&ctx.store, ctx.actor.as_str());
+    let report = if file.as_os_str() == "-" {
+        s.import_jsonl(std::io::stdin().lock(), "<stdin>", actor)?
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| Error::Io {
+            action: "open",
+            path: file.to_path_buf(),
+            source: e,
+        })?;
+        s.import_jsonl(BufReader::new(f), &file.display().to_string(), actor)?
+    };
+    tracing::info!(lines = report.lines, "imported");
+    ctx.out.one(&report, || {
+        line(&format!(
+            "Imported {} beads from {} ({} new, {} updated)",
+            report.lines,
+            file.display(),
+            report.created,
+            report.updated
+        ))
+    })
+}
+
+fn export(ctx: &Ctx, file: Option<&std::path::Path>) -> Result<()> {
+    let s = &ctx.store;
+    match file {
+        Some(path) => {
+            let n = s.export_to_file(path)?;
+            eprintln!("Exported {n} beads to {}", path.display());
+            Ok(())
+        }
+        None => {
+            let out = std::io::stdout().lock();
+            match s.export_jsonl(std::io::BufWriter::new(out)) {
+                Ok(_) => Ok(()),
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
     }
 }
 
