@@ -11,7 +11,8 @@ use super::deps::{find_cycle, recompute_all_blocked};
 use super::events::{ev, NewEvent};
 use super::rows::{bead_from_row, comment_from_row, dep_from_row, BEAD_COLS};
 use super::{
-    check_actor, ids, meta_get, meta_i64, meta_set, parse_instant, Bead, Comment, Dependency, Store,
+    check_actor, ids, meta_get, meta_i64, meta_set, parse_instant, Bead, Comment, Dependency,
+    Store, Tx,
 };
 use crate::{Error, Result};
 use rusqlite::params;
@@ -417,6 +418,199 @@ fn json_text(m: &Map<String, Value>) -> Option<String> {
     (!m.is_empty()).then(|| Value::Object(m.clone()).to_string())
 }
 
+/// The line each id is on.
+type FirstLines = HashMap<String, usize>;
+
+/// Reads and checks every record of a JSONL stream: the records with their line numbers,
+/// and the line each id is on.
+fn parse_all(
+    reader: impl BufRead,
+    source: &str,
+    now: &str,
+    now_ns: i64,
+) -> Result<(Vec<(usize, Record)>, FirstLines)> {
+    let mut records = Vec::new();
+    let mut first_line: HashMap<String, usize> = HashMap::new();
+    for (i, line) in reader.lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.map_err(|e| bad(source, lineno, "", format!("cannot read: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec = parse_record(&line, lineno, source, now, now_ns)?;
+        if let Some(first) = first_line.insert(rec.bead.id.clone(), lineno) {
+            return Err(bad(
+                source,
+                lineno,
+                "id",
+                format!("duplicate id '{}' (first on line {first})", rec.bead.id),
+            ));
+        }
+        records.push((lineno, rec));
+    }
+    Ok((records, first_line))
+}
+
+/// Writes the parsed records (each bead with its labels, dependencies in their order and
+/// comments, marked as imported) and an event each; how many were new and how many updated.
+fn write_records(
+    tx: &Tx,
+    records: &[(usize, Record)],
+    source: &str,
+    actor: &str,
+) -> Result<(usize, usize)> {
+    let c = tx.conn;
+    let mut exists = c.prepare("SELECT 1 FROM beads WHERE id = ?1")?;
+    let mut upsert = c.prepare(
+        "INSERT INTO beads(id, title, description, design, acceptance_criteria, notes, status,
+            priority, issue_type, assignee, created_at, created_ns, created_by, updated_at,
+            closed_at, close_reason, defer_until, defer_ns, ephemeral, metadata, extra,
+            pinned, imported)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            ?17, ?18, ?19, ?20, ?21, ?22, 1)
+         ON CONFLICT(id) DO UPDATE SET title = excluded.title,
+            description = excluded.description, design = excluded.design,
+            acceptance_criteria = excluded.acceptance_criteria, notes = excluded.notes,
+            status = excluded.status, priority = excluded.priority,
+            issue_type = excluded.issue_type, assignee = excluded.assignee,
+            created_at = excluded.created_at, created_ns = excluded.created_ns,
+            created_by = excluded.created_by, updated_at = excluded.updated_at,
+            closed_at = excluded.closed_at, close_reason = excluded.close_reason,
+            defer_until = excluded.defer_until, defer_ns = excluded.defer_ns,
+            ephemeral = excluded.ephemeral, metadata = excluded.metadata,
+            extra = excluded.extra, pinned = excluded.pinned, imported = 1",
+    )?;
+    let mut del_labels = c.prepare("DELETE FROM labels WHERE issue_id = ?1")?;
+    let mut del_deps = c.prepare("DELETE FROM deps WHERE issue_id = ?1")?;
+    let mut del_comments = c.prepare("DELETE FROM comments WHERE issue_id = ?1")?;
+    let mut ins_label =
+        c.prepare("INSERT OR IGNORE INTO labels(issue_id, label) VALUES (?1, ?2)")?;
+    let mut ins_dep = c.prepare(
+        "INSERT OR REPLACE INTO deps(issue_id, depends_on_id, type, created_at, created_by, extra, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut ins_comment = c.prepare(
+        "INSERT INTO comments(comment_id, issue_id, author, text, created_at, extra)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut next_comment: i64 =
+        c.query_row("SELECT IFNULL(MAX(comment_id), 0) FROM comments", [], |r| {
+            r.get(0)
+        })?;
+    next_comment = next_comment.max(
+        records
+            .iter()
+            .flat_map(|(_, r)| r.bead.comments.iter().map(|c| c.id))
+            .max()
+            .unwrap_or(0),
+    );
+    let (mut created, mut updated) = (0, 0);
+    for (_, rec) in records {
+        let b = &rec.bead;
+        if exists.exists([&b.id])? {
+            updated += 1;
+        } else {
+            created += 1;
+        }
+        let metadata = b.metadata.as_ref().map(|v| v.to_string());
+        upsert.execute(params![
+            b.id,
+            b.title,
+            b.description,
+            b.design,
+            b.acceptance_criteria,
+            b.notes,
+            b.status,
+            b.priority,
+            b.issue_type,
+            b.assignee,
+            b.created_at,
+            rec.created_ns,
+            b.created_by,
+            b.updated_at,
+            b.closed_at,
+            b.close_reason,
+            b.defer_until,
+            rec.defer_ns,
+            b.ephemeral as i64,
+            metadata,
+            json_text(&b.extra),
+            b.pinned as i64,
+        ])?;
+        del_labels.execute([&b.id])?;
+        del_deps.execute([&b.id])?;
+        del_comments.execute([&b.id])?;
+        for l in &b.labels {
+            ins_label.execute([&b.id, l])?;
+        }
+        for (seq, d) in b.dependencies.iter().enumerate() {
+            ins_dep.execute(params![
+                d.issue_id,
+                d.depends_on_id,
+                d.dep_type,
+                d.created_at,
+                d.created_by,
+                json_text(&d.extra),
+                seq as i64,
+            ])?;
+        }
+        for cm in &b.comments {
+            let cid = if cm.id > 0 {
+                cm.id
+            } else {
+                next_comment += 1;
+                next_comment
+            };
+            ins_comment.execute(params![
+                cid,
+                b.id,
+                cm.author,
+                cm.text,
+                cm.created_at,
+                json_text(&cm.extra)
+            ])?;
+        }
+        tx.event(NewEvent {
+            subject: &b.id,
+            kind: ev::IMPORTED,
+            actor,
+            detail: Some(source),
+            ..Default::default()
+        })?;
+    }
+    Ok((created, updated))
+}
+
+/// Id bookkeeping after an import: per-prefix counts (for id length) and child counters (so
+/// new children never reuse an imported number).
+fn id_bookkeeping(c: &rusqlite::Connection, records: &[(usize, Record)]) -> Result<()> {
+    c.execute("DELETE FROM prefix_counts", [])?;
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    {
+        let mut all = c.prepare("SELECT id FROM beads WHERE instr(id, '.') = 0")?;
+        let rows = all.query_map([], |r| r.get::<_, String>(0))?;
+        for id in rows {
+            let id = id?;
+            *counts.entry(ids::prefix_of(&id).to_string()).or_default() += 1;
+        }
+    }
+    for (p, n) in counts {
+        c.execute(
+            "INSERT INTO prefix_counts(prefix, n) VALUES (?1, ?2)",
+            params![p, n],
+        )?;
+    }
+    for (_, rec) in records {
+        if let Some((parent, n)) = ids::parent_of(&rec.bead.id) {
+            c.execute(
+                "UPDATE beads SET child_counter = MAX(child_counter, ?2) WHERE id = ?1",
+                params![parent, n as i64],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Imports a Beads JSONL stream, all or nothing. `source` names it in error messages.
     pub fn import_jsonl(
@@ -427,172 +621,29 @@ impl Store {
     ) -> Result<ImportReport> {
         let actor = check_actor(actor)?.to_string();
         let (now, now_ns) = (self.now_string(), self.now_ns());
-        let mut records = Vec::new();
-        let mut first_line: HashMap<String, usize> = HashMap::new();
-        for (i, line) in reader.lines().enumerate() {
-            let lineno = i + 1;
-            let line = line.map_err(|e| bad(source, lineno, "", format!("cannot read: {e}")))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let rec = parse_record(&line, lineno, source, &now, now_ns)?;
-            if let Some(first) = first_line.insert(rec.bead.id.clone(), lineno) {
-                return Err(bad(
-                    source,
-                    lineno,
-                    "id",
-                    format!("duplicate id '{}' (first on line {first})", rec.bead.id),
-                ));
-            }
-            records.push((lineno, rec));
-        }
+        // Every line is read and checked before anything is written.
+        let (records, first_line) = parse_all(reader, source, &now, now_ns)?;
         let lines = records.len();
         self.write(|tx| {
-            let c = tx.conn;
-            let mut exists = c.prepare("SELECT 1 FROM beads WHERE id = ?1")?;
-            let mut upsert = c.prepare(
-                "INSERT INTO beads(id, title, description, design, acceptance_criteria, notes, status,
-                    priority, issue_type, assignee, created_at, created_ns, created_by, updated_at,
-                    closed_at, close_reason, defer_until, defer_ns, ephemeral, metadata, extra,
-                    pinned, imported)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21, ?22, 1)
-                 ON CONFLICT(id) DO UPDATE SET title = excluded.title,
-                    description = excluded.description, design = excluded.design,
-                    acceptance_criteria = excluded.acceptance_criteria, notes = excluded.notes,
-                    status = excluded.status, priority = excluded.priority,
-                    issue_type = excluded.issue_type, assignee = excluded.assignee,
-                    created_at = excluded.created_at, created_ns = excluded.created_ns,
-                    created_by = excluded.created_by, updated_at = excluded.updated_at,
-                    closed_at = excluded.closed_at, close_reason = excluded.close_reason,
-                    defer_until = excluded.defer_until, defer_ns = excluded.defer_ns,
-                    ephemeral = excluded.ephemeral, metadata = excluded.metadata,
-                    extra = excluded.extra, pinned = excluded.pinned, imported = 1",
-            )?;
-            let mut del_labels = c.prepare("DELETE FROM labels WHERE issue_id = ?1")?;
-            let mut del_deps = c.prepare("DELETE FROM deps WHERE issue_id = ?1")?;
-            let mut del_comments = c.prepare("DELETE FROM comments WHERE issue_id = ?1")?;
-            let mut ins_label = c.prepare("INSERT OR IGNORE INTO labels(issue_id, label) VALUES (?1, ?2)")?;
-            let mut ins_dep = c.prepare(
-                "INSERT OR REPLACE INTO deps(issue_id, depends_on_id, type, created_at, created_by, extra, seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let mut ins_comment = c.prepare(
-                "INSERT INTO comments(comment_id, issue_id, author, text, created_at, extra)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut next_comment: i64 = c.query_row("SELECT IFNULL(MAX(comment_id), 0) FROM comments", [], |r| r.get(0))?;
-            next_comment = next_comment.max(
-                records
-                    .iter()
-                    .flat_map(|(_, r)| r.bead.comments.iter().map(|c| c.id))
-                    .max()
-                    .unwrap_or(0),
-            );
-            let (mut created, mut updated) = (0, 0);
-            for (_, rec) in &records {
-                let b = &rec.bead;
-                if exists.exists([&b.id])? {
-                    updated += 1;
-                } else {
-                    created += 1;
-                }
-                let metadata = b.metadata.as_ref().map(|v| v.to_string());
-                upsert.execute(params![
-                    b.id,
-                    b.title,
-                    b.description,
-                    b.design,
-                    b.acceptance_criteria,
-                    b.notes,
-                    b.status,
-                    b.priority,
-                    b.issue_type,
-                    b.assignee,
-                    b.created_at,
-                    rec.created_ns,
-                    b.created_by,
-                    b.updated_at,
-                    b.closed_at,
-                    b.close_reason,
-                    b.defer_until,
-                    rec.defer_ns,
-                    b.ephemeral as i64,
-                    metadata,
-                    json_text(&b.extra),
-                    b.pinned as i64,
-                ])?;
-                del_labels.execute([&b.id])?;
-                del_deps.execute([&b.id])?;
-                del_comments.execute([&b.id])?;
-                for l in &b.labels {
-                    ins_label.execute([&b.id, l])?;
-                }
-                for (seq, d) in b.dependencies.iter().enumerate() {
-                    ins_dep.execute(params![
-                        d.issue_id,
-                        d.depends_on_id,
-                        d.dep_type,
-                        d.created_at,
-                        d.created_by,
-                        json_text(&d.extra),
-                        seq as i64,
-                    ])?;
-                }
-                for cm in &b.comments {
-                    let cid = if cm.id > 0 {
-                        cm.id
-                    } else {
-                        next_comment += 1;
-                        next_comment
-                    };
-                    ins_comment.execute(params![cid, b.id, cm.author, cm.text, cm.created_at, json_text(&cm.extra)])?;
-                }
-                tx.event(NewEvent {
-                    subject: &b.id,
-                    kind: ev::IMPORTED,
-                    actor: &actor,
-                    detail: Some(source),
-                    ..Default::default()
-                })?;
-            }
-            if let Some(on_cycle) = find_cycle(c)? {
-                let line = first_line
-                    .get(&on_cycle)
-                    .map(|l| l.to_string())
-                    .unwrap_or_else(|| "?".into());
+            let (created, updated) = write_records(tx, &records, source, &actor)?;
+            if let Some(on_cycle) = find_cycle(tx.conn)? {
+                let line = first_line.get(&on_cycle).copied().unwrap_or(0);
                 return Err(bad(
                     source,
-                    line.parse().unwrap_or(0),
+                    line,
                     "dependencies",
-                    format!("{on_cycle} is on a cycle of blocking dependencies; nothing was imported"),
+                    format!(
+                        "{on_cycle} is on a cycle of blocking dependencies; nothing was imported"
+                    ),
                 ));
             }
-            recompute_all_blocked(c)?;
-            // Id bookkeeping: per-prefix counts (for id length) and child counters (so new
-            // children never reuse an imported number).
-            c.execute("DELETE FROM prefix_counts", [])?;
-            let mut counts: HashMap<String, i64> = HashMap::new();
-            {
-                let mut all = c.prepare("SELECT id FROM beads WHERE instr(id, '.') = 0")?;
-                let rows = all.query_map([], |r| r.get::<_, String>(0))?;
-                for id in rows {
-                    let id = id?;
-                    *counts.entry(ids::prefix_of(&id).to_string()).or_default() += 1;
-                }
-            }
-            for (p, n) in counts {
-                c.execute("INSERT INTO prefix_counts(prefix, n) VALUES (?1, ?2)", params![p, n])?;
-            }
-            for (_, rec) in &records {
-                if let Some((parent, n)) = ids::parent_of(&rec.bead.id) {
-                    c.execute(
-                        "UPDATE beads SET child_counter = MAX(child_counter, ?2) WHERE id = ?1",
-                        params![parent, n as i64],
-                    )?;
-                }
-            }
-            Ok(ImportReport { lines, created, updated })
+            recompute_all_blocked(tx.conn)?;
+            id_bookkeeping(tx.conn, &records)?;
+            Ok(ImportReport {
+                lines,
+                created,
+                updated,
+            })
         })
     }
 
