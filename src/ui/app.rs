@@ -564,7 +564,6 @@ impl App {
     }
 
     fn key_dialog(&mut self, d: Dialog, k: KeyEvent) -> Vec<Action> {
-        let close = k.code == KeyCode::Esc;
         match d {
             Dialog::Help { .. } | Dialog::Message { .. } => {
                 if matches!(
@@ -606,167 +605,170 @@ impl App {
                 agent,
                 text,
                 scroll,
-            } => {
-                let lines = text.lines().count();
-                let scroll = match k.code {
-                    KeyCode::Char('j') | KeyCode::Down => scroll + 1,
-                    KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-                    KeyCode::PageDown | KeyCode::Char(' ') => scroll + 20,
-                    KeyCode::PageUp => scroll.saturating_sub(20),
-                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => {
-                        self.mode = Mode::Normal;
-                        return Vec::new();
-                    }
-                    _ => scroll,
-                };
-                self.mode = Mode::Dialog(Dialog::Diff {
-                    agent,
-                    text,
-                    scroll: scroll.min(lines.saturating_sub(1)),
-                });
-                Vec::new()
+            } => self.key_diff(agent, text, scroll, k),
+            Dialog::Nudge { agent, input } => self.key_nudge(agent, input, k),
+            Dialog::Command { input, selected } => self.key_command_line(input, selected, k),
+            Dialog::Sling(s) => self.key_sling(s, k),
+        }
+    }
+
+    /// The diff viewer: scrolling, and leaving.
+    fn key_diff(&mut self, agent: String, text: String, scroll: usize, k: KeyEvent) -> Vec<Action> {
+        let lines = text.lines().count();
+        let scroll = match k.code {
+            KeyCode::Char('j') | KeyCode::Down => scroll + 1,
+            KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+            KeyCode::PageDown | KeyCode::Char(' ') => scroll + 20,
+            KeyCode::PageUp => scroll.saturating_sub(20),
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                return Vec::new();
             }
-            Dialog::Nudge { agent, mut input } => {
-                if close {
-                    self.mode = Mode::Normal;
+            _ => scroll,
+        };
+        self.mode = Mode::Dialog(Dialog::Diff {
+            agent,
+            text,
+            scroll: scroll.min(lines.saturating_sub(1)),
+        });
+        Vec::new()
+    }
+
+    /// The nudge box: typing, and Enter to send it.
+    fn key_nudge(&mut self, agent: String, mut input: String, k: KeyEvent) -> Vec<Action> {
+        match k.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                return Vec::new();
+            }
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                let text = input.trim().to_string();
+                if text.is_empty() {
                     return Vec::new();
                 }
-                match k.code {
-                    KeyCode::Enter => {
-                        self.mode = Mode::Normal;
-                        let text = input.trim().to_string();
-                        if text.is_empty() {
-                            return Vec::new();
-                        }
-                        self.notice = Some(format!("nudged {agent}"));
-                        return vec![Action::Engine(Command::Nudge { agent, text })];
-                    }
-                    KeyCode::Backspace => {
-                        input.pop();
-                    }
-                    KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
-                        input.push(c)
-                    }
-                    _ => {}
-                }
-                self.mode = Mode::Dialog(Dialog::Nudge { agent, input });
-                Vec::new()
+                self.notice = Some(format!("nudged {agent}"));
+                return vec![Action::Engine(Command::Nudge { agent, text })];
             }
-            Dialog::Command {
-                mut input,
-                selected,
-            } => {
-                if close {
-                    self.mode = Mode::Normal;
-                    return Vec::new();
-                }
-                let mut selected = selected;
-                match k.code {
-                    KeyCode::Enter => {
-                        self.mode = Mode::Normal;
-                        return self.run_command(input.trim());
-                    }
-                    KeyCode::Tab => {
-                        let c = self.completions(&input);
-                        if !c.is_empty() {
-                            let i = selected.map(|i| (i + 1) % c.len()).unwrap_or(0);
-                            let mut words: Vec<&str> = input.split(' ').collect();
-                            words.pop();
-                            words.push(&c[i]);
-                            let completed = words.join(" ");
-                            // A unique completion moves on to the next word.
-                            input = if c.len() == 1 {
-                                format!("{completed} ")
-                            } else {
-                                completed
-                            };
-                            selected = if c.len() == 1 { None } else { Some(i) };
-                        }
-                    }
-                    KeyCode::Backspace => {
-                        input.pop();
-                        selected = None;
-                    }
-                    KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
-                        input.push(c);
-                        selected = None;
-                    }
-                    _ => {}
-                }
-                self.mode = Mode::Dialog(Dialog::Command { input, selected });
-                Vec::new()
-            }
-            Dialog::Sling(mut s) => {
-                if close {
-                    self.mode = Mode::Normal;
-                    return Vec::new();
-                }
-                let len = match s.step {
-                    SlingStep::Bead => self.sling_beads(&s.filter).len(),
-                    SlingStep::Rig => self.snapshot.rigs.len(),
-                    SlingStep::Runtime => self.sling_runtimes().len(),
-                };
-                match k.code {
-                    KeyCode::Down => s.selected = (s.selected + 1).min(len.saturating_sub(1)),
-                    KeyCode::Up => s.selected = s.selected.saturating_sub(1),
-                    KeyCode::Char('j') if s.step != SlingStep::Bead => {
-                        s.selected = (s.selected + 1).min(len.saturating_sub(1))
-                    }
-                    KeyCode::Char('k') if s.step != SlingStep::Bead => {
-                        s.selected = s.selected.saturating_sub(1)
-                    }
-                    KeyCode::Backspace if s.step == SlingStep::Bead => {
-                        s.filter.pop();
-                        s.selected = 0;
-                    }
-                    KeyCode::Char(c)
-                        if s.step == SlingStep::Bead
-                            && !k.modifiers.contains(KeyModifiers::CONTROL) =>
-                    {
-                        s.filter.push(c);
-                        s.selected = 0;
-                    }
-                    KeyCode::Enter => match s.step {
-                        SlingStep::Bead => {
-                            let Some(b) = self
-                                .sling_beads(&s.filter)
-                                .get(s.selected)
-                                .map(|b| b.id.clone())
-                            else {
-                                return Vec::new();
-                            };
-                            s.bead = Some(b);
-                            s.selected = 0;
-                            s.step = SlingStep::Rig;
-                            if self.snapshot.rigs.is_empty() {
-                                self.mode = Mode::Dialog(Dialog::Message {
-                                    title: "No rigs".into(),
-                                    text: "Add a rig first: gastown-tui rig add NAME URL".into(),
-                                });
-                                return Vec::new();
-                            }
-                        }
-                        SlingStep::Rig => {
-                            s.rig = self.snapshot.rigs.get(s.selected).cloned();
-                            s.selected = self.first_installed_runtime();
-                            s.step = SlingStep::Runtime;
-                        }
-                        SlingStep::Runtime => {
-                            let runtime = self.sling_runtimes().get(s.selected).cloned();
-                            self.mode = Mode::Normal;
-                            if let (Some(bead), Some(rig)) = (s.bead, s.rig) {
-                                self.notice = Some(format!("slinging {bead} to {rig}"));
-                                return vec![Action::Engine(Command::Sling { bead, rig, runtime })];
-                            }
-                            return Vec::new();
-                        }
-                    },
-                    _ => {}
-                }
-                self.mode = Mode::Dialog(Dialog::Sling(s));
-                Vec::new()
+            _ => {
+                edit_text(&mut input, k);
             }
         }
+        self.mode = Mode::Dialog(Dialog::Nudge { agent, input });
+        Vec::new()
+    }
+
+    /// The `:` command line: typing, Tab to complete (again for the next completion), Enter
+    /// to run it.
+    fn key_command_line(
+        &mut self,
+        mut input: String,
+        mut selected: Option<usize>,
+        k: KeyEvent,
+    ) -> Vec<Action> {
+        match k.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                return Vec::new();
+            }
+            KeyCode::Enter => {
+                self.mode = Mode::Normal;
+                return self.run_command(input.trim());
+            }
+            KeyCode::Tab => {
+                let c = self.completions(&input);
+                if !c.is_empty() {
+                    let i = selected.map(|i| (i + 1) % c.len()).unwrap_or(0);
+                    let mut words: Vec<&str> = input.split(' ').collect();
+                    words.pop();
+                    words.push(&c[i]);
+                    let completed = words.join(" ");
+                    // A unique completion moves on to the next word.
+                    input = if c.len() == 1 {
+                        format!("{completed} ")
+                    } else {
+                        completed
+                    };
+                    selected = if c.len() == 1 { None } else { Some(i) };
+                }
+            }
+            _ => {
+                if edit_text(&mut input, k) {
+                    selected = None;
+                }
+            }
+        }
+        self.mode = Mode::Dialog(Dialog::Command { input, selected });
+        Vec::new()
+    }
+
+    /// The sling dialog: pick a ready bead (typing filters), then a rig, then a runtime.
+    fn key_sling(&mut self, mut s: SlingDialog, k: KeyEvent) -> Vec<Action> {
+        if k.code == KeyCode::Esc {
+            self.mode = Mode::Normal;
+            return Vec::new();
+        }
+        let len = match s.step {
+            SlingStep::Bead => self.sling_beads(&s.filter).len(),
+            SlingStep::Rig => self.snapshot.rigs.len(),
+            SlingStep::Runtime => self.sling_runtimes().len(),
+        };
+        let typing = s.step == SlingStep::Bead;
+        match k.code {
+            KeyCode::Down => s.selected = (s.selected + 1).min(len.saturating_sub(1)),
+            KeyCode::Up => s.selected = s.selected.saturating_sub(1),
+            KeyCode::Char('j') if !typing => {
+                s.selected = (s.selected + 1).min(len.saturating_sub(1))
+            }
+            KeyCode::Char('k') if !typing => s.selected = s.selected.saturating_sub(1),
+            KeyCode::Enter => return self.sling_next(s),
+            _ if typing && edit_text(&mut s.filter, k) => s.selected = 0,
+            _ => {}
+        }
+        self.mode = Mode::Dialog(Dialog::Sling(s));
+        Vec::new()
+    }
+
+    /// Enter in the sling dialog: on to the next step, or the sling itself after the last.
+    fn sling_next(&mut self, mut s: SlingDialog) -> Vec<Action> {
+        match s.step {
+            SlingStep::Bead => {
+                let Some(b) = self
+                    .sling_beads(&s.filter)
+                    .get(s.selected)
+                    .map(|b| b.id.clone())
+                else {
+                    self.mode = Mode::Dialog(Dialog::Sling(s));
+                    return Vec::new();
+                };
+                s.bead = Some(b);
+                s.selected = 0;
+                s.step = SlingStep::Rig;
+                if self.snapshot.rigs.is_empty() {
+                    self.mode = Mode::Dialog(Dialog::Message {
+                        title: "No rigs".into(),
+                        text: "Add a rig first: gastown-tui rig add NAME URL".into(),
+                    });
+                    return Vec::new();
+                }
+            }
+            SlingStep::Rig => {
+                s.rig = self.snapshot.rigs.get(s.selected).cloned();
+                s.selected = self.first_installed_runtime();
+                s.step = SlingStep::Runtime;
+            }
+            SlingStep::Runtime => {
+                let runtime = self.sling_runtimes().get(s.selected).cloned();
+                self.mode = Mode::Normal;
+                if let (Some(bead), Some(rig)) = (s.bead, s.rig) {
+                    self.notice = Some(format!("slinging {bead} to {rig}"));
+                    return vec![Action::Engine(Command::Sling { bead, rig, runtime })];
+                }
+                return Vec::new();
+            }
+        }
+        self.mode = Mode::Dialog(Dialog::Sling(s));
+        Vec::new()
     }
 
     /// Runs a `:` command line.
@@ -915,6 +917,19 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+}
+
+/// Typing into a one-line text field: Backspace and printable characters (not Ctrl-ed ones).
+/// Whether the text changed.
+fn edit_text(text: &mut String, k: KeyEvent) -> bool {
+    match k.code {
+        KeyCode::Backspace => text.pop().is_some(),
+        KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+            text.push(c);
+            true
+        }
+        _ => false,
     }
 }
 
