@@ -163,16 +163,53 @@ fn client_name(kind: &Kind) -> &'static str {
     }
 }
 
-async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
-    let themes_dir = town.root.join("themes");
+/// What the engine was last told: the sizes it draws for, its theme's colours, and the agent
+/// shown (with drill-down and scroll offset).
+#[derive(Default)]
+struct Sent {
+    size: Option<((u16, u16), (u16, u16))>,
+    show: Option<(Option<String>, bool, usize)>,
+    colors: Option<QueryColors>,
+}
+
+/// The cockpit's loop state: the app, the link to the engine, the screens it sent, and when to
+/// draw.
+struct Loop {
+    town: Town,
+    kind: Kind,
+    themes_dir: std::path::PathBuf,
+    theme: Theme,
+    app: App,
+    link: Option<Link>,
+    grids: HashMap<String, Pane>,
+    areas: Areas,
+    dirty: bool,
+    /// Drawn at once, not at the next frame interval: what a key did, and the screens that
+    /// answer it (the newly shown agent's, an echo).
+    urgent: bool,
+    typed_at: Option<Instant>,
+    last_draw: Instant,
+    sent: Sent,
+    /// Until when frames wait for the newly shown agent's first screen.
+    screen_due: Option<Instant>,
+    /// Commands waiting for their answer: what to do with it.
+    pending: HashMap<u64, Command>,
+    next_id: u64,
+    last_pid: Option<u32>,
+    started_tx: mpsc::Sender<Result<()>>,
+}
+
+type Terminal = ratatui::DefaultTerminal;
+
+async fn cockpit(town: Town, theme: Theme, kind: Kind) -> Result<Outcome> {
     let (conn, _) = client::connect_or_start(&town, client_name(&kind)).await?;
     let mut link = Link::start(conn);
     let snapshot = loop {
         match tokio::time::timeout(FIRST_SNAPSHOT, link.rx.recv()).await {
             Ok(Some(FromEngine::Snapshot(s))) => break *s,
             Ok(Some(_)) => continue,
-            Ok(None) => return Err(Error::Conflict("the engine closed the connection".into())),
-            Err(_) => return Err(Error::Conflict("the engine sent no snapshot".into())),
+            Ok(None) => return Err(Error::EngineLost("the engine closed the connection".into())),
+            Err(_) => return Err(Error::EngineLost("the engine sent no snapshot".into())),
         }
     };
     let mut app = match &kind {
@@ -188,7 +225,6 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
         _ => App::new(snapshot),
     };
     app.demo = kind == Kind::Demo;
-    let mut link = Some(link);
 
     // Keys, mouse and resizes come from a plain thread blocking on the terminal.
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Event>();
@@ -210,262 +246,337 @@ async fn cockpit(town: Town, mut theme: Theme, kind: Kind) -> Result<Outcome> {
     let _guard = TerminalGuard;
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
 
-    let mut grids: HashMap<String, Pane> = HashMap::new();
-    let mut areas = Areas::default();
-    let mut dirty = true;
-    // Drawn at once, not at the next frame interval: what a key did, and the screens that
-    // answer it (the newly shown agent's, an echo).
-    let mut urgent = false;
-    let mut typed_at: Option<Instant> = None;
-    let mut last_draw = Instant::now() - FRAME;
-    // What the engine was last told: sizes, and the agent shown.
-    let mut sent_size: Option<((u16, u16), (u16, u16))> = None;
-    let mut sent_show: Option<(Option<String>, bool, usize)> = None;
-    let mut sent_colors: Option<QueryColors> = None;
-    // Until when frames wait for the newly shown agent's first screen.
-    let mut screen_due: Option<Instant> = None;
-    // Commands waiting for their answer: what to do with it.
-    let mut pending: HashMap<u64, Command> = HashMap::new();
-    let mut next_id: u64 = 0;
-    let mut last_pid = link.as_ref().map(|l| l.pid);
     let (started_tx, mut started_rx) = mpsc::channel::<Result<()>>(1);
-
+    let mut l = Loop {
+        themes_dir: town.root.join("themes"),
+        town,
+        kind,
+        theme,
+        app,
+        last_pid: Some(link.pid),
+        link: Some(link),
+        grids: HashMap::new(),
+        areas: Areas::default(),
+        dirty: true,
+        urgent: false,
+        typed_at: None,
+        last_draw: Instant::now() - FRAME,
+        sent: Sent::default(),
+        screen_due: None,
+        pending: HashMap::new(),
+        next_id: 0,
+        started_tx,
+    };
     loop {
         let size = terminal
             .size()
             .map_err(|e| Error::io("read", "the terminal size", e))?;
-        let full = ratatui::layout::Rect::new(0, 0, size.width, size.height);
-        if let Some(l) = link.as_mut() {
-            let want = (
-                view::terminal_size(full, false),
-                view::terminal_size(full, true),
-            );
-            let mut ok = true;
-            if sent_size != Some(want) {
-                sent_size = Some(want);
-                ok &= l.send(ToEngine::Size {
-                    pane: want.0,
-                    full: want.1,
-                });
-            }
-            let colors = theme.query_colors();
-            if sent_colors != Some(colors) {
-                sent_colors = Some(colors);
-                ok &= l.send(ToEngine::Colors(colors));
-            }
-            let drill = app.mode == Mode::DrillDown;
-            let show = (
-                app.selected_agent().map(|a| a.agent.name.clone()),
-                drill,
-                if drill { app.term_scroll } else { 0 },
-            );
-            if sent_show.as_ref() != Some(&show) {
-                grids.retain(|k, _| show.0.as_deref() == Some(k.as_str()));
-                screen_due = show
-                    .0
-                    .as_ref()
-                    .filter(|a| !grids.contains_key(*a))
-                    .map(|_| Instant::now() + SCREEN_WAIT);
-                sent_show = Some(show.clone());
-                ok &= l.send(ToEngine::Show {
-                    agent: show.0,
-                    full: show.1,
-                    offset: show.2,
-                });
-                dirty = true;
-            }
-            if !ok {
-                link = None;
-                app.engine_gone = Some("the engine's connection broke".into());
-                dirty = true;
-            }
-        }
-        if link.is_none() || screen_due.is_some_and(|t| Instant::now() >= t) {
-            screen_due = None;
-        }
-
-        if dirty && (urgent || last_draw.elapsed() >= FRAME) && screen_due.is_none() {
-            let _ = crossterm::queue!(std::io::stdout(), BeginSynchronizedUpdate);
-            terminal
-                .draw(|f| areas = view::draw(f, &app, &grids, &theme))
-                .map_err(|e| Error::io("draw", "the terminal", e))?;
-            let _ = crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate);
-            let _ = std::io::stdout().flush();
-            last_draw = Instant::now();
-            dirty = false;
-            urgent = false;
-        }
-        // Asleep until something happens; once a second the clocks in the panels move on.
-        let timer = if let Some(due) = screen_due {
-            due.saturating_duration_since(Instant::now())
-        } else if dirty {
-            FRAME.saturating_sub(last_draw.elapsed())
-        } else if link.is_none() {
-            RECONNECT_EVERY
-        } else {
-            CLOCK_TICK.saturating_sub(last_draw.elapsed())
-        }
-        .max(Duration::from_millis(1));
+        l.tell_engine(ratatui::layout::Rect::new(0, 0, size.width, size.height));
+        l.draw_if_due(&mut terminal)?;
+        let timer = l.timer();
         let from_engine = async {
-            match link.as_mut() {
-                Some(l) => l.rx.recv().await,
+            match l.link.as_mut() {
+                Some(link) => link.rx.recv().await,
                 None => std::future::pending().await,
             }
         };
-
-        tokio::select! {
-            Some(ev) = input_rx.recv() => {
-                dirty = true;
-                urgent = true;
-                typed_at = Some(Instant::now());
-                let actions = on_input(&mut app, ev, &areas, &grids);
-                for action in actions {
-                    match action {
-                        Action::Detach => {
-                            return Ok(Outcome::Detached {
-                                running: app.running(),
-                                pid: link.as_ref().map(|l| l.pid),
-                            });
-                        }
-                        Action::StopEngine => {
-                            let Some(mut l) = link.take() else {
-                                app.notice = Some("the engine is not running".into());
-                                continue;
-                            };
-                            let pid = l.pid;
-                            app.notice = Some("stopping the engine and its agents…".into());
-                            app.mode = Mode::Normal;
-                            let _ = terminal.draw(|f| areas = view::draw(f, &app, &grids, &theme));
-                            if l.send(ToEngine::Stop) {
-                                // Until it closes the connection (its agents have stopped).
-                                while l.rx.recv().await.is_some() {}
-                            }
-                            drop(l);
-                            wait_gone(&town, pid).await;
-                            return Ok(Outcome::Stopped { pid });
-                        }
-                        Action::StartEngine => {
-                            let (town, tx) = (town.clone(), started_tx.clone());
-                            tokio::spawn(async move {
-                                let r = client::start(&town, "cli").await.map(|_| ());
-                                let _ = tx.send(r).await;
-                            });
-                        }
-                        Action::Engine(cmd) => match link.as_mut() {
-                            Some(l) => {
-                                next_id += 1;
-                                pending.insert(next_id, cmd.clone());
-                                if !l.send(ToEngine::Command { id: next_id, cmd }) {
-                                    link = None;
-                                    app.engine_gone = Some("the engine's connection broke".into());
-                                }
-                            }
-                            None => app.notice = Some("the engine is gone: nothing was sent (r starts it)".into()),
-                        },
-                    }
-                }
-                if let Some(name) = app.notice.as_deref().and_then(|n| n.strip_prefix("theme:")) {
-                    let name = name.to_string();
-                    match Theme::load(&name, Some(&themes_dir)) {
-                        Ok(t) => {
-                            theme = t;
-                            app.notice = Some(format!("theme {name}"));
-                        }
-                        Err(e) => app.notice = Some(e.to_string()),
-                    }
-                }
-            }
-            msg = from_engine => {
-                dirty = true;
-                match msg {
-                    None => {
-                        link = None;
-                        grids.clear();
-                        app.engine_gone = Some(match last_pid {
-                            Some(pid) => format!("the engine (pid {pid}) is gone"),
-                            None => "the engine is gone".into(),
-                        });
-                    }
-                    Some(FromEngine::Snapshot(s)) => app.set_snapshot(*s),
-                    Some(FromEngine::Screen(u)) => {
-                        let agent = u.agent.clone();
-                        if shown(&sent_show) == Some(&agent) {
-                            urgent |= screen_due.is_some()
-                                || typed_at.is_some_and(|t| t.elapsed() < ANSWER_WINDOW);
-                            screen_due = None;
-                        }
-                        let g = grids.entry(agent).or_default();
-                        g.apply(u);
-                        app.term_scroll = app.term_scroll.min(g.grid().state.history);
-                    }
-                    Some(FromEngine::NoScreen { agent }) => {
-                        if shown(&sent_show) == Some(&agent) {
-                            urgent |= screen_due.is_some();
-                            screen_due = None;
-                        }
-                        grids.remove(&agent);
-                    }
-                    Some(FromEngine::Answer { id, result }) => {
-                        let cmd = pending.remove(&id);
-                        match (cmd, result) {
-                            (Some(Command::Diff { agent }), Ok(Some(text))) => {
-                                app.mode = Mode::Dialog(Dialog::Diff { agent, text, scroll: 0 });
-                            }
-                            (Some(Command::Sling { .. }), Ok(Some(said))) => app.notice = Some(said),
-                            (Some(cmd), Err(message)) => {
-                                app.notice = Some(format!("{}: {message}", cmd.subject()));
-                            }
-                            _ => {}
-                        }
-                    }
-                    Some(FromEngine::Event(EngineEvent::Failed { agent, message })) => {
-                        app.notice = Some(if agent.is_empty() { message } else { format!("{agent}: {message}") });
-                    }
-                    Some(FromEngine::Event(EngineEvent::Attention { text, bell, .. })) => {
-                        if bell {
-                            ring(&text);
-                        }
-                        app.notice = Some(text);
-                        dirty = true;
-                    }
-                    Some(FromEngine::Event(_)) | Some(FromEngine::Status(_)) => {}
-                    Some(FromEngine::Stopping { reason }) => {
-                        return Ok(Outcome::StoppedElsewhere { reason });
-                    }
-                }
-            }
+        let outcome = tokio::select! {
+            Some(ev) = input_rx.recv() => l.on_input(ev, &mut terminal).await,
+            msg = from_engine => l.on_engine(msg),
             Some(r) = started_rx.recv() => {
-                dirty = true;
+                l.dirty = true;
                 if let Err(e) = r {
-                    app.notice = Some(e.to_string());
+                    l.app.notice = Some(e.to_string());
                 }
+                None
             }
             _ = tokio::time::sleep(timer) => {
-                if link.is_none() {
-                    match client::connect(&town, client_name(&kind)).await {
-                        Ok(Some(c)) => {
-                            let l = Link::start(c);
-                            app.notice = Some(format!("reconnected to the engine (pid {})", l.pid));
-                            last_pid = Some(l.pid);
-                            link = Some(l);
-                            app.engine_gone = None;
-                            sent_size = None;
-                            sent_show = None;
-                            sent_colors = None;
-                            pending.clear();
-                            dirty = true;
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            app.engine_gone = Some(e.to_string());
-                            dirty = true;
+                l.on_timer().await;
+                None
+            }
+        };
+        if let Some(outcome) = outcome {
+            return Ok(outcome);
+        }
+    }
+}
+
+impl Loop {
+    /// Tells the engine what changed since it was last told: the sizes for `full`, the
+    /// theme's colours, the agent shown.
+    fn tell_engine(&mut self, full: ratatui::layout::Rect) {
+        let Some(l) = self.link.as_mut() else {
+            self.screen_due = None;
+            return;
+        };
+        let want = (
+            view::terminal_size(full, false),
+            view::terminal_size(full, true),
+        );
+        let mut ok = true;
+        if self.sent.size != Some(want) {
+            self.sent.size = Some(want);
+            ok &= l.send(ToEngine::Size {
+                pane: want.0,
+                full: want.1,
+            });
+        }
+        let colors = self.theme.query_colors();
+        if self.sent.colors != Some(colors) {
+            self.sent.colors = Some(colors);
+            ok &= l.send(ToEngine::Colors(colors));
+        }
+        let drill = self.app.mode == Mode::DrillDown;
+        let show = (
+            self.app.selected_agent().map(|a| a.agent.name.clone()),
+            drill,
+            if drill { self.app.term_scroll } else { 0 },
+        );
+        if self.sent.show.as_ref() != Some(&show) {
+            self.grids
+                .retain(|k, _| show.0.as_deref() == Some(k.as_str()));
+            self.screen_due = show
+                .0
+                .as_ref()
+                .filter(|a| !self.grids.contains_key(*a))
+                .map(|_| Instant::now() + SCREEN_WAIT);
+            self.sent.show = Some(show.clone());
+            ok &= l.send(ToEngine::Show {
+                agent: show.0,
+                full: show.1,
+                offset: show.2,
+            });
+            self.dirty = true;
+        }
+        if !ok {
+            self.link_broke();
+        }
+        if self.link.is_none() || self.screen_due.is_some_and(|t| Instant::now() >= t) {
+            self.screen_due = None;
+        }
+    }
+
+    fn link_broke(&mut self) {
+        self.link = None;
+        self.app.engine_gone = Some("the engine's connection broke".into());
+        self.dirty = true;
+    }
+
+    /// Draws when something visible changed, at most once per frame interval (at once when
+    /// urgent), and not while the newly shown agent's screen is still on its way.
+    fn draw_if_due(&mut self, terminal: &mut Terminal) -> Result<()> {
+        if !(self.dirty
+            && (self.urgent || self.last_draw.elapsed() >= FRAME)
+            && self.screen_due.is_none())
+        {
+            return Ok(());
+        }
+        let _ = crossterm::queue!(std::io::stdout(), BeginSynchronizedUpdate);
+        self.draw(terminal)?;
+        let _ = crossterm::execute!(std::io::stdout(), EndSynchronizedUpdate);
+        let _ = std::io::stdout().flush();
+        self.last_draw = Instant::now();
+        self.dirty = false;
+        self.urgent = false;
+        Ok(())
+    }
+
+    fn draw(&mut self, terminal: &mut Terminal) -> Result<()> {
+        let (app, grids, theme, areas) = (&self.app, &self.grids, &self.theme, &mut self.areas);
+        terminal
+            .draw(|f| *areas = view::draw(f, app, grids, theme))
+            .map_err(|e| Error::io("draw", "the terminal", e))?;
+        Ok(())
+    }
+
+    /// How long the loop may sleep: until the awaited screen is due, the next frame, the next
+    /// look for a gone engine, or (once a second) the clocks in the panels moving on.
+    fn timer(&self) -> Duration {
+        if let Some(due) = self.screen_due {
+            due.saturating_duration_since(Instant::now())
+        } else if self.dirty {
+            FRAME.saturating_sub(self.last_draw.elapsed())
+        } else if self.link.is_none() {
+            RECONNECT_EVERY
+        } else {
+            CLOCK_TICK.saturating_sub(self.last_draw.elapsed())
+        }
+        .max(Duration::from_millis(1))
+    }
+
+    /// A key, a click, a paste or a resize: the app decides what it means; its actions are
+    /// carried out here.
+    async fn on_input(&mut self, ev: Event, terminal: &mut Terminal) -> Option<Outcome> {
+        self.dirty = true;
+        self.urgent = true;
+        self.typed_at = Some(Instant::now());
+        let actions = on_input(&mut self.app, ev, &self.areas, &self.grids);
+        for action in actions {
+            if let Some(outcome) = self.act(action, terminal).await {
+                return Some(outcome);
+            }
+        }
+        if let Some(name) = self
+            .app
+            .notice
+            .as_deref()
+            .and_then(|n| n.strip_prefix("theme:"))
+        {
+            let name = name.to_string();
+            match Theme::load(&name, Some(&self.themes_dir)) {
+                Ok(t) => {
+                    self.theme = t;
+                    self.app.notice = Some(format!("theme {name}"));
+                }
+                Err(e) => self.app.notice = Some(e.to_string()),
+            }
+        }
+        None
+    }
+
+    async fn act(&mut self, action: Action, terminal: &mut Terminal) -> Option<Outcome> {
+        match action {
+            Action::Detach => Some(Outcome::Detached {
+                running: self.app.running(),
+                pid: self.link.as_ref().map(|l| l.pid),
+            }),
+            Action::StopEngine => {
+                let Some(mut l) = self.link.take() else {
+                    self.app.notice = Some("the engine is not running".into());
+                    return None;
+                };
+                let pid = l.pid;
+                self.app.notice = Some("stopping the engine and its agents…".into());
+                self.app.mode = Mode::Normal;
+                let _ = self.draw(terminal);
+                if l.send(ToEngine::Stop) {
+                    // Until it closes the connection (its agents have stopped).
+                    while l.rx.recv().await.is_some() {}
+                }
+                drop(l);
+                wait_gone(&self.town, pid).await;
+                Some(Outcome::Stopped { pid })
+            }
+            Action::StartEngine => {
+                let (town, tx) = (self.town.clone(), self.started_tx.clone());
+                tokio::spawn(async move {
+                    let r = client::start(&town, "cli").await.map(|_| ());
+                    let _ = tx.send(r).await;
+                });
+                None
+            }
+            Action::Engine(cmd) => {
+                match self.link.as_mut() {
+                    Some(l) => {
+                        self.next_id += 1;
+                        self.pending.insert(self.next_id, cmd.clone());
+                        if !l.send(ToEngine::Command {
+                            id: self.next_id,
+                            cmd,
+                        }) {
+                            self.link_broke();
                         }
                     }
+                    None => {
+                        self.app.notice =
+                            Some("the engine is gone: nothing was sent (r starts it)".into())
+                    }
                 }
-                if last_draw.elapsed() >= CLOCK_TICK {
-                    dirty = true;
+                None
+            }
+        }
+    }
+
+    /// A message from the engine (`None`: the connection closed).
+    fn on_engine(&mut self, msg: Option<FromEngine>) -> Option<Outcome> {
+        self.dirty = true;
+        let app = &mut self.app;
+        match msg {
+            None => {
+                self.link = None;
+                self.grids.clear();
+                app.engine_gone = Some(match self.last_pid {
+                    Some(pid) => format!("the engine (pid {pid}) is gone"),
+                    None => "the engine is gone".into(),
+                });
+            }
+            Some(FromEngine::Snapshot(s)) => app.set_snapshot(*s),
+            Some(FromEngine::Screen(u)) => {
+                let agent = u.agent.clone();
+                if shown(&self.sent.show) == Some(&agent) {
+                    self.urgent |= self.screen_due.is_some()
+                        || self.typed_at.is_some_and(|t| t.elapsed() < ANSWER_WINDOW);
+                    self.screen_due = None;
+                }
+                let g = self.grids.entry(agent).or_default();
+                g.apply(u);
+                app.term_scroll = app.term_scroll.min(g.grid().state.history);
+            }
+            Some(FromEngine::NoScreen { agent }) => {
+                if shown(&self.sent.show) == Some(&agent) {
+                    self.urgent |= self.screen_due.is_some();
+                    self.screen_due = None;
+                }
+                self.grids.remove(&agent);
+            }
+            Some(FromEngine::Answer { id, result }) => match (self.pending.remove(&id), result) {
+                (Some(Command::Diff { agent }), Ok(Some(text))) => {
+                    app.mode = Mode::Dialog(Dialog::Diff {
+                        agent,
+                        text,
+                        scroll: 0,
+                    });
+                }
+                (Some(Command::Sling { .. }), Ok(Some(said))) => app.notice = Some(said),
+                (Some(cmd), Err(refused)) => {
+                    app.notice = Some(format!("{}: {refused}", cmd.subject()));
+                }
+                _ => {}
+            },
+            Some(FromEngine::Event(EngineEvent::Failed { agent, message })) => {
+                app.notice = Some(if agent.is_empty() {
+                    message
+                } else {
+                    format!("{agent}: {message}")
+                });
+            }
+            Some(FromEngine::Event(EngineEvent::Attention { text, bell, .. })) => {
+                if bell {
+                    ring(&text);
+                }
+                app.notice = Some(text);
+            }
+            Some(FromEngine::Event(_)) | Some(FromEngine::Status(_)) => {}
+            Some(FromEngine::Stopping { reason }) => {
+                return Some(Outcome::StoppedElsewhere { reason });
+            }
+        }
+        None
+    }
+
+    /// Nothing happened for a while: look for a gone engine again; let the clocks move on.
+    async fn on_timer(&mut self) {
+        if self.link.is_none() {
+            match client::connect(&self.town, client_name(&self.kind)).await {
+                Ok(Some(c)) => {
+                    let l = Link::start(c);
+                    self.app.notice = Some(format!("reconnected to the engine (pid {})", l.pid));
+                    self.last_pid = Some(l.pid);
+                    self.link = Some(l);
+                    self.app.engine_gone = None;
+                    self.sent = Sent::default();
+                    self.pending.clear();
+                    self.dirty = true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.app.engine_gone = Some(e.to_string());
+                    self.dirty = true;
                 }
             }
+        }
+        if self.last_draw.elapsed() >= CLOCK_TICK {
+            self.dirty = true;
         }
     }
 }
