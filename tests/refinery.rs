@@ -1,7 +1,9 @@
-//! The Refinery on real git repositories through the running engine: green merges by
-//! fast-forward, red is rejected and sent back, conflicts become new beads, untested rigs
-//! merge nothing, hanging tests are killed, one merge at a time per rig; and the invariant
-//! over a whole run: every position the target branch took passed the tests.
+//! The Refinery on real git repositories through the running engine: green merges, red is
+//! rejected and sent back, conflicts become new beads, untested rigs merge nothing, hanging
+//! tests are killed, one merge at a time per rig; the invariant over a whole run: every
+//! position the target branch took passed the tests; per merge style, the history a user walks
+//! (every commit for squash, the first-parent line for merge) is green, and worktrees follow
+//! the merges; a crash in the middle of a squash merge is recovered as merged or as queued.
 
 mod common;
 
@@ -36,19 +38,7 @@ fn main_tip(t: &TestTown) -> git2::Oid {
 
 /// Runs the rig's test.sh at `commit` in a fresh checkout.
 fn tests_pass_at(t: &TestTown, commit: git2::Oid) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = git2::Repository::open(t.root().join("demo/repo")).unwrap();
-    let tree = repo.find_commit(commit).unwrap().tree().unwrap();
-    let mut opts = git2::build::CheckoutBuilder::new();
-    opts.target_dir(dir.path()).force();
-    repo.checkout_tree(tree.as_object(), Some(&mut opts))
-        .unwrap();
-    std::process::Command::new("sh")
-        .arg("test.sh")
-        .current_dir(dir.path())
-        .status()
-        .unwrap()
-        .success()
+    common::tests_pass_at(&t.root().join("demo/repo"), commit)
 }
 
 #[test]
@@ -170,8 +160,8 @@ fn green_merges_red_is_sent_back_and_fixed_conflicts_become_beads() {
     let mut prev = start;
     for p in &positions {
         assert!(
-            repo.graph_descendant_of(*p, prev).unwrap(),
-            "main only moves forward"
+            *p == prev || repo.graph_descendant_of(*p, prev).unwrap(),
+            "main only moves forward: {positions:?}"
         );
         assert!(tests_pass_at(&t, *p), "{p} was merged, so its tests pass");
         prev = *p;
@@ -328,4 +318,315 @@ fn a_slung_molecule_is_walked_step_by_step_until_it_closes() {
         .map(|m| m["bead_id"].as_str().unwrap())
         .collect();
     assert_eq!(order, steps.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// Sets the rig's `merge_style` in town.toml.
+fn set_style(t: &TestTown, style: &str) {
+    let cfg = t.root().join("town.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    // The rig's table is the last one `rig add` wrote (the template above only mentions keys).
+    let at = text.rfind("[rigs.demo]").unwrap();
+    let (head, rig) = text.split_at(at);
+    let rig = rig.replacen("\n", &format!("\nmerge_style = \"{style}\"\n"), 1);
+    std::fs::write(&cfg, format!("{head}{rig}")).unwrap();
+}
+
+/// A whole run in `style`: a green change, a work-in-progress change of several commits, a
+/// change whose first try breaks the tests and whose second fixes them, and two changes that
+/// conflict (the loser redone as a resolve bead). Returns the town, main before the run and
+/// the merge requests at the end.
+fn whole_run(style: &str) -> (TestTown, git2::Oid, Vec<Value>) {
+    let t = town_with_rig();
+    set_style(&t, style);
+    fast(&t, "");
+    // Idle polecats are reaped at once, so the Deacon cleans their worktrees during the run.
+    let cfg = t.root().join("town.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("reap_after = \"10m\"", "reap_after = \"1s\""),
+    )
+    .unwrap();
+    let start = main_tip(&t);
+    let green = t.create("Green", &["-d", "sim: edit green.txt"]);
+    let wip = t.create(
+        "Work in progress",
+        &[
+            "-d",
+            "sim: edit wip.txt\nsim: edit wip.txt\nsim: edit more.txt",
+        ],
+    );
+    let red = t.create(
+        "Red then fixed",
+        &["-d", "sim: edit red.txt\nsim: break-tests"],
+    );
+    let c1 = t.create("Clash one", &["-d", "sim: conflict shared.txt"]);
+    let c2 = t.create("Clash two", &["-d", "sim: conflict shared.txt"]);
+    let convoy = t.json(&["convoy", "create", "Batch", &green, &wip, &red, &c1, &c2]);
+    let convoy = convoy["id"].as_str().unwrap().to_string();
+    let _up = Up::start(&t);
+    for b in [&green, &wip, &red, &c1, &c2] {
+        t.gt().args(["sling", b, "demo"]).assert().success();
+    }
+    wait_for(&t, "the conflict", || {
+        mrs(&t).iter().any(|m| m["state"] == "conflict")
+    });
+    let all = mrs(&t);
+    let loser = all.iter().find(|m| m["state"] == "conflict").unwrap();
+    let loser = loser["bead_id"].as_str().unwrap().to_string();
+    let resolve = t.json(&["bead", "show", &loser])["dependents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["type"] == "supersedes")
+        .map(|d| d["issue_id"].as_str().unwrap().to_string())
+        .expect("a resolve bead");
+    t.gt().args(["sling", &resolve, "demo"]).assert().success();
+    wait_for(&t, "the convoy to close", || {
+        t.json(&["convoy", "show", &convoy])["status"] == "closed"
+    });
+    let all = mrs(&t);
+    assert_eq!(
+        mr_for(&all, &red)
+            .iter()
+            .map(|m| m["state"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["rejected", "merged"],
+        "red, then fixed"
+    );
+    for m in all.iter().filter(|m| m["state"] == "merged") {
+        assert_eq!(m["style"], style, "{m}");
+        let commit = m["merge_commit"]
+            .as_str()
+            .expect("a merge names its commit");
+        let commit = git2::Oid::from_str(commit).unwrap();
+        let repo = git2::Repository::open(t.root().join("demo/repo")).unwrap();
+        assert!(
+            commit == main_tip(&t) || repo.graph_descendant_of(main_tip(&t), commit).unwrap(),
+            "mr-{} produced {commit}, which is on main",
+            m["id"]
+        );
+        assert!(
+            tests_pass_at(&t, commit),
+            "{commit} merged, so its tests pass"
+        );
+    }
+    assert_worktrees_follow_merges(&t, &all);
+    (t, start, all)
+}
+
+/// The Deacon removes the worktrees of polecats whose branch merged, and keeps the one whose
+/// branch holds the change that conflicted (commits merged nowhere).
+fn assert_worktrees_follow_merges(t: &TestTown, all: &[Value]) {
+    let loser = all.iter().find(|m| m["state"] == "conflict").unwrap()["submitter"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let winners: Vec<String> = all
+        .iter()
+        .filter(|m| m["state"] == "merged" && m["submitter"] != loser.as_str())
+        .map(|m| m["submitter"].as_str().unwrap().to_string())
+        .collect();
+    let wt = |name: &str| t.root().join("demo/polecats").join(name);
+    wait_for(t, "the merged polecats' worktrees to be removed", || {
+        winners.iter().all(|w| !wt(w).exists())
+    });
+    assert!(
+        wt(&loser).exists(),
+        "{loser}'s worktree holds the conflicting change, merged nowhere: it is kept"
+    );
+    let kept = t.json(&["feed"]);
+    assert!(
+        kept.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "worktree_kept" && e["subject"] == loser.as_str()),
+        "the kept worktree is in the feed"
+    );
+}
+
+#[test]
+fn squash_lands_each_bead_as_one_green_commit() {
+    let (t, start, all) = whole_run("squash");
+    let repo_dir = t.root().join("demo/repo");
+    let commits = common::history(&repo_dir, "main", Some(start), false);
+    let merged: Vec<&Value> = all.iter().filter(|m| m["state"] == "merged").collect();
+    assert_eq!(
+        commits.len(),
+        merged.len(),
+        "one commit per merged bead: {commits:?} {merged:#?}"
+    );
+    let repo = git2::Repository::open(&repo_dir).unwrap();
+    for c in &commits {
+        assert!(tests_pass_at(&t, *c), "every commit on main passes: {c}");
+        let commit = repo.find_commit(*c).unwrap();
+        assert_eq!(commit.parent_count(), 1);
+        let m = merged
+            .iter()
+            .find(|m| m["merge_commit"] == c.to_string().as_str())
+            .expect("each commit is a merge's");
+        let bead = m["bead_id"].as_str().unwrap();
+        let title = t.json(&["bead", "show", bead])["title"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            commit.summary().unwrap(),
+            Some(format!("{bead}: {title}").as_str())
+        );
+        assert_eq!(
+            commit.author().name().ok(),
+            m["submitter"].as_str(),
+            "by the polecat"
+        );
+        let body = commit.message().unwrap();
+        assert!(
+            body.contains(&format!("merge request mr-{}", m["id"])),
+            "{body}"
+        );
+    }
+    assert!(
+        !commits.iter().any(|c| repo
+            .find_commit(*c)
+            .unwrap()
+            .summary()
+            .unwrap()
+            .unwrap()
+            .contains("break the tests")),
+        "the red commit is squashed away"
+    );
+}
+
+#[test]
+fn merge_lands_each_bead_as_one_green_merge_commit() {
+    let (t, start, all) = whole_run("merge");
+    let repo_dir = t.root().join("demo/repo");
+    let line = common::history(&repo_dir, "main", Some(start), true);
+    let merged = all.iter().filter(|m| m["state"] == "merged").count();
+    assert_eq!(
+        line.len(),
+        merged,
+        "one first-parent commit per merged bead"
+    );
+    let repo = git2::Repository::open(&repo_dir).unwrap();
+    for c in &line {
+        assert!(
+            tests_pass_at(&t, *c),
+            "every first-parent commit passes: {c}"
+        );
+        assert_eq!(repo.find_commit(*c).unwrap().parent_count(), 2, "--no-ff");
+    }
+    // The branches' own commits stay reachable, the red one among them.
+    let everything = common::history(&repo_dir, "main", Some(start), false);
+    assert!(everything.iter().any(|c| repo
+        .find_commit(*c)
+        .unwrap()
+        .summary()
+        .unwrap()
+        .unwrap()
+        .contains("break the tests")));
+}
+
+#[test]
+fn rebase_keeps_the_branches_commits_and_tests_only_each_tip() {
+    let (t, start, all) = whole_run("rebase");
+    let repo_dir = t.root().join("demo/repo");
+    let commits = common::history(&repo_dir, "main", Some(start), false);
+    let merged = all.iter().filter(|m| m["state"] == "merged").count();
+    assert!(
+        commits.len() > merged,
+        "the branches' own commits land one by one"
+    );
+    // As documented: only each merge's tip was tested, so a red work-in-progress commit can
+    // stand on main (here the first try of the red-then-fixed change).
+    let repo = git2::Repository::open(&repo_dir).unwrap();
+    let red = commits
+        .iter()
+        .find(|c| {
+            repo.find_commit(**c)
+                .unwrap()
+                .summary()
+                .unwrap()
+                .unwrap()
+                .contains("break the tests")
+        })
+        .expect("the red commit is on main");
+    assert!(!tests_pass_at(&t, *red));
+}
+
+/// Starts the engine with the Refinery's crash hook at `point`, slings a change of several
+/// commits, and waits for the engine to die there.
+fn crash_during_a_squash(point: &str) -> (TestTown, git2::Oid, String) {
+    let t = town_with_rig();
+    fast(&t, "");
+    let start = main_tip(&t);
+    let bead = t.create("Crashy", &["-d", "sim: edit c.txt\nsim: edit d.txt"]);
+    let mut up = Up::start_with(&t, &[("GT_TEST_REFINERY_CRASH".into(), point.into())]);
+    t.gt().args(["sling", &bead, "demo"]).assert().success();
+    wait_for(&t, "the engine to die in the merge", || {
+        up.0.try_wait().unwrap().is_some()
+    });
+    let m = mr_for(&mrs(&t), &bead)[0].clone();
+    assert_eq!(m["state"], "testing", "cut off in the middle: {m}");
+    let recorded = m["merge_commit"]
+        .as_str()
+        .expect("the commit is recorded before main moves")
+        .to_string();
+    (t, start, recorded)
+}
+
+/// What a recovered merge must look like: merged once, never also queued, main one commit
+/// further and green, the bead closed.
+fn assert_merged_once(t: &TestTown, start: git2::Oid) -> Value {
+    wait_for(t, "the recovered merge", || {
+        mrs(t).iter().any(|m| m["state"] == "merged")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let all = mrs(t);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let m = all[0].clone();
+    assert_eq!(m["state"], "merged", "{m}");
+    let commits = common::history(&t.root().join("demo/repo"), "main", Some(start), false);
+    assert_eq!(commits.len(), 1, "one squash commit, not two");
+    assert_eq!(m["merge_commit"], commits[0].to_string().as_str());
+    assert!(tests_pass_at(t, commits[0]));
+    let bead = m["bead_id"].as_str().unwrap();
+    assert_eq!(t.json(&["bead", "show", bead])["status"], "closed");
+    m
+}
+
+#[test]
+fn a_crash_after_main_moved_is_recovered_as_merged() {
+    let (t, start, recorded) = crash_during_a_squash("after-advance");
+    assert_eq!(
+        main_tip(&t).to_string(),
+        recorded,
+        "main moved before the crash"
+    );
+    let _up = Up::start(&t);
+    let m = assert_merged_once(&t, start);
+    assert_eq!(
+        m["merge_commit"],
+        recorded.as_str(),
+        "the commit main moved to"
+    );
+    assert!(
+        m["test_log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("merged before a restart"),
+        "recognised from its record, not tested again: {m}"
+    );
+}
+
+#[test]
+fn a_crash_before_main_moved_is_queued_and_merged_once() {
+    let (t, start, _recorded) = crash_during_a_squash("before-advance");
+    assert_eq!(main_tip(&t), start, "main had not moved");
+    let _up = Up::start(&t);
+    let m = assert_merged_once(&t, start);
+    assert!(
+        m["test_log_tail"].as_str().unwrap().contains("$ ./test.sh"),
+        "tested again after the restart: {m}"
+    );
 }

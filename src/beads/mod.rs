@@ -31,7 +31,7 @@ pub use jsonl::{bead_to_json, ImportReport};
 pub use mail::check_address;
 pub use model::*;
 pub use molecule::{MoleculePlan, Poured};
-pub use mq::tail as mq_tail;
+pub use mq::{tail as mq_tail, Landed};
 pub use ready::DEFAULT_LIMIT;
 pub use schema::SCHEMA_VERSION;
 pub use usage::{GroupBy, Spender, Tokens, UsageRecord, UsageRow};

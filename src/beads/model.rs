@@ -311,6 +311,16 @@ pub struct MergeRequest {
     pub test_log_tail: String,
     pub created_at: String,
     pub updated_at: String,
+    /// How it was merged (`squash`, `merge`, `rebase`); empty until a merge is tried.
+    #[serde(default)]
+    pub style: String,
+    /// The branch commit the merge was made from.
+    #[serde(default)]
+    pub source_tip: Option<String>,
+    /// The commit the merge produced: the one under test while `testing`, the one the target
+    /// moved to once `merged`.
+    #[serde(default)]
+    pub merge_commit: Option<String>,
 }
 
 pub mod mr_state {

@@ -6,11 +6,20 @@ use super::{check_actor, MergeRequest, Store, Tx};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+/// A merge that landed: the branch, the branch commit it was made from, and the commit it
+/// produced on the target (the same commit for a fast-forward).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    pub branch: String,
+    pub source_tip: String,
+    pub commit: String,
+}
+
 /// At most this much of a test log is kept on a request.
 pub const LOG_TAIL_BYTES: usize = 8 * 1024;
 
 const MR_COLS: &str = "id, rig, branch, bead_id, submitter, state, attempts, reason, \
-     test_log_tail, created_at, updated_at";
+     test_log_tail, created_at, updated_at, style, source_tip, merge_commit";
 
 fn mr_from_row(r: &Row) -> rusqlite::Result<MergeRequest> {
     Ok(MergeRequest {
@@ -25,6 +34,9 @@ fn mr_from_row(r: &Row) -> rusqlite::Result<MergeRequest> {
         test_log_tail: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        style: r.get(11)?,
+        source_tip: r.get(12)?,
+        merge_commit: r.get(13)?,
     })
 }
 
@@ -116,6 +128,53 @@ impl Store {
         Ok(stale.len())
     }
 
+    /// Records what a merge of request `id` is making, before the target moves to it: the
+    /// style, the branch commit it starts from and the commit the target will move to. After a
+    /// crash, the request is merged exactly when that commit is on the target.
+    pub fn mr_record_commit(
+        &self,
+        id: i64,
+        style: &str,
+        source_tip: &str,
+        commit: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.conn.execute(
+                "UPDATE merge_requests SET style = ?2, source_tip = ?3, merge_commit = ?4,
+                    updated_at = ?5 WHERE id = ?1",
+                params![id, style, source_tip, commit, tx.now],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound {
+                    kind: "merge request",
+                    id: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// What landed on `rig`'s target: the merged requests that recorded the branch commit they
+    /// came from and the commit they produced.
+    pub fn mr_landed(&self, rig: &str) -> Result<Vec<Landed>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT branch, source_tip, merge_commit FROM merge_requests
+              WHERE rig = ?1 AND state = ?2 AND source_tip IS NOT NULL
+                AND merge_commit IS NOT NULL
+              ORDER BY id",
+        )?;
+        let v = stmt
+            .query_map(params![rig, mr_state::MERGED], |r| {
+                Ok(Landed {
+                    branch: r.get(0)?,
+                    source_tip: r.get(1)?,
+                    commit: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
     pub fn mr(&self, id: i64) -> Result<MergeRequest> {
         load_mr(self.conn(), id)
     }
@@ -151,16 +210,22 @@ impl Store {
             let actor = check_actor(actor)?;
             let old = load_mr(tx.conn, id)?;
             let attempts = old.attempts + i64::from(state == mr_state::TESTING);
+            // A rejected request produced nothing: the commit it was testing is forgotten.
+            // (Back in the queue it is kept: a crash may have moved the target to it.)
+            let rejected = state == mr_state::REJECTED || state == mr_state::CONFLICT;
             tx.conn.execute(
                 "UPDATE merge_requests SET state = ?2, reason = ?3, test_log_tail = ?4,
-                    attempts = ?5, updated_at = ?6 WHERE id = ?1",
+                    attempts = ?5, updated_at = ?6,
+                    merge_commit = CASE WHEN ?7 THEN NULL ELSE merge_commit END
+                  WHERE id = ?1",
                 params![
                     id,
                     state,
                     reason,
                     tail(log, LOG_TAIL_BYTES),
                     attempts,
-                    tx.now
+                    tx.now,
+                    rejected
                 ],
             )?;
             let kind = match state {

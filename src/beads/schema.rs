@@ -205,6 +205,15 @@ const MIGRATIONS: &[&str] = &[
      WHERE status = 'open' AND blocked = 0 AND ephemeral = 0 AND pinned = 0;
     ALTER TABLE deps ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: what a merge produced. `merge_commit` is the commit the target moves to (written
+    // before it moves, so a merge cut off by a crash is recognised as landed or not from it),
+    // `source_tip` the branch commit it was made from and `style` how (squash, merge, rebase):
+    // whether a polecat's branch is merged is decided from these, not from ancestry alone.
+    r#"
+    ALTER TABLE merge_requests ADD COLUMN style TEXT NOT NULL DEFAULT '';
+    ALTER TABLE merge_requests ADD COLUMN source_tip TEXT;
+    ALTER TABLE merge_requests ADD COLUMN merge_commit TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -115,7 +115,7 @@ const DEMO_BEADS: &[(&str, &str, i64, &str)] = &[
         "Refactor the storage layer",
         "task",
         2,
-        "Split load and save.\nsim: sleep 3\nsim: break-tests",
+        "Split load and save.\nsim: sleep 3\nsim: edit src/store.sh\nsim: break-tests",
     ),
     (
         "Rename the list command to ls",

@@ -77,6 +77,7 @@ pub fn run(ctx: &Ctx, a: MqArgs) -> Result<()> {
                         "BEAD".into(),
                         "BY".into(),
                         "UPDATED".into(),
+                        "COMMIT".into(),
                         "BRANCH / REASON".into(),
                     ]];
                     for m in &all {
@@ -87,6 +88,10 @@ pub fn run(ctx: &Ctx, a: MqArgs) -> Result<()> {
                             m.bead_id.clone().unwrap_or_else(|| "-".into()),
                             m.submitter.clone(),
                             short_time(&m.updated_at),
+                            match (m.state.as_str(), &m.merge_commit) {
+                                (mr_state::MERGED, Some(c)) => c.chars().take(7).collect(),
+                                _ => "-".into(),
+                            },
                             if m.reason.is_empty() {
                                 m.branch.clone()
                             } else {

@@ -147,6 +147,7 @@ pub fn crew(ctx: &Ctx, cmd: CrewCmd) -> Result<()> {
         &format!("crew-{name}"),
         &format!("crew/{name}"),
         &cfg.branch,
+        &ctx.store.mr_landed(&rig)?,
     )?;
     line(&format!(
         "Added crew member {name} in rig {rig}: worktree {} on branch crew/{name}",

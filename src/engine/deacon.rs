@@ -213,11 +213,13 @@ impl Engine {
                 continue;
             };
             let repo = self.town.rig_repo(&a.rig);
+            let landed = self.store.mr_landed(&a.rig)?;
             match worktree::remove_if_merged(
                 &repo,
                 &dir,
                 &format!("polecat-{}", a.name),
                 &rig.branch,
+                &landed,
             ) {
                 Ok(Removal::Removed) => {
                     self.kept_reported.remove(&a.name);

@@ -841,6 +841,7 @@ impl Engine {
                     &format!("polecat-{}", a.name),
                     &want,
                     &rig.branch,
+                    &self.store.mr_landed(&a.rig)?,
                 )?;
             }
         }

@@ -1,12 +1,18 @@
 //! The Refinery: each rig's merge queue, one merge at a time per rig, oldest request first.
 //!
 //! A job runs on its own thread (git and the tests take time; the engine loop must not wait):
-//! rebase the branch onto the target in memory, check the result out in the rig's scratch
-//! worktree (`<rig>/refinery`), run the rig's setup and test commands with the rig's timeout
-//! (the whole process group is killed when it runs out), and only if they pass move the target
-//! branch, from exactly the commit the tests ran on top of. Nothing merges unless its tests ran
-//! and passed: a rig without `test_command` merges nothing unless town.toml says
-//! `merge_without_tests = true` for it.
+//! make, in memory, the commit the branch lands as (the rig's `merge_style`: one squashed
+//! commit named after the bead by default, a merge commit, or the branch's commits rebased),
+//! record it on the request, check it out in the rig's scratch worktree (`<rig>/refinery`), run
+//! the rig's setup and test commands with the rig's timeout (the whole process group is killed
+//! when it runs out), and only if they pass move the target branch to exactly that commit, from
+//! exactly the commit it was made on. Nothing merges unless its tests ran and passed: a rig
+//! without `test_command` merges nothing unless town.toml says `merge_without_tests = true`.
+//!
+//! The commit is in the store before the target moves, so a merge cut off by a crash is known
+//! for what it was: merged when that commit is on the target, else tried again. Whether a
+//! polecat's branch is merged is read from these records (the branch commit a merge came from
+//! and the commit it produced), since a squashed branch is never an ancestor of the target.
 //!
 //! The engine applies the verdict to the store: merged (the bead closes, its convoy moves on),
 //! red (rejected with the test log's tail; the bead goes back to its polecat with a FIX_NEEDED
@@ -14,12 +20,13 @@
 //! place in its convoys), or back in the queue when the target moved during the tests.
 
 use super::Engine;
+use crate::beads::Store;
 use crate::beads::{dep, kind, mr_state, MergeRequest, NewBead};
-use crate::town::merge::{self, Rebased};
-use crate::town::{RigConfig, Town};
+use crate::town::merge::{self, Message, Rebased};
+use crate::town::{MergeStyle, RigConfig, Town};
 use crate::{Error, Result};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -31,7 +38,11 @@ const LOG_KEEP: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
     Merged {
-        tip: String,
+        /// The commit the target moved to (or already held).
+        commit: String,
+        /// The branch commit it was made from.
+        source: String,
+        style: MergeStyle,
         log: String,
     },
     Red {
@@ -91,11 +102,12 @@ impl Engine {
             let (tx, rx) = mpsc::channel();
             let town = self.town.clone();
             let job_mr = mr.clone();
+            let msg = self.message(&mr);
             std::thread::Builder::new()
                 .name(format!("refinery-{rig}"))
                 .spawn(move || {
                     let verdict =
-                        run_job(&town, &cfg, &job_mr).unwrap_or_else(|e| Verdict::Refused {
+                        run_job(&town, &cfg, &job_mr, &msg).unwrap_or_else(|e| Verdict::Refused {
                             reason: format!("refinery error: {e}"),
                         });
                     let _ = tx.send(verdict);
@@ -111,8 +123,15 @@ impl Engine {
     fn apply(&mut self, id: i64, verdict: Verdict) -> Result<()> {
         let mr = self.store.mr(id)?;
         match verdict {
-            Verdict::Merged { tip, log } => {
-                let short: String = tip.chars().take(10).collect();
+            Verdict::Merged {
+                commit,
+                source,
+                style,
+                log,
+            } => {
+                let short: String = commit.chars().take(10).collect();
+                self.store
+                    .mr_record_commit(id, style.as_str(), &source, &commit)?;
                 self.store.mr_set_state(
                     id,
                     mr_state::MERGED,
@@ -146,6 +165,28 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The words of the commit a request lands as: the bead's id and title, then the branch
+    /// and the request.
+    fn message(&self, mr: &MergeRequest) -> Message {
+        let title = mr
+            .bead_id
+            .as_deref()
+            .and_then(|b| self.store.get(b).ok())
+            .map(|b| b.title);
+        let subject = match (&mr.bead_id, title) {
+            (Some(id), Some(title)) => format!("{id}: {title}"),
+            (Some(id), None) => id.clone(),
+            (None, _) => format!("Merge {}", mr.branch),
+        };
+        Message {
+            subject,
+            body: format!(
+                "Branch {} by {}, merge request mr-{}.",
+                mr.branch, mr.submitter, mr.id
+            ),
+        }
     }
 
     /// Red tests: the bead goes back on its polecat's hook with a FIX_NEEDED mail.
@@ -246,8 +287,18 @@ impl Engine {
     }
 }
 
+/// A test hook: `GT_TEST_REFINERY_CRASH=before-advance|after-advance` ends the engine at
+/// once (as kill -9 would) at that moment of a merge, so tests can show what a crash there
+/// leaves.
+fn crash_point(at: &str) {
+    if std::env::var("GT_TEST_REFINERY_CRASH").is_ok_and(|v| v == at) {
+        tracing::error!("GT_TEST_REFINERY_CRASH: ending the engine {at}");
+        std::process::abort();
+    }
+}
+
 /// The whole merge of one request, off the engine thread.
-fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest) -> Result<Verdict> {
+fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest, msg: &Message) -> Result<Verdict> {
     if rig.test_command.is_none() && !rig.merge_without_tests {
         return Ok(Verdict::Refused {
             reason: format!(
@@ -260,46 +311,45 @@ fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest) -> Result<Verdict> {
     let repo_dir = town.rig_repo(&mr.rig);
     let repo = git2::Repository::open(&repo_dir)?;
     let base = merge::branch_tip(&repo, &rig.branch)?;
-    // Merged already (an engine that died between moving the target and recording it): say
-    // so rather than testing it again.
-    if let Ok(tip) = merge::branch_tip(&repo, &mr.branch) {
-        if tip == base || repo.graph_descendant_of(base, tip)? {
-            return Ok(Verdict::Merged {
-                tip: base.to_string(),
-                log: "already on the target branch (merged before a restart)".into(),
-            });
-        }
+    let style = rig.merge_style;
+    if let Some(v) = landed_before(&repo, mr, base, style)? {
+        return Ok(v);
     }
-    let tip = match merge::rebase_onto(&repo, &mr.branch, base)? {
-        Rebased::Conflict(files) => return Ok(Verdict::Conflict { files }),
-        Rebased::Clean(tip) => tip,
+    let tip = merge::branch_tip(&repo, &mr.branch)?;
+    let made = match style {
+        MergeStyle::Squash => merge::squash_onto(&repo, &mr.branch, base, msg)?,
+        MergeStyle::Merge => merge::merge_onto(&repo, &mr.branch, base, msg)?,
+        MergeStyle::Rebase => merge::rebase_onto(&repo, &mr.branch, base)?,
     };
+    let commit = match made {
+        Rebased::Conflict(files) => return Ok(Verdict::Conflict { files }),
+        Rebased::Clean(c) if c == base => {
+            return Ok(Verdict::Merged {
+                commit: base.to_string(),
+                source: tip.to_string(),
+                style,
+                log: format!("nothing to merge: {} already holds this change", rig.branch),
+            })
+        }
+        Rebased::Clean(c) => c,
+    };
+    // Written before the target can move: after a crash, this commit on the target is what
+    // says the request merged.
+    Store::open(&town.db_path(), &town.config.prefix, crate::clock::system())?.mr_record_commit(
+        mr.id,
+        style.as_str(),
+        &tip.to_string(),
+        &commit.to_string(),
+    )?;
     let scratch = town.rig_dir(&mr.rig).join("refinery");
-    merge::prepare_scratch(&repo_dir, &scratch, &rig.branch, tip)?;
+    merge::prepare_scratch(&repo_dir, &scratch, &rig.branch, commit)?;
     let mut log = String::new();
-    for (what, cmd) in [("setup", &rig.setup_command), ("tests", &rig.test_command)] {
-        let Some(cmd) = cmd else { continue };
-        log.push_str(&format!("$ {cmd}\n"));
-        let run = run_with_timeout(cmd, &scratch, rig.test_timeout)?;
-        log.push_str(&run.output);
-        if run.timed_out {
-            return Ok(Verdict::Red {
-                reason: format!(
-                    "{what} timed out after {}",
-                    humantime::format_duration(rig.test_timeout)
-                ),
-                log,
-            });
-        }
-        if !run.success {
-            return Ok(Verdict::Red {
-                reason: format!("{what} failed ({})", run.status),
-                log,
-            });
-        }
+    if let Some(red) = run_gate(rig, &scratch, &mut log)? {
+        return Ok(red);
     }
-    let msg = format!("refinery: merge mr-{} ({})", mr.id, mr.branch);
-    if !merge::advance_branch(&repo, &rig.branch, base, tip, &msg)? {
+    crash_point("before-advance");
+    let reflog = format!("refinery: {} mr-{} ({})", style, mr.id, mr.branch);
+    if !merge::advance_branch(&repo, &rig.branch, base, commit, &reflog)? {
         return Ok(Verdict::Requeue {
             reason: format!(
                 "{} moved during the tests; testing again on top of it",
@@ -307,34 +357,83 @@ fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest) -> Result<Verdict> {
             ),
         });
     }
-    // The polecat's branch now points at what merged, so its worktree counts as merged; a
-    // clean worktree on that branch follows (one with changes is left exactly as it is).
-    let polecat_clean = polecat_dir(town, mr)
-        .ok()
-        .filter(|d| crate::town::worktree::dirty_files(d).is_ok_and(|f| f.is_empty()));
-    repo.reference(&format!("refs/heads/{}", mr.branch), tip, true, &msg)?;
+    crash_point("after-advance");
     let _ = merge::sync_checkout(&repo_dir, &rig.branch);
-    if let Some(dir) = polecat_clean {
-        let _ = merge::sync_checkout(&dir, &mr.branch);
-    }
     if let Some(remote) = &rig.push_remote {
         if let Err(e) = merge::push(&repo, remote, &rig.branch) {
             log.push_str(&format!("\npush to {remote} failed: {e}\n"));
         }
     }
     Ok(Verdict::Merged {
-        tip: tip.to_string(),
+        commit: commit.to_string(),
+        source: tip.to_string(),
+        style,
         log,
     })
 }
 
-fn polecat_dir(town: &Town, mr: &MergeRequest) -> Result<PathBuf> {
-    let dir = town.agent_dir("polecat", &mr.rig, &mr.submitter);
-    if dir.exists() {
-        Ok(dir)
-    } else {
-        Err(Error::bad("no worktree"))
+/// A request that is on the target already: the commit it recorded got there (an engine that
+/// died between moving the target and saying so), or its branch is part of the target.
+fn landed_before(
+    repo: &git2::Repository,
+    mr: &MergeRequest,
+    base: git2::Oid,
+    style: MergeStyle,
+) -> Result<Option<Verdict>> {
+    let on_target =
+        |c: git2::Oid| -> Result<bool> { Ok(c == base || repo.graph_descendant_of(base, c)?) };
+    let recorded = mr
+        .merge_commit
+        .as_deref()
+        .and_then(|c| git2::Oid::from_str(c).ok())
+        .filter(|c| repo.find_commit(*c).is_ok());
+    if let Some(c) = recorded {
+        if on_target(c)? {
+            return Ok(Some(Verdict::Merged {
+                commit: c.to_string(),
+                source: mr.source_tip.clone().unwrap_or_default(),
+                style: MergeStyle::try_from(mr.style.clone()).unwrap_or(style),
+                log: "already on the target branch (merged before a restart)".into(),
+            }));
+        }
     }
+    if let Ok(tip) = merge::branch_tip(repo, &mr.branch) {
+        if on_target(tip)? {
+            return Ok(Some(Verdict::Merged {
+                commit: tip.to_string(),
+                source: tip.to_string(),
+                style,
+                log: "already on the target branch".into(),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs the rig's setup and test commands in `dir`, appending to `log`; the verdict when
+/// one of them failed or ran out of time.
+fn run_gate(rig: &RigConfig, dir: &Path, log: &mut String) -> Result<Option<Verdict>> {
+    for (what, cmd) in [("setup", &rig.setup_command), ("tests", &rig.test_command)] {
+        let Some(cmd) = cmd else { continue };
+        log.push_str(&format!("$ {cmd}\n"));
+        let run = run_with_timeout(cmd, dir, rig.test_timeout)?;
+        log.push_str(&run.output);
+        let reason = if run.timed_out {
+            format!(
+                "{what} timed out after {}",
+                humantime::format_duration(rig.test_timeout)
+            )
+        } else if !run.success {
+            format!("{what} failed ({})", run.status)
+        } else {
+            continue;
+        };
+        return Ok(Some(Verdict::Red {
+            reason,
+            log: std::mem::take(log),
+        }));
+    }
+    Ok(None)
 }
 
 struct Run {

@@ -124,20 +124,25 @@ impl TownConfig {
 
     /// The semantic checks; reports the problem that comes first in the file.
     fn check(&self, loc: &Locator<'_>) -> Result<()> {
-        let mut problems: Vec<(Vec<String>, String)> = Vec::new();
-        let mut add = |path: &[&str], msg: String| {
-            problems.push((path.iter().map(|s| s.to_string()).collect(), msg));
-        };
+        let mut p = Problems::default();
+        self.check_town(&mut p);
+        self.check_rigs(loc, &mut p);
+        self.check_runtimes(loc, &mut p);
+        self.check_sections(&mut p);
+        p.first(loc)
+    }
 
+    /// The top-level keys: names, the default runtime, the theme, the polecat limit.
+    fn check_town(&self, p: &mut Problems) {
         if let Err(m) = validate_town_name(&self.name) {
-            add(&["name"], m);
+            p.add(&["name"], m);
         }
         if let Err(m) = validate_prefix(&self.prefix) {
-            add(&["prefix"], m);
+            p.add(&["prefix"], m);
         }
         if !self.has_runtime(&self.default_runtime) {
             let known = self.runtime_names();
-            add(
+            p.add(
                 &["default_runtime"],
                 format!(
                     "unknown runtime \"{}\" (expected one of: {}, or add a [runtimes.{}] table)",
@@ -152,71 +157,77 @@ impl TownConfig {
             );
         }
         if let Err(m) = validate_theme(&self.theme) {
-            add(&["theme"], m);
+            p.add(&["theme"], m);
         }
         if self.max_polecats == 0 {
-            add(&["max_polecats"], "must be at least 1".into());
+            p.add(&["max_polecats"], "must be at least 1".into());
         }
+    }
 
+    /// Each `[rigs.NAME]`: its name, url, branch, commands, timeout, push remote.
+    fn check_rigs(&self, loc: &Locator<'_>, p: &mut Problems) {
         for (name, rig) in &self.rigs {
             let base = ["rigs", name.as_str()];
             if let Err(m) = validate_rig_name(name) {
-                add(&base, m);
+                p.add(&base, m);
             }
             let at = |key: &'static str| [base[0], base[1], key];
             if !loc.root_has(&at("url")) && rig.url.is_empty() {
-                add(
+                p.add(
                     &base,
                     "missing required key 'url' (the rig's git URL or path)".into(),
                 );
             } else if rig.url.trim().is_empty() {
-                add(&at("url"), "must not be empty".into());
+                p.add(&at("url"), "must not be empty".into());
             } else if has_control(&rig.url) {
-                add(&at("url"), "must not contain control characters".into());
+                p.add(&at("url"), "must not contain control characters".into());
             }
             if let Err(m) = validate_branch(&rig.branch) {
-                add(&at("branch"), m);
+                p.add(&at("branch"), m);
             }
             for (key, cmd) in [
                 ("test_command", &rig.test_command),
                 ("setup_command", &rig.setup_command),
             ] {
                 if cmd.as_deref().is_some_and(|c| c.trim().is_empty()) {
-                    add(
+                    p.add(
                         &at(key),
                         "must not be empty (remove the key instead)".into(),
                     );
                 }
             }
             if rig.test_timeout.is_zero() {
-                add(&at("test_timeout"), "must be greater than 0".into());
+                p.add(&at("test_timeout"), "must be greater than 0".into());
             }
             if let Some(remote) = &rig.push_remote {
                 if remote.trim().is_empty() || remote.chars().any(char::is_whitespace) {
-                    add(
+                    p.add(
                         &at("push_remote"),
                         format!("invalid remote name \"{remote}\""),
                     );
                 }
             }
         }
+    }
 
+    /// Each `[runtimes.NAME]`: its name, command, prompt mode, patterns and environment.
+    fn check_runtimes(&self, loc: &Locator<'_>, p: &mut Problems) {
         for (name, rt) in &self.runtimes {
             let base = ["runtimes", name.as_str()];
             if let Err(m) = validate_runtime_name(name) {
-                add(&base, m);
+                p.add(&base, m);
             }
             let at = |key: &'static str| [base[0], base[1], key];
             let preset = runtime::builtin(name).is_some();
             match rt.command.first() {
                 // Over a preset, a table may set only what it changes (env, patterns).
                 None if preset && !loc.root_has(&at("command")) => {}
-                None if !loc.root_has(&at("command")) => add(
+                None if !loc.root_has(&at("command")) => p.add(
                     &base,
                     "missing required key 'command' (e.g. command = [\"claude\"])".into(),
                 ),
-                None => add(&at("command"), "must not be empty".into()),
-                Some(program) if program.trim().is_empty() => add(
+                None => p.add(&at("command"), "must not be empty".into()),
+                Some(program) if program.trim().is_empty() => p.add(
                     &at("command"),
                     "the first element (the program) must not be empty".into(),
                 ),
@@ -224,7 +235,7 @@ impl TownConfig {
             }
             if let Some(PromptMode::Flag(flag)) = &rt.prompt {
                 if flag.trim().is_empty() {
-                    add(
+                    p.add(
                         &at("prompt"),
                         "flag name is empty (write e.g. \"flag:--prompt\")".into(),
                     );
@@ -235,37 +246,40 @@ impl TownConfig {
                 ("busy", &rt.busy),
                 ("waiting", &rt.waiting),
             ] {
-                if let Some(p) = pattern {
-                    if let Err(e) = regex::Regex::new(p) {
-                        add(&at(key), format!("invalid regex: {}", regex_error_line(&e)));
+                if let Some(pattern) = pattern {
+                    if let Err(e) = regex::Regex::new(pattern) {
+                        p.add(&at(key), format!("invalid regex: {}", regex_error_line(&e)));
                     }
                 }
             }
             for (var, value) in &rt.env {
                 let path = [base[0], base[1], "env", var.as_str()];
                 if var.is_empty() || var.contains('=') || var.contains('\0') {
-                    add(
+                    p.add(
                         &path,
                         "invalid environment variable name (must be non-empty, without '=')".into(),
                     );
                 } else if value.contains('\0') {
-                    add(&path, "value must not contain NUL characters".into());
+                    p.add(&path, "value must not contain NUL characters".into());
                 }
             }
         }
+    }
 
-        let p = &self.patrol;
+    /// `[patrol]`, `[terminal]`, `[prices]` and `[notify]`.
+    fn check_sections(&self, p: &mut Problems) {
+        let patrol = &self.patrol;
         for (key, d) in [
-            ("witness_every", p.witness_every),
-            ("deacon_every", p.deacon_every),
+            ("witness_every", patrol.witness_every),
+            ("deacon_every", patrol.deacon_every),
         ] {
             if d.is_zero() {
-                add(&["patrol", key], "must be greater than 0".into());
+                p.add(&["patrol", key], "must be greater than 0".into());
             }
         }
 
         if self.terminal.scrollback_lines > MAX_SCROLLBACK_LINES {
-            add(
+            p.add(
                 &["terminal", "scrollback_lines"],
                 format!("must be at most {MAX_SCROLLBACK_LINES}"),
             );
@@ -273,12 +287,12 @@ impl TownConfig {
 
         for model in self.prices.keys() {
             if model.trim().is_empty() || has_control(model) {
-                add(&["prices", model.as_str()], "invalid model name".into());
+                p.add(&["prices", model.as_str()], "invalid model name".into());
             }
         }
         let n = &self.notify;
         if n.command.first().is_some_and(|p| p.trim().is_empty()) {
-            add(
+            p.add(
                 &["notify", "command"],
                 "the first element (the program) must not be empty".into(),
             );
@@ -288,7 +302,7 @@ impl TownConfig {
             .iter()
             .find(|e| !NOTIFY_EVENTS.contains(&e.as_str()))
         {
-            add(
+            p.add(
                 &["notify", "events"],
                 format!(
                     "unknown event \"{e}\" (expected some of: {})",
@@ -297,10 +311,24 @@ impl TownConfig {
             );
         }
         if n.timeout.is_zero() {
-            add(&["notify", "timeout"], "must be greater than 0".into());
+            p.add(&["notify", "timeout"], "must be greater than 0".into());
         }
+    }
+}
 
-        let located = problems.into_iter().map(|(path, msg)| {
+/// The semantic problems found, each at its dotted key; the one first in the file is told.
+#[derive(Default)]
+struct Problems(Vec<(Vec<String>, String)>);
+
+impl Problems {
+    fn add(&mut self, path: &[&str], msg: String) {
+        self.0
+            .push((path.iter().map(|s| s.to_string()).collect(), msg));
+    }
+
+    /// The problem that comes first in the file (those on keys the file does not hold last).
+    fn first(self, loc: &Locator<'_>) -> Result<()> {
+        let located = self.0.into_iter().map(|(path, msg)| {
             let line = loc.line_of(&path).unwrap_or(usize::MAX);
             (line, path, msg)
         });
@@ -349,6 +377,65 @@ pub struct RigConfig {
     pub merge_without_tests: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_remote: Option<String>,
+    /// How a bead's branch lands on the target: one squashed commit (the default), one merge
+    /// commit, or its own commits rebased.
+    pub merge_style: MergeStyle,
+}
+
+/// How the Refinery lands a bead's branch on its rig's target branch. Whatever the style,
+/// the tests run on exactly the commit the target then moves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum MergeStyle {
+    /// The branch becomes one commit on the target, named after the bead: every commit on the
+    /// target passed the tests.
+    #[default]
+    Squash,
+    /// One merge commit per bead (`--no-ff`): the first-parent history is one tested commit
+    /// per bead, and the branch's own commits stay reachable through the second parent.
+    Merge,
+    /// The branch's own commits replayed onto the target: only the last of them was tested,
+    /// so work-in-progress commits (and red ones) land on the target as they are.
+    Rebase,
+}
+
+impl MergeStyle {
+    pub const NAMES: &'static [&'static str] = &["squash", "merge", "rebase"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeStyle::Squash => "squash",
+            MergeStyle::Merge => "merge",
+            MergeStyle::Rebase => "rebase",
+        }
+    }
+}
+
+impl std::fmt::Display for MergeStyle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for MergeStyle {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        match s.as_str() {
+            "squash" => Ok(MergeStyle::Squash),
+            "merge" => Ok(MergeStyle::Merge),
+            "rebase" => Ok(MergeStyle::Rebase),
+            _ => Err(format!(
+                "unknown merge style {s:?} (expected one of: {})",
+                MergeStyle::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+impl From<MergeStyle> for String {
+    fn from(m: MergeStyle) -> String {
+        m.as_str().to_string()
+    }
 }
 
 impl RigConfig {
@@ -371,6 +458,7 @@ impl Default for RigConfig {
             test_timeout: Duration::from_secs(600),
             merge_without_tests: false,
             push_remote: None,
+            merge_style: MergeStyle::default(),
         }
     }
 }
@@ -730,6 +818,7 @@ const RIG: &[(&str, Shape)] = &[
     ("test_timeout", Shape::Str),
     ("merge_without_tests", Shape::Bool),
     ("push_remote", Shape::Str),
+    ("merge_style", Shape::Str),
 ];
 
 const RUNTIME: &[(&str, Shape)] = &[

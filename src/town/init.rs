@@ -73,6 +73,8 @@ prefix = {prefix}
 # setup_command = "npm ci"        # runs in each new worktree
 # test_timeout = "10m"
 # merge_without_tests = false
+# merge_style = "squash"          # squash: one tested commit per bead | merge: one merge
+#                                 # commit per bead | rebase: the branch's own commits
 # push_remote = "origin"
 
 # Define a runtime, or change a built-in one:

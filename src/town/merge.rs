@@ -1,19 +1,135 @@
-//! The git side of the Refinery (git2): rebase a branch onto the target in memory, check the
-//! result out in the rig's scratch worktree, and move the target branch only from the exact
-//! commit the tests ran on top of (a compare-and-swap on the ref).
+//! The git side of the Refinery (git2): make the commit a bead's branch lands as, in memory
+//! (one squashed commit, a merge commit, or the branch's commits rebased), check it out in the
+//! rig's scratch worktree, and move the target branch only from the exact commit the tests
+//! ran on top of (a compare-and-swap on the ref).
 
 use super::worktree::add_worktree;
 use crate::{Error, Result};
 use git2::{BranchType, Oid, RebaseOptions, Repository, Signature};
 use std::path::Path;
 
-/// What a rebase gave.
+/// What landing a branch on the target would make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rebased {
-    /// The branch replayed onto the target: the new tip.
+    /// The commit the target would move to (the target itself when the branch brings nothing).
     Clean(Oid),
     /// The files that conflict.
     Conflict(Vec<String>),
+}
+
+/// The words of a commit the Refinery makes for a bead: its subject (the bead id and title)
+/// and what follows the subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Who the Refinery is, as a committer.
+fn refinery() -> Result<Signature<'static>> {
+    Ok(Signature::now(
+        "gastown-tui refinery",
+        "refinery@gastown.local",
+    )?)
+}
+
+/// The author of the branch's newest commit, at this moment: who the commit the Refinery
+/// makes for the branch is by.
+fn author_of(commit: &git2::Commit<'_>) -> Result<Signature<'static>> {
+    let a = commit.author();
+    let name = a.name().unwrap_or("polecat");
+    let email = a.email().unwrap_or("polecat@gastown.local");
+    Ok(Signature::now(name, email)?)
+}
+
+/// The subjects of the branch's commits that are not on the target, oldest first.
+pub fn subjects(repo: &Repository, tip: Oid, onto: Oid) -> Result<Vec<String>> {
+    let mut walk = repo.revwalk()?;
+    walk.push(tip)?;
+    walk.hide(onto)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)?;
+    let mut out = Vec::new();
+    for oid in walk {
+        let c = repo.find_commit(oid?)?;
+        out.push(c.summary().ok().flatten().unwrap_or("").to_string());
+    }
+    Ok(out)
+}
+
+/// The sorted, distinct paths of an index's conflicts.
+fn conflict_files(index: &git2::Index) -> Result<Vec<String>> {
+    let mut files: Vec<String> = index
+        .conflicts()?
+        .flatten()
+        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// The tree of `branch`'s tip merged with `onto` (a three-way merge from their merge base).
+fn merged_tree(
+    repo: &Repository,
+    onto: Oid,
+    tip: Oid,
+) -> Result<std::result::Result<Oid, Vec<String>>> {
+    let ours = repo.find_commit(onto)?;
+    let theirs = repo.find_commit(tip)?;
+    let mut index = repo.merge_commits(&ours, &theirs, None)?;
+    if index.has_conflicts() {
+        return Ok(Err(conflict_files(&index)?));
+    }
+    Ok(Ok(index.write_tree_to(repo)?))
+}
+
+/// `branch` as one new commit on `onto` holding the branch's whole change, by the branch's
+/// author, with `msg` (the list of the branch's own commit subjects is added to its body).
+/// The target itself when the branch changes nothing on it.
+pub fn squash_onto(repo: &Repository, branch: &str, onto: Oid, msg: &Message) -> Result<Rebased> {
+    let tip = branch_tip(repo, branch)?;
+    let tree = match merged_tree(repo, onto, tip)? {
+        Err(files) => return Ok(Rebased::Conflict(files)),
+        Ok(tree) => tree,
+    };
+    let base = repo.find_commit(onto)?;
+    if tree == base.tree_id() {
+        return Ok(Rebased::Clean(onto));
+    }
+    let mut text = format!("{}\n\n{}", msg.subject, msg.body);
+    let subjects = subjects(repo, tip, onto)?;
+    if !subjects.is_empty() {
+        text.push_str(&format!(
+            "\n\nSquashed from {} commit(s):\n",
+            subjects.len()
+        ));
+        for s in subjects {
+            text.push_str(&format!("- {s}\n"));
+        }
+    }
+    let author = author_of(&repo.find_commit(tip)?)?;
+    let tree = repo.find_tree(tree)?;
+    let commit = repo.commit(None, &author, &refinery()?, &text, &tree, &[&base])?;
+    Ok(Rebased::Clean(commit))
+}
+
+/// `branch` merged into `onto` with a merge commit (never a fast-forward), by the branch's
+/// author, with `msg`. The target itself when the branch is already on it.
+pub fn merge_onto(repo: &Repository, branch: &str, onto: Oid, msg: &Message) -> Result<Rebased> {
+    let tip = branch_tip(repo, branch)?;
+    if tip == onto || repo.graph_descendant_of(onto, tip)? {
+        return Ok(Rebased::Clean(onto));
+    }
+    let tree = match merged_tree(repo, onto, tip)? {
+        Err(files) => return Ok(Rebased::Conflict(files)),
+        Ok(tree) => repo.find_tree(tree)?,
+    };
+    let (base, theirs) = (repo.find_commit(onto)?, repo.find_commit(tip)?);
+    let text = format!("{}\n\n{}", msg.subject, msg.body);
+    let author = author_of(&theirs)?;
+    let commit = repo.commit(None, &author, &refinery()?, &text, &tree, &[&base, &theirs])?;
+    Ok(Rebased::Clean(commit))
 }
 
 /// The tip of local branch `name`.
@@ -37,20 +153,13 @@ pub fn rebase_onto(repo: &Repository, branch: &str, onto: Oid) -> Result<Rebased
     let mut opts = RebaseOptions::new();
     opts.inmemory(true);
     let mut rebase = repo.rebase(Some(&branch_ann), Some(&onto_ann), None, Some(&mut opts))?;
-    let committer = Signature::now("gastown-tui refinery", "refinery@gastown.local")?;
+    let committer = refinery()?;
     let mut last = onto;
     while let Some(op) = rebase.next() {
         op?;
         let index = rebase.inmemory_index()?;
         if index.has_conflicts() {
-            let mut files: Vec<String> = index
-                .conflicts()?
-                .flatten()
-                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-                .map(|e| String::from_utf8_lossy(&e.path).into_owned())
-                .collect();
-            files.sort();
-            files.dedup();
+            let files = conflict_files(&index)?;
             rebase.abort()?;
             return Ok(Rebased::Conflict(files));
         }
@@ -72,7 +181,7 @@ pub fn rebase_onto(repo: &Repository, branch: &str, onto: Oid) -> Result<Rebased
 /// commit, untracked leftovers of an earlier run removed.
 pub fn prepare_scratch(repo_dir: &Path, scratch: &Path, base: &str, commit: Oid) -> Result<()> {
     if !scratch.exists() {
-        add_worktree(repo_dir, scratch, "refinery", "refinery", base)?;
+        add_worktree(repo_dir, scratch, "refinery", "refinery", base, &[])?;
     }
     let repo = Repository::open(scratch)?;
     repo.set_head_detached(commit)?;
@@ -201,6 +310,89 @@ mod tests {
         assert_eq!(
             rebase_onto(&repo, "main", tip).unwrap(),
             Rebased::Clean(tip)
+        );
+    }
+
+    #[test]
+    fn squash_and_merge_make_one_commit_on_the_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init_opts(
+            tmp.path(),
+            git2::RepositoryInitOptions::new().initial_head("main"),
+        )
+        .unwrap();
+        let base = commit_file(&repo, "a.txt", "one\n", "init");
+        let start = repo.find_commit(base).unwrap();
+        repo.branch("feature", &start, false).unwrap();
+        repo.branch("clash", &start, false).unwrap();
+        let switch = |b: &str| {
+            repo.set_head(&format!("refs/heads/{b}")).unwrap();
+            repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+                .unwrap();
+        };
+        switch("feature");
+        commit_file(&repo, "BROKEN", "x\n", "gt-1: break the tests");
+        std::fs::remove_file(tmp.path().join("BROKEN")).unwrap();
+        let mut index = repo.index().unwrap();
+        index.remove_path(Path::new("BROKEN")).unwrap();
+        index.write().unwrap();
+        let fix = commit_file(&repo, "b.txt", "feature\n", "gt-1: fix the tests");
+        switch("clash");
+        commit_file(&repo, "a.txt", "clash\n", "clash");
+        switch("main");
+        let moved = commit_file(&repo, "a.txt", "main moved\n", "main");
+        let msg = Message {
+            subject: "gt-1: Add b".into(),
+            body: "Branch feature by nux, merge request mr-1.".into(),
+        };
+
+        let Rebased::Clean(sq) = squash_onto(&repo, "feature", moved, &msg).unwrap() else {
+            panic!("feature squashes cleanly")
+        };
+        let c = repo.find_commit(sq).unwrap();
+        assert_eq!(
+            c.parent_ids().collect::<Vec<_>>(),
+            vec![moved],
+            "one commit on main"
+        );
+        let tree = c.tree().unwrap();
+        for (file, present) in [("a.txt", true), ("b.txt", true), ("BROKEN", false)] {
+            assert_eq!(tree.get_path(Path::new(file)).is_ok(), present, "{file}");
+        }
+        assert_eq!(c.summary().unwrap(), Some("gt-1: Add b"));
+        let text = c.message().unwrap();
+        assert!(text.contains("merge request mr-1"), "{text}");
+        assert!(
+            text.contains("- gt-1: break the tests\n- gt-1: fix the tests\n"),
+            "the branch's commits, oldest first: {text}"
+        );
+        assert_eq!(c.author().name().ok(), Some("t"), "by the branch's author");
+        assert_eq!(c.committer().name().ok(), Some("gastown-tui refinery"));
+        assert_eq!(
+            squash_onto(&repo, "clash", moved, &msg).unwrap(),
+            Rebased::Conflict(vec!["a.txt".into()])
+        );
+
+        let Rebased::Clean(m) = merge_onto(&repo, "feature", moved, &msg).unwrap() else {
+            panic!("feature merges cleanly")
+        };
+        let c = repo.find_commit(m).unwrap();
+        assert_eq!(c.parent_ids().collect::<Vec<_>>(), vec![moved, fix]);
+        assert_eq!(c.tree_id(), repo.find_commit(sq).unwrap().tree_id());
+        assert_eq!(
+            merge_onto(&repo, "clash", moved, &msg).unwrap(),
+            Rebased::Conflict(vec!["a.txt".into()])
+        );
+        // A branch already on the target brings nothing: the target itself.
+        assert_eq!(
+            merge_onto(&repo, "main", moved, &msg).unwrap(),
+            Rebased::Clean(moved)
+        );
+        advance_branch(&repo, "main", moved, sq, "squash").unwrap();
+        assert_eq!(
+            squash_onto(&repo, "feature", sq, &msg).unwrap(),
+            Rebased::Clean(sq),
+            "a change the target holds already makes no commit"
         );
     }
 }

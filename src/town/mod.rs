@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 pub use crate::agent::runtime::{PromptMode, RuntimeConfig};
 pub use config::{
     parse_duration, sanitize_name, validate_prefix, validate_rig_name, validate_runtime_name,
-    validate_town_name, BudgetConfig, NotifyConfig, PatrolConfig, Price, RigConfig, StoreConfig,
-    TownConfig, NOTIFY_EVENTS, RESERVED_RIG_NAMES,
+    validate_town_name, BudgetConfig, MergeStyle, NotifyConfig, PatrolConfig, Price, RigConfig,
+    StoreConfig, TownConfig, NOTIFY_EVENTS, RESERVED_RIG_NAMES,
 };
 pub use init::{init, template, InitOptions, InitOutcome, GITIGNORE};
 

@@ -117,10 +117,11 @@ pub fn sling(
     let bead = bead.as_str();
     // Free polecats whose worktree still holds unmerged work (a conflicted change, kept so no
     // commit is lost) cannot take new work: pass over them instead of hooking and unhooking.
+    let landed = store.mr_landed(rig)?;
     let mut exclude = Vec::new();
     for name in store.free_polecats(rig)? {
         let dir = town.agent_dir("polecat", rig, &name);
-        if dir.exists() && !worktree::reusable(&repo, &dir, &cfg.branch) {
+        if dir.exists() && !worktree::reusable(&repo, &dir, &cfg.branch, &landed) {
             exclude.push(name);
         } else {
             break;
@@ -134,6 +135,7 @@ pub fn sling(
         &format!("polecat-{}", slung.agent),
         &polecat_branch(&slung.agent, bead),
         &cfg.branch,
+        &landed,
     );
     if let Err(e) = made {
         store.unhook(&slung.agent, true, actor)?;

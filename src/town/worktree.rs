@@ -1,8 +1,9 @@
 //! Git work for rigs (git2): cloning a rig, one worktree per polecat or crew member, and the
 //! checks `done` needs (is the worktree clean, which branch is it on).
 
+use crate::beads::Landed;
 use crate::{Error, Result};
-use git2::{BranchType, ErrorCode, Repository, StatusOptions, WorktreeAddOptions};
+use git2::{BranchType, ErrorCode, Oid, Repository, StatusOptions, WorktreeAddOptions};
 use std::path::Path;
 
 /// The git identity (`user.name`, `user.email`) a worktree's repository resolves: its own
@@ -52,15 +53,46 @@ pub fn clone_rig(url: &str, branch: &str, dest: &Path) -> Result<()> {
     }
 }
 
+/// Whether the commit `tip` (a worktree's HEAD) is merged into the target `base`: part of it
+/// (the same commit or an ancestor), or landed from it: a merge in `landed` made from `tip`
+/// whose commit is on `base` (a squashed or rebased branch is not an ancestor of its target).
+pub fn is_merged(repo: &Repository, tip: Oid, base: Oid, landed: &[Landed]) -> Result<bool> {
+    let on_base = |c: Oid| -> Result<bool> { Ok(c == base || repo.graph_descendant_of(base, c)?) };
+    if on_base(tip)? {
+        return Ok(true);
+    }
+    let tip = tip.to_string();
+    for l in landed.iter().filter(|l| l.source_tip == tip) {
+        if let Ok(c) = Oid::from_str(&l.commit) {
+            if repo.find_commit(c).is_ok() && on_base(c)? {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The tip of local branch `name` of `repo`.
+fn branch_commit(repo: &Repository, name: &str) -> Result<Oid> {
+    Ok(repo
+        .find_branch(name, BranchType::Local)
+        .map_err(|_| Error::bad(format!("branch '{name}' not found")))?
+        .get()
+        .peel_to_commit()?
+        .id())
+}
+
 /// Creates (or reuses) a worktree of `repo_dir` at `path` on `branch`, branching from `base`
 /// when the branch does not exist yet. `name` is git's internal name for the worktree.
-/// Reusing is allowed only when the existing worktree is on the same branch.
+/// Reusing is allowed only when the existing worktree is on the same branch, or clean with
+/// its branch merged (`landed`: the merges recorded for the rig; see [`is_merged`]).
 pub fn add_worktree(
     repo_dir: &Path,
     path: &Path,
     name: &str,
     branch: &str,
     base: &str,
+    landed: &[Landed],
 ) -> Result<()> {
     let repo = Repository::open(repo_dir)?;
     if path.exists() {
@@ -68,7 +100,7 @@ pub fn add_worktree(
         if current == branch {
             return Ok(());
         }
-        return switch_if_merged(&repo, path, &current, branch, base);
+        return switch_if_merged(&repo, path, &current, branch, base, landed);
     }
     let branch_ref = match repo.find_branch(branch, BranchType::Local) {
         Ok(b) => b,
@@ -116,6 +148,7 @@ fn switch_if_merged(
     current: &str,
     branch: &str,
     base: &str,
+    landed: &[Landed],
 ) -> Result<()> {
     let busy = || {
         Error::Conflict(format!(
@@ -131,23 +164,13 @@ fn switch_if_merged(
             dirty.join(", ")
         )));
     }
-    let base_commit = repo
-        .find_branch(base, BranchType::Local)
-        .map_err(|_| Error::bad(format!("branch '{base}' not found")))?
-        .get()
-        .peel_to_commit()?;
-    let tip = repo
-        .find_branch(current, BranchType::Local)
-        .map_err(|_| busy())?
-        .get()
-        .peel_to_commit()?;
-    let merged =
-        tip.id() == base_commit.id() || repo.graph_descendant_of(base_commit.id(), tip.id())?;
-    if !merged {
+    let base_commit = branch_commit(repo, base)?;
+    let tip = branch_commit(repo, current).map_err(|_| busy())?;
+    if !is_merged(repo, tip, base_commit, landed)? {
         return Err(busy());
     }
     let wt_repo = Repository::open(path)?;
-    let start = wt_repo.find_commit(base_commit.id())?;
+    let start = wt_repo.find_commit(base_commit)?;
     let new_branch = wt_repo.branch(branch, &start, false)?;
     let refname = new_branch
         .get()
@@ -204,21 +227,15 @@ pub fn diff_against(path: &Path, base: &str, max_bytes: usize) -> Result<String>
 }
 
 /// Whether the worktree at `path` can move on to new work: clean, and its branch merged into
-/// `base` (so nothing is left behind).
-pub fn reusable(repo_dir: &Path, path: &Path, base: &str) -> bool {
+/// `base` (so nothing is left behind; see [`is_merged`]).
+pub fn reusable(repo_dir: &Path, path: &Path, base: &str, landed: &[Landed]) -> bool {
     let check = || -> Result<bool> {
         if !dirty_files(path)?.is_empty() {
             return Ok(false);
         }
         let repo = Repository::open(repo_dir)?;
-        let base_tip = repo
-            .find_branch(base, BranchType::Local)
-            .map_err(|_| Error::bad(format!("branch '{base}' not found")))?
-            .get()
-            .peel_to_commit()?
-            .id();
         let tip = Repository::open(path)?.head()?.peel_to_commit()?.id();
-        Ok(tip == base_tip || repo.graph_descendant_of(base_tip, tip)?)
+        is_merged(&repo, tip, branch_commit(&repo, base)?, landed)
     };
     check().unwrap_or(false)
 }
@@ -232,8 +249,14 @@ pub enum Removal {
 }
 
 /// Removes the worktree at `path` (git's name `name`) and its branch, but only when nothing
-/// can be lost: it is clean and its branch is merged into `base`.
-pub fn remove_if_merged(repo_dir: &Path, path: &Path, name: &str, base: &str) -> Result<Removal> {
+/// can be lost: it is clean and its branch is merged into `base` (see [`is_merged`]).
+pub fn remove_if_merged(
+    repo_dir: &Path,
+    path: &Path,
+    name: &str,
+    base: &str,
+    landed: &[Landed],
+) -> Result<Removal> {
     let dirty = dirty_files(path)?;
     if !dirty.is_empty() {
         return Ok(Removal::Kept(format!(
@@ -243,15 +266,8 @@ pub fn remove_if_merged(repo_dir: &Path, path: &Path, name: &str, base: &str) ->
     }
     let branch = current_branch(path)?;
     let repo = Repository::open(repo_dir)?;
-    let base_commit = repo
-        .find_branch(base, BranchType::Local)
-        .map_err(|_| Error::bad(format!("branch '{base}' not found")))?
-        .get()
-        .peel_to_commit()?;
-    let wt_repo = Repository::open(path)?;
-    let tip = wt_repo.head()?.peel_to_commit()?.id();
-    let merged = tip == base_commit.id() || repo.graph_descendant_of(base_commit.id(), tip)?;
-    if !merged {
+    let tip = Repository::open(path)?.head()?.peel_to_commit()?.id();
+    if !is_merged(&repo, tip, branch_commit(&repo, base)?, landed)? {
         return Ok(Removal::Kept(format!(
             "branch '{branch}' has commits not merged into '{base}'"
         )));
@@ -327,19 +343,19 @@ pub(crate) mod tests {
         );
 
         let wt = tmp.path().join("rig/polecats/nux");
-        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-abc", "main").unwrap();
+        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-abc", "main", &[]).unwrap();
         assert_eq!(current_branch(&wt).unwrap(), "polecat/nux/gt-abc");
         assert!(dirty_files(&wt).unwrap().is_empty());
         // Same branch again: reused.
-        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-abc", "main").unwrap();
+        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-abc", "main", &[]).unwrap();
         // Its branch has no commits beyond main: the worktree moves on to the next bead.
-        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-def", "main").unwrap();
+        add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-def", "main", &[]).unwrap();
         assert_eq!(current_branch(&wt).unwrap(), "polecat/nux/gt-def");
         // Unmerged commits are never left behind.
         std::fs::write(wt.join("new.txt"), "x").unwrap();
         assert_eq!(dirty_files(&wt).unwrap(), vec!["new.txt".to_string()]);
         assert!(
-            add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-ghi", "main")
+            add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-ghi", "main", &[])
                 .unwrap_err()
                 .to_string()
                 .contains("uncommitted changes")
@@ -354,11 +370,60 @@ pub(crate) mod tests {
         r.commit(Some("HEAD"), &sig, &sig, "work", &tree, &[&parent])
             .unwrap();
         let err =
-            add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-ghi", "main").unwrap_err();
+            add_worktree(&dest, &wt, "polecat-nux", "polecat/nux/gt-ghi", "main", &[]).unwrap_err();
         assert!(err.to_string().contains("not merged"), "{err}");
         assert_eq!(current_branch(&wt).unwrap(), "polecat/nux/gt-def");
+
+        // Squashed onto main: the branch is no ancestor of main, so only the record of the
+        // merge (made from this tip, its commit on main) says it is merged.
+        let tip = r.head().unwrap().peel_to_commit().unwrap();
+        let canon = Repository::open(&dest).unwrap();
+        let main = canon
+            .find_branch("main", BranchType::Local)
+            .unwrap()
+            .get()
+            .peel_to_commit()
+            .unwrap();
+        let squash = canon
+            .commit(
+                None,
+                &sig,
+                &sig,
+                "gt-def: work",
+                &canon.find_tree(tip.tree_id()).unwrap(),
+                &[&main],
+            )
+            .unwrap();
+        let landed = |commit: Oid| Landed {
+            branch: "polecat/nux/gt-def".into(),
+            source_tip: tip.id().to_string(),
+            commit: commit.to_string(),
+        };
+        // Recorded, but not on main yet: not merged, and the worktree stays.
+        let pending = [landed(squash)];
+        assert!(!reusable(&dest, &wt, "main", &pending));
+        assert!(matches!(
+            remove_if_merged(&dest, &wt, "polecat-nux", "main", &pending).unwrap(),
+            Removal::Kept(_)
+        ));
+        canon
+            .reference("refs/heads/main", squash, true, "squash")
+            .unwrap();
+        assert!(!reusable(&dest, &wt, "main", &[]), "ancestry alone says no");
+        assert!(reusable(&dest, &wt, "main", &pending));
+        // A merge made from another commit says nothing about this one.
+        let other = Landed {
+            source_tip: main.id().to_string(),
+            ..landed(squash)
+        };
+        assert!(!reusable(&dest, &wt, "main", std::slice::from_ref(&other)));
+        assert_eq!(
+            remove_if_merged(&dest, &wt, "polecat-nux", "main", &pending).unwrap(),
+            Removal::Removed
+        );
+        assert!(!wt.exists());
         assert!(
-            add_worktree(&dest, &tmp.path().join("x"), "x", "b", "nobranch")
+            add_worktree(&dest, &tmp.path().join("x"), "x", "b", "nobranch", &[])
                 .unwrap_err()
                 .to_string()
                 .contains("branch 'nobranch' not found")

@@ -523,7 +523,17 @@ pub fn merge_queue(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
             "queued" => seconds_since(&m.created_at, ctx.now).map(clock),
             "testing" => seconds_since(&m.updated_at, ctx.now).map(clock),
             "rejected" | "conflict" if !m.reason.is_empty() => Some(m.reason.clone()),
-            _ => seconds_since(&m.updated_at, ctx.now).map(|s| format!("{} ago", compact_age(s))),
+            _ => {
+                let age = seconds_since(&m.updated_at, ctx.now).map(|s| compact_age(s) + " ago");
+                // A merge names the commit it produced on the target.
+                match (m.state.as_str(), m.merge_commit.as_deref(), age) {
+                    ("merged", Some(c), age) => Some(match age {
+                        Some(age) => format!("{} {age}", short_commit(c)),
+                        None => short_commit(c).to_string(),
+                    }),
+                    (_, _, age) => age,
+                }
+            }
         };
         if let Some(tail) = tail {
             spans.push(Span::raw(" "));
@@ -536,6 +546,11 @@ pub fn merge_queue(buf: &mut Buffer, area: Rect, ctx: &Ctx<'_>) {
         }
         put(buf, inner, y as u16, &Line::from(fit_spans(spans, w)));
     }
+}
+
+/// A commit id as `git log --oneline` shows it (7 characters).
+fn short_commit(id: &str) -> &str {
+    id.get(..7).unwrap_or(id)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -295,6 +295,9 @@ pub(crate) mod fixtures {
             test_log_tail: String::new(),
             created_at: ago(age + 30),
             updated_at: ago(age),
+            style: String::new(),
+            source_tip: None,
+            merge_commit: (state == "merged").then(|| format!("3f9a2c1{id:033x}")),
         }
     }
 

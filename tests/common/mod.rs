@@ -266,6 +266,45 @@ impl Drop for Up {
     }
 }
 
+/// Runs the rig's `test.sh` at `commit` of the repository at `repo`, in a fresh checkout.
+pub fn tests_pass_at(repo: &Path, commit: git2::Oid) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git2::Repository::open(repo).unwrap();
+    let tree = repo.find_commit(commit).unwrap().tree().unwrap();
+    let mut opts = git2::build::CheckoutBuilder::new();
+    opts.target_dir(dir.path()).force();
+    repo.checkout_tree(tree.as_object(), Some(&mut opts))
+        .unwrap();
+    std::process::Command::new("sh")
+        .arg("test.sh")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// The commits on local `branch` of the repository at `repo` that `since` does not hold
+/// (all of them without it), newest first; only the first-parent line when `first_parent`.
+pub fn history(
+    repo: &Path,
+    branch: &str,
+    since: Option<git2::Oid>,
+    first_parent: bool,
+) -> Vec<git2::Oid> {
+    let repo = git2::Repository::open(repo).unwrap();
+    let mut walk = repo.revwalk().unwrap();
+    walk.push_ref(&format!("refs/heads/{branch}")).unwrap();
+    if let Some(since) = since {
+        walk.hide(since).unwrap();
+    }
+    if first_parent {
+        walk.simplify_first_parent().unwrap();
+    }
+    walk.map(|c| c.unwrap()).collect()
+}
+
 pub fn wait_for(_t: &TestTown, what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ok() {
