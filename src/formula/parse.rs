@@ -269,13 +269,51 @@ fn find_in_value(value: &Value, pos: usize, path: &mut Vec<Seg>) -> bool {
 /// when there is nothing else wrong, since it needs every `needs` to name a step).
 fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
     let mut problems: Vec<Problem> = Vec::new();
+    check_name(cx, &raw.formula, &mut problems);
+    check_version(&raw.version, &mut problems);
+    let vars = check_vars(&raw.vars, &mut problems);
+    let declared: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    // Placeholders must name declared variables.
+    check_text(
+        cx,
+        &declared,
+        &mut problems,
+        &raw.description,
+        vec![key("description")],
+        "the description",
+    );
+    let first_at = check_steps(cx, &raw.steps, &declared, &mut problems);
+    check_needs(raw.steps.get_ref(), &first_at, &mut problems);
 
-    let name = raw.formula.get_ref();
+    if let Some(p) = problems.into_iter().min_by_key(|p| p.pos) {
+        return Err(cx.error(p.pos, &p.path, &p.msg));
+    }
+
+    let steps = build_steps(raw.steps.get_ref());
+    if let Some(cycle) = find_cycle(&steps) {
+        return Err(cycle_error(cx, raw.steps.get_ref(), &steps, &cycle));
+    }
+
+    Ok(Formula {
+        name: raw.formula.into_inner(),
+        description: raw.description.into_inner(),
+        version: u32::try_from(*raw.version.get_ref()).unwrap_or(1),
+        kind: raw.kind,
+        source,
+        path: cx.file.to_path_buf(),
+        vars,
+        steps,
+    })
+}
+
+/// Checks that the formula's name is a valid name and matches its file name.
+fn check_name(cx: &Ctx<'_>, formula: &Spanned<String>, problems: &mut Vec<Problem>) {
+    let name = formula.get_ref();
     let stem = stem_of(cx.file).unwrap_or("");
     if !valid_name(name) {
         add(
-            &mut problems,
-            raw.formula.span().start,
+            problems,
+            formula.span().start,
             vec![key("formula")],
             format!(
                 "'{name}' is not a formula name (lowercase letters, digits, '-' and '_', \
@@ -284,8 +322,8 @@ fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
         );
     } else if name != stem {
         add(
-            &mut problems,
-            raw.formula.span().start,
+            problems,
+            formula.span().start,
             vec![key("formula")],
             format!(
                 "'{name}' does not match the file name '{stem}{FILE_SUFFIX}' \
@@ -293,25 +331,31 @@ fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
             ),
         );
     }
+}
 
-    let version = *raw.version.get_ref();
-    if version < 1 || version > i64::from(u32::MAX) {
+/// Checks that the version is an integer from 1 to `u32::MAX`.
+fn check_version(version: &Spanned<i64>, problems: &mut Vec<Problem>) {
+    let value = *version.get_ref();
+    if value < 1 || value > i64::from(u32::MAX) {
         add(
-            &mut problems,
-            raw.version.span().start,
+            problems,
+            version.span().start,
             vec![key("version")],
-            format!("{version} is not a version (an integer, 1 or more)"),
+            format!("{value} is not a version (an integer, 1 or more)"),
         );
     }
+}
 
-    // Variables, in file order.
+/// Checks each variable's name and that none is both required and defaulted; returns the
+/// variables in file order.
+fn check_vars(raw: &BTreeMap<String, Spanned<RawVar>>, problems: &mut Vec<Problem>) -> Vec<Var> {
     let mut vars: Vec<(usize, Var)> = Vec::new();
-    for (vname, v) in &raw.vars {
+    for (vname, v) in raw {
         let pos = v.span().start;
         let path = vec![key("vars"), key(vname)];
         if !valid_var_name(vname) {
             add(
-                &mut problems,
+                problems,
                 pos,
                 path.clone(),
                 format!(
@@ -323,7 +367,7 @@ fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
         let rv = v.get_ref();
         if rv.required && rv.default.is_some() {
             add(
-                &mut problems,
+                problems,
                 pos,
                 path,
                 "a required variable cannot have a default (drop one of them)".to_string(),
@@ -340,89 +384,111 @@ fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
         ));
     }
     vars.sort_by_key(|(pos, _)| *pos);
-    let vars: Vec<Var> = vars.into_iter().map(|(_, v)| v).collect();
-    let declared: Vec<&str> = vars.iter().map(|v| v.name.as_str()).collect();
+    vars.into_iter().map(|(_, v)| v).collect()
+}
 
-    // Placeholders must name declared variables.
-    check_text(
-        cx,
-        &declared,
-        &mut problems,
-        &raw.description,
-        vec![key("description")],
-        "the description",
-    );
-
-    // Steps.
-    let steps = raw.steps.get_ref();
-    if steps.is_empty() {
+/// Checks that there is at least one step, then each step's id, title and placeholders;
+/// returns the index of the first step with each valid id.
+fn check_steps<'a>(
+    cx: &Ctx<'_>,
+    steps: &'a Spanned<Vec<Spanned<RawStep>>>,
+    declared: &[&str],
+    problems: &mut Vec<Problem>,
+) -> HashMap<&'a str, usize> {
+    if steps.get_ref().is_empty() {
         add(
-            &mut problems,
-            raw.steps.span().start,
+            problems,
+            steps.span().start,
             vec![key("steps")],
             "a formula needs at least one step ([[steps]] with id and title)".to_string(),
         );
     }
     let mut first_at: HashMap<&str, usize> = HashMap::new();
-    for (i, s) in steps.iter().enumerate() {
-        let rs = s.get_ref();
-        let id = rs.id.get_ref().as_str();
-        let owner = format!("step '{id}'");
-        if !valid_step_id(id) {
-            add(
-                &mut problems,
-                rs.id.span().start,
-                step_key(i, "id"),
-                format!("'{id}' is not a step id (lowercase letters, digits, '-' and '_')"),
-            );
-        } else if let Some(&j) = first_at.get(id) {
-            let first_line = line_col(cx.src, steps[j].get_ref().id.span().start).0;
-            add(
-                &mut problems,
-                rs.id.span().start,
-                step_key(i, "id"),
-                format!("duplicate step id '{id}' (first used by steps[{j}], line {first_line})"),
-            );
-        } else {
-            first_at.insert(id, i);
-        }
-        if rs.title.get_ref().trim().is_empty() {
-            add(
-                &mut problems,
-                rs.title.span().start,
-                step_key(i, "title"),
-                format!("{owner}: the title is empty"),
-            );
-        }
+    for i in 0..steps.get_ref().len() {
+        check_step_id(cx, steps.get_ref(), i, &mut first_at, problems);
+        check_step_texts(cx, declared, i, steps.get_ref()[i].get_ref(), problems);
+    }
+    first_at
+}
+
+/// Checks that step `i`'s id is valid and not used by an earlier step, recording where it
+/// is first used.
+fn check_step_id<'a>(
+    cx: &Ctx<'_>,
+    steps: &'a [Spanned<RawStep>],
+    i: usize,
+    first_at: &mut HashMap<&'a str, usize>,
+    problems: &mut Vec<Problem>,
+) {
+    let rs = steps[i].get_ref();
+    let id = rs.id.get_ref().as_str();
+    if !valid_step_id(id) {
+        add(
+            problems,
+            rs.id.span().start,
+            step_key(i, "id"),
+            format!("'{id}' is not a step id (lowercase letters, digits, '-' and '_')"),
+        );
+    } else if let Some(&j) = first_at.get(id) {
+        let first_line = line_col(cx.src, steps[j].get_ref().id.span().start).0;
+        add(
+            problems,
+            rs.id.span().start,
+            step_key(i, "id"),
+            format!("duplicate step id '{id}' (first used by steps[{j}], line {first_line})"),
+        );
+    } else {
+        first_at.insert(id, i);
+    }
+}
+
+/// Checks that step `i`'s title is not empty and that the placeholders of its title,
+/// description and acceptance name declared variables.
+fn check_step_texts(
+    cx: &Ctx<'_>,
+    declared: &[&str],
+    i: usize,
+    rs: &RawStep,
+    problems: &mut Vec<Problem>,
+) {
+    let owner = format!("step '{}'", rs.id.get_ref());
+    if rs.title.get_ref().trim().is_empty() {
+        add(
+            problems,
+            rs.title.span().start,
+            step_key(i, "title"),
+            format!("{owner}: the title is empty"),
+        );
+    }
+    check_text(
+        cx,
+        declared,
+        problems,
+        &rs.title,
+        step_key(i, "title"),
+        &owner,
+    );
+    if let Some(d) = &rs.description {
         check_text(
             cx,
-            &declared,
-            &mut problems,
-            &rs.title,
-            step_key(i, "title"),
+            declared,
+            problems,
+            d,
+            step_key(i, "description"),
             &owner,
         );
-        if let Some(d) = &rs.description {
-            check_text(
-                cx,
-                &declared,
-                &mut problems,
-                d,
-                step_key(i, "description"),
-                &owner,
-            );
-        }
-        if let Some(a) = &rs.acceptance {
-            check_text(
-                cx,
-                &declared,
-                &mut problems,
-                a,
-                step_key(i, "acceptance"),
-                &owner,
-            );
-        }
     }
+    if let Some(a) = &rs.acceptance {
+        check_text(cx, declared, problems, a, step_key(i, "acceptance"), &owner);
+    }
+}
+
+/// Checks that every step's needs name another step of the formula.
+fn check_needs(
+    steps: &[Spanned<RawStep>],
+    first_at: &HashMap<&str, usize>,
+    problems: &mut Vec<Problem>,
+) {
     let ids: Vec<&str> = steps
         .iter()
         .map(|s| s.get_ref().id.get_ref().as_str())
@@ -434,14 +500,14 @@ fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
             let need = n.get_ref().as_str();
             if need == id {
                 add(
-                    &mut problems,
+                    problems,
                     n.span().start,
                     step_key(i, "needs"),
                     format!("step '{id}' needs itself"),
                 );
             } else if !first_at.contains_key(need) {
                 add(
-                    &mut problems,
+                    problems,
                     n.span().start,
                     step_key(i, "needs"),
                     format!(
@@ -453,12 +519,11 @@ fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
             }
         }
     }
+}
 
-    if let Some(p) = problems.into_iter().min_by_key(|p| p.pos) {
-        return Err(cx.error(p.pos, &p.path, &p.msg));
-    }
-
-    let steps: Vec<Step> = steps
+/// The checked steps as the formula holds them, each need listed once.
+fn build_steps(steps: &[Spanned<RawStep>]) -> Vec<Step> {
+    steps
         .iter()
         .map(|s| {
             let rs = s.get_ref();
@@ -484,42 +549,31 @@ fn check(cx: &Ctx<'_>, raw: RawFormula, source: Source) -> Result<Formula> {
                     .unwrap_or_default(),
             }
         })
-        .collect();
+        .collect()
+}
 
-    if let Some(cycle) = find_cycle(&steps) {
-        // Report at the first step of the cycle (in file order), at its `needs` entry that
-        // leads on around the cycle.
-        let first = cycle[0];
-        let next = &steps[cycle[1 % cycle.len()]].id;
-        let rs = raw.steps.get_ref()[first].get_ref();
-        let pos = rs
-            .needs
-            .iter()
-            .find(|n| n.get_ref() == next)
-            .map_or(raw.steps.get_ref()[first].span().start, |n| n.span().start);
-        let mut names: Vec<&str> = cycle.iter().map(|&i| steps[i].id.as_str()).collect();
-        names.push(&steps[first].id);
-        return Err(cx.error(
-            pos,
-            &step_key(first, "needs"),
-            &format!(
-                "the steps' needs form a cycle: {} (each needs the next, so none could ever \
-                 start)",
-                names.join(" -> ")
-            ),
-        ));
-    }
-
-    Ok(Formula {
-        name: raw.formula.into_inner(),
-        description: raw.description.into_inner(),
-        version: u32::try_from(version).unwrap_or(1),
-        kind: raw.kind,
-        source,
-        path: cx.file.to_path_buf(),
-        vars,
-        steps,
-    })
+/// The error for a cycle among the steps' needs, reported at the first step of the cycle
+/// (in file order), at its `needs` entry that leads on around the cycle.
+fn cycle_error(cx: &Ctx<'_>, raw: &[Spanned<RawStep>], steps: &[Step], cycle: &[usize]) -> Error {
+    let first = cycle[0];
+    let next = &steps[cycle[1 % cycle.len()]].id;
+    let rs = raw[first].get_ref();
+    let pos = rs
+        .needs
+        .iter()
+        .find(|n| n.get_ref() == next)
+        .map_or(raw[first].span().start, |n| n.span().start);
+    let mut names: Vec<&str> = cycle.iter().map(|&i| steps[i].id.as_str()).collect();
+    names.push(&steps[first].id);
+    cx.error(
+        pos,
+        &step_key(first, "needs"),
+        &format!(
+            "the steps' needs form a cycle: {} (each needs the next, so none could ever \
+             start)",
+            names.join(" -> ")
+        ),
+    )
 }
 
 fn add(problems: &mut Vec<Problem>, pos: usize, path: Vec<Seg>, msg: String) {
