@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::parse::{substitute, valid_var_name};
-use super::{first_line, Formula, FormulaType, POURED};
+use super::{first_line, Formula, FormulaType, Step, POURED};
 use crate::beads::{kind, Bead, Convoy, MoleculePlan, NewBead, Poured, Store, AUTO_DISPATCH};
 use crate::{Error, Result};
 
@@ -149,9 +149,50 @@ pub fn pour(
             return Err(Error::bad("--rig: the rig name is empty"));
         }
     }
-    let description = substitute(&formula.description, &vars);
-    let title = epic_title(&formula.name, &description);
+    let plan = plan(formula, &vars, rig)?;
+    let poured = store.pour(&plan, actor)?;
+    read_back(store, formula, vars, rig, poured)
+}
 
+/// What pouring `formula` with `vars` will create, every text rendered and checked.
+fn plan(
+    formula: &Formula,
+    vars: &BTreeMap<String, String>,
+    rig: Option<&str>,
+) -> Result<MoleculePlan> {
+    let description = substitute(&formula.description, vars);
+    let title = epic_title(&formula.name, &description);
+    let epic = epic_bead(formula, vars, rig, title.clone(), description);
+    let steps = formula
+        .steps
+        .iter()
+        .map(|step| step_bead(formula, step, vars))
+        .collect::<Result<Vec<NewBead>>>()?;
+    let needs = step_needs(formula)?;
+    let convoy = (formula.kind == FormulaType::Convoy).then(|| convoy_bead(title, rig));
+    let detail = format!(
+        "{} v{} ({} steps)",
+        formula.name,
+        formula.version,
+        formula.steps.len()
+    );
+    Ok(MoleculePlan {
+        epic,
+        steps,
+        needs,
+        convoy,
+        event: (POURED.to_string(), detail),
+    })
+}
+
+/// The epic bead: type epic, label `formula:<name>`, metadata `{formula, version, vars, rig?}`.
+fn epic_bead(
+    formula: &Formula,
+    vars: &BTreeMap<String, String>,
+    rig: Option<&str>,
+    title: String,
+    description: String,
+) -> NewBead {
     let mut meta = Map::new();
     meta.insert("formula".into(), formula.name.clone().into());
     meta.insert("version".into(), formula.version.into());
@@ -166,57 +207,55 @@ pub fn pour(
     if let Some(r) = rig {
         meta.insert("rig".into(), r.into());
     }
-    let epic = NewBead {
-        title: title.clone(),
+    NewBead {
+        title,
         description,
         issue_type: Some(kind::EPIC.to_string()),
         labels: vec![format!("formula:{}", formula.name)],
         metadata: Some(Value::Object(meta)),
         ..Default::default()
-    };
-
-    let mut steps: Vec<NewBead> = Vec::with_capacity(formula.steps.len());
-    for step in &formula.steps {
-        let step_title = substitute(&step.title, &vars);
-        let n = step_title.chars().count();
-        if step_title.trim().is_empty() {
-            return Err(Error::bad(format!(
-                "formula '{}': step '{}': the title is empty once the variables are substituted",
-                formula.name, step.id
-            )));
-        }
-        if n > MAX_TITLE {
-            return Err(Error::bad(format!(
-                "formula '{}': step '{}': the title is {n} characters long once the variables \
-                 are substituted; at most {MAX_TITLE} are allowed",
-                formula.name, step.id
-            )));
-        }
-        let mut step_meta = Map::new();
-        step_meta.insert("formula".into(), formula.name.clone().into());
-        step_meta.insert("step".into(), step.id.clone().into());
-        steps.push(NewBead {
-            title: step_title,
-            description: substitute(&step.description, &vars),
-            acceptance_criteria: substitute(&step.acceptance, &vars),
-            labels: vec![format!("step:{}", step.id)],
-            metadata: Some(Value::Object(step_meta)),
-            ..Default::default()
-        });
     }
+}
+
+/// One step's bead, its texts rendered; refuses a title that is empty or too long once the
+/// variables are substituted.
+fn step_bead(formula: &Formula, step: &Step, vars: &BTreeMap<String, String>) -> Result<NewBead> {
+    let step_title = substitute(&step.title, vars);
+    let n = step_title.chars().count();
+    if step_title.trim().is_empty() {
+        return Err(Error::bad(format!(
+            "formula '{}': step '{}': the title is empty once the variables are substituted",
+            formula.name, step.id
+        )));
+    }
+    if n > MAX_TITLE {
+        return Err(Error::bad(format!(
+            "formula '{}': step '{}': the title is {n} characters long once the variables \
+             are substituted; at most {MAX_TITLE} are allowed",
+            formula.name, step.id
+        )));
+    }
+    let mut step_meta = Map::new();
+    step_meta.insert("formula".into(), formula.name.clone().into());
+    step_meta.insert("step".into(), step.id.clone().into());
+    Ok(NewBead {
+        title: step_title,
+        description: substitute(&step.description, vars),
+        acceptance_criteria: substitute(&step.acceptance, vars),
+        labels: vec![format!("step:{}", step.id)],
+        metadata: Some(Value::Object(step_meta)),
+        ..Default::default()
+    })
+}
+
+/// The steps' needs as `(i, j)` pairs of step indexes (step `i` waits for step `j`).
+fn step_needs(formula: &Formula) -> Result<Vec<(usize, usize)>> {
     let index: HashMap<&str, usize> = formula
         .steps
         .iter()
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
-
-    let detail = format!(
-        "{} v{} ({} steps)",
-        formula.name,
-        formula.version,
-        formula.steps.len()
-    );
     let mut needs = Vec::new();
     for (i, step) in formula.steps.iter().enumerate() {
         for need in &step.needs {
@@ -229,33 +268,39 @@ pub fn pour(
             needs.push((i, j));
         }
     }
-    let convoy = (formula.kind == FormulaType::Convoy).then(|| {
-        let mut meta = Map::new();
-        if let Some(r) = rig {
-            meta.insert(AUTO_DISPATCH.into(), r.into());
-        }
-        NewBead {
-            title: title.clone(),
-            metadata: Some(Value::Object(meta)),
-            ..Default::default()
-        }
-    });
-    let plan = MoleculePlan {
-        epic,
-        steps,
-        needs,
-        convoy,
-        event: (POURED.to_string(), detail),
-    };
+    Ok(needs)
+}
+
+/// The convoy of a convoy formula, titled like the epic, auto-dispatching to `rig` if given.
+fn convoy_bead(title: String, rig: Option<&str>) -> NewBead {
+    let mut meta = Map::new();
+    if let Some(r) = rig {
+        meta.insert(AUTO_DISPATCH.into(), r.into());
+    }
+    NewBead {
+        title,
+        metadata: Some(Value::Object(meta)),
+        ..Default::default()
+    }
+}
+
+/// The molecule as written: the epic, the steps' beads and the convoy read back from `store`.
+fn read_back(
+    store: &Store,
+    formula: &Formula,
+    vars: BTreeMap<String, String>,
+    rig: Option<&str>,
+    poured: Poured,
+) -> Result<Molecule> {
     let Poured {
         epic: epic_id,
         steps: step_ids,
         convoy: convoy_id,
-    } = store.pour(&plan, actor)?;
+    } = poured;
     let epic = store.get(&epic_id)?;
-    let mut poured = Vec::with_capacity(step_ids.len());
+    let mut steps = Vec::with_capacity(step_ids.len());
     for (step, id) in formula.steps.iter().zip(&step_ids) {
-        poured.push(PouredStep {
+        steps.push(PouredStep {
             step: step.id.clone(),
             bead: store.get(id)?,
         });
@@ -270,7 +315,7 @@ pub fn pour(
         vars,
         rig: rig.map(str::to_string),
         epic,
-        steps: poured,
+        steps,
         convoy,
     })
 }
