@@ -229,148 +229,18 @@ impl Session {
     /// or the working directory does not exist: nothing is started then.
     pub fn spawn(spec: SessionSpec, notify: Arc<dyn Fn() + Send + Sync>) -> Result<Session> {
         let (rows, cols) = clamp_size(spec.rows, spec.cols);
-        let cwd_ok = std::fs::metadata(&spec.cwd)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
-        if !cwd_ok {
-            return Err(Error::bad(format!(
-                "working directory '{}' for runtime command '{}' does not exist",
-                spec.cwd.display(),
-                spec.program
-            )));
-        }
-        let path_var = spec
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| OsString::from(v))
-            .or_else(|| std::env::var_os("PATH"));
-        let resolved = resolve_program(&spec.program, &spec.cwd, path_var.as_deref())?;
-        let term = spec
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "TERM")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "xterm-256color".to_string());
-
-        let recorder = match &spec.recording {
-            Some(path) => {
-                let header = CastHeader {
-                    version: 2,
-                    width: u32::from(cols),
-                    height: u32::from(rows),
-                    timestamp: Some(chrono::Utc::now().timestamp()),
-                    title: Some(spec.title.clone()),
-                    env: [("TERM".to_string(), term.clone())].into_iter().collect(),
-                };
-                Some(RecorderThread::start(Recorder::create(path, &header)?)?)
-            }
-            None => None,
-        };
-
-        let pty_error = |action: &'static str, e: &dyn std::fmt::Display| {
-            Error::io(action, "/dev/ptmx", std::io::Error::other(format!("{e:#}")))
-        };
-        let pair = portable_pty::native_pty_system()
-            .openpty(PtySize {
-                rows,
-                cols,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .map_err(|e| pty_error("open a pseudo-terminal", &e))?;
-
-        // A bare name is passed as given (so argv[0] stays the name); a path, resolved.
-        let mut cmd = if spec.program.contains('/') {
-            CommandBuilder::new(&resolved)
-        } else {
-            CommandBuilder::new(&spec.program)
-        };
-        cmd.args(&spec.args);
-        cmd.cwd(&spec.cwd);
-        for var in not_inherited(std::env::vars_os().map(|(k, _)| k)) {
-            cmd.env_remove(var);
-        }
-        cmd.env("TERM", &term);
-        for (k, v) in &spec.env {
-            cmd.env(k, v);
-        }
-        let child = pair
-            .slave
-            .spawn_command(cmd)
-            .map_err(|e| Error::io("start", &resolved, std::io::Error::other(format!("{e:#}"))))?;
-        // Only the child may hold the slave side, or the reader never sees the end.
-        drop(pair.slave);
-        let master = pair.master;
+        let (resolved, term) = locate(&spec)?;
+        let recorder = start_recorder(&spec, rows, cols, &term)?;
+        let (child, master) = start_child(&spec, &resolved, &term, rows, cols)?;
         let pid = child.process_id();
         let tty = master
             .tty_name()
             .unwrap_or_else(|| PathBuf::from("/dev/pts"));
-
-        let reader = match master.try_clone_reader() {
-            Ok(r) => r,
-            Err(e) => {
-                kill_now(child);
-                return Err(pty_error("read from the pseudo-terminal", &e));
-            }
-        };
-        let writer = match master.take_writer() {
-            Ok(w) => w,
-            Err(e) => {
-                kill_now(child);
-                return Err(pty_error("write to the pseudo-terminal", &e));
-            }
-        };
-
-        let mut screen = Screen::new(rows, cols, spec.scrollback);
-        screen.set_query_colors(spec.query_colors);
-        screen.set_scroll_on_clear(true);
-        let epoch = Instant::now();
-        let shared = Arc::new(Shared {
-            program: spec.program.clone(),
-            tty,
-            screen: Mutex::new(screen),
-            recorder: Mutex::new(recorder),
-            child: Mutex::new(child),
-            status: Mutex::new(Status::default()),
-            status_changed: Condvar::new(),
-            bytes_read: AtomicU64::new(0),
-            last_output: AtomicU64::new(0),
-            epoch,
-            kill_requested: AtomicBool::new(false),
-            group: pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1),
-            notify,
-            changes: tokio::sync::watch::Sender::new(0),
-        });
+        let (child, reader, writer) = pty_io(master.as_ref(), child)?;
+        let shared = new_shared(&spec, rows, cols, tty, recorder, child, notify);
         let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
         let name = pid.map_or_else(|| spec.program.clone(), |p| p.to_string());
-
-        let (chunk_tx, chunk_rx) = mpsc::sync_channel(PARSE_QUEUE);
-        let started = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("pty-read-{name}"))
-                .spawn(move || read_loop(&shared, reader, &chunk_tx))
-        }
-        .and_then(|_| {
-            let shared = Arc::clone(&shared);
-            let tx = tx.clone();
-            std::thread::Builder::new()
-                .name(format!("pty-parse-{name}"))
-                .spawn(move || parse_loop(&shared, &chunk_rx, &tx))
-        })
-        .and_then(|_| {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("pty-ctl-{name}"))
-                .spawn(move || control_loop(&shared, &rx, writer))
-        });
-        if let Err(e) = started {
-            let _ = lock(&shared.child).kill();
-            return Err(Error::io("start a thread for", &shared.tty, e));
-        }
+        start_threads(&shared, &name, reader, writer, &tx, rx)?;
 
         watch_exit(&shared);
         Ok(Session {
@@ -899,6 +769,211 @@ fn exit_of(
             })
         }
     }
+}
+
+/// A started program as `portable_pty` hands it over.
+type ChildBox = Box<dyn Child + Send + Sync>;
+/// The PTY's output side, read by the reader thread.
+type PtyReader = Box<dyn Read + Send>;
+/// The PTY's input side, written by the control thread.
+type PtyWriter = Box<dyn Write + Send>;
+
+/// Checks the working directory and finds the program; returns its resolved path and the
+/// `TERM` to give it.
+fn locate(spec: &SessionSpec) -> Result<(PathBuf, String)> {
+    let cwd_ok = std::fs::metadata(&spec.cwd)
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
+    if !cwd_ok {
+        return Err(Error::bad(format!(
+            "working directory '{}' for runtime command '{}' does not exist",
+            spec.cwd.display(),
+            spec.program
+        )));
+    }
+    let path_var = spec
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"));
+    let resolved = resolve_program(&spec.program, &spec.cwd, path_var.as_deref())?;
+    let term = spec
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "TERM")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "xterm-256color".to_string());
+    Ok((resolved, term))
+}
+
+/// Creates the spec's recording, if it asks for one, and starts its recorder thread.
+fn start_recorder(
+    spec: &SessionSpec,
+    rows: u16,
+    cols: u16,
+    term: &str,
+) -> Result<Option<RecorderThread>> {
+    let Some(path) = &spec.recording else {
+        return Ok(None);
+    };
+    let header = CastHeader {
+        version: 2,
+        width: u32::from(cols),
+        height: u32::from(rows),
+        timestamp: Some(chrono::Utc::now().timestamp()),
+        title: Some(spec.title.clone()),
+        env: [("TERM".to_string(), term.to_string())]
+            .into_iter()
+            .collect(),
+    };
+    Ok(Some(RecorderThread::start(Recorder::create(
+        path, &header,
+    )?)?))
+}
+
+/// An error of the pseudo-terminal itself, while doing `action`.
+fn pty_error(action: &'static str, e: &dyn std::fmt::Display) -> Error {
+    Error::io(action, "/dev/ptmx", std::io::Error::other(format!("{e:#}")))
+}
+
+/// The command that runs the spec's program: its arguments, working directory and
+/// environment.
+fn build_command(spec: &SessionSpec, resolved: &Path, term: &str) -> CommandBuilder {
+    // A bare name is passed as given (so argv[0] stays the name); a path, resolved.
+    let mut cmd = if spec.program.contains('/') {
+        CommandBuilder::new(resolved)
+    } else {
+        CommandBuilder::new(&spec.program)
+    };
+    cmd.args(&spec.args);
+    cmd.cwd(&spec.cwd);
+    for var in not_inherited(std::env::vars_os().map(|(k, _)| k)) {
+        cmd.env_remove(var);
+    }
+    cmd.env("TERM", term);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Opens a PTY of `rows` x `cols` and starts the spec's program on its slave side; returns
+/// the program and the master side.
+fn start_child(
+    spec: &SessionSpec,
+    resolved: &Path,
+    term: &str,
+    rows: u16,
+    cols: u16,
+) -> Result<(ChildBox, Box<dyn MasterPty + Send>)> {
+    let pair = portable_pty::native_pty_system()
+        .openpty(PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .map_err(|e| pty_error("open a pseudo-terminal", &e))?;
+    let child = pair
+        .slave
+        .spawn_command(build_command(spec, resolved, term))
+        .map_err(|e| Error::io("start", resolved, std::io::Error::other(format!("{e:#}"))))?;
+    // Only the child may hold the slave side, or the reader never sees the end.
+    drop(pair.slave);
+    Ok((child, pair.master))
+}
+
+/// The PTY's reader and writer, with `child` handed back; kills `child` when either cannot
+/// be had.
+fn pty_io(master: &dyn MasterPty, child: ChildBox) -> Result<(ChildBox, PtyReader, PtyWriter)> {
+    let reader = match master.try_clone_reader() {
+        Ok(r) => r,
+        Err(e) => {
+            kill_now(child);
+            return Err(pty_error("read from the pseudo-terminal", &e));
+        }
+    };
+    let writer = match master.take_writer() {
+        Ok(w) => w,
+        Err(e) => {
+            kill_now(child);
+            return Err(pty_error("write to the pseudo-terminal", &e));
+        }
+    };
+    Ok((child, reader, writer))
+}
+
+/// The state the session's threads share: an empty screen of the spec's size and the
+/// program's recorder and process.
+fn new_shared(
+    spec: &SessionSpec,
+    rows: u16,
+    cols: u16,
+    tty: PathBuf,
+    recorder: Option<RecorderThread>,
+    child: ChildBox,
+    notify: Arc<dyn Fn() + Send + Sync>,
+) -> Arc<Shared> {
+    let mut screen = Screen::new(rows, cols, spec.scrollback);
+    screen.set_query_colors(spec.query_colors);
+    screen.set_scroll_on_clear(true);
+    let pid = child.process_id();
+    Arc::new(Shared {
+        program: spec.program.clone(),
+        tty,
+        screen: Mutex::new(screen),
+        recorder: Mutex::new(recorder),
+        child: Mutex::new(child),
+        status: Mutex::new(Status::default()),
+        status_changed: Condvar::new(),
+        bytes_read: AtomicU64::new(0),
+        last_output: AtomicU64::new(0),
+        epoch: Instant::now(),
+        kill_requested: AtomicBool::new(false),
+        group: pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1),
+        notify,
+        changes: tokio::sync::watch::Sender::new(0),
+    })
+}
+
+/// Starts the reader, parser and control threads (named after `name`); kills the program
+/// when one cannot be started.
+fn start_threads(
+    shared: &Arc<Shared>,
+    name: &str,
+    reader: PtyReader,
+    writer: PtyWriter,
+    tx: &SyncSender<Msg>,
+    rx: Receiver<Msg>,
+) -> Result<()> {
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel(PARSE_QUEUE);
+    let started = {
+        let shared = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name(format!("pty-read-{name}"))
+            .spawn(move || read_loop(&shared, reader, &chunk_tx))
+    }
+    .and_then(|_| {
+        let shared = Arc::clone(shared);
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name(format!("pty-parse-{name}"))
+            .spawn(move || parse_loop(&shared, &chunk_rx, &tx))
+    })
+    .and_then(|_| {
+        let shared = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name(format!("pty-ctl-{name}"))
+            .spawn(move || control_loop(&shared, &rx, writer))
+    });
+    if let Err(e) = started {
+        let _ = lock(&shared.child).kill();
+        return Err(Error::io("start a thread for", &shared.tty, e));
+    }
+    Ok(())
 }
 
 /// Ends a child that was started but cannot be used.
