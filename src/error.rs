@@ -48,6 +48,12 @@ pub enum Error {
     #[error("an engine (pid {}) is already running for this town: use that one, or stop it first", pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()))]
     EngineRunning { pid: Option<u32> },
 
+    /// A command runs in one agent's worktree while its environment names another agent (or
+    /// another bead): whatever it would do, it would do for the wrong agent. The message names
+    /// the worktree, its agent and what the environment says.
+    #[error("{0}")]
+    WrongAgent(String),
+
     /// A budget of `[budget]` is spent: the message names it, what was spent and how to
     /// raise it.
     #[error("{0}")]

@@ -36,13 +36,16 @@ fn a_slung_polecat_starts_is_nudged_works_and_submits() {
         .unwrap()
         .contains(&bead));
 
-    // The engine typed the prime prompt after the ready prompt showed, and the screen says so.
+    // The engine typed the prime prompt after the ready prompt showed, naming its own binary by
+    // its absolute path (a shell with another PATH finds it too), and the screen says so.
     wait_for(&t, "the done line on screen", || {
         capture(&t, "furiosa").contains("✔ Done")
     });
     let screen = capture(&t, "furiosa");
     assert!(
-        screen.contains("sim> Run gastown-tui prime and begin work on your hook."),
+        screen.contains(&format!(
+            "sim> Run {BIN} prime and begin work on your hook."
+        )),
         "{screen}"
     );
 

@@ -119,6 +119,7 @@ fn two_claude_polecats_go_from_sling_to_merged_with_no_key_pressed() {
         file: "{bead}.txt".into(),
         break_tests: true,
         polite: true,
+        ..Polecat::default()
     }));
     let t = claude_town(&server);
     let _up = up(&t, &cli);

@@ -101,9 +101,6 @@ env_key = "{KEY_VAR}"
 [notice.model_migrations]
 "{MODEL}" = "gpt-6-sol"
 
-[features]
-daemon_auto_start = false
-
 [analytics]
 enabled = false
 "#,
@@ -260,8 +257,22 @@ fn two_codex_polecats_go_from_sling_to_merged_with_no_key_pressed() {
         file: "{bead}.txt".into(),
         break_tests: true,
         polite: true,
+        show_env: true,
     }));
-    let (t, reaper) = codex_town(Some(&server), "");
+    // The runtime's command as a user may write it, without the preset's `-c` flags (a `-c`
+    // happens to keep Codex 0.171 off its daemon too, undocumented): the engine adds
+    // `--no-daemon` to any codex command. The login shell stays off in config.toml.
+    let (t, reaper) = codex_town(
+        Some(&server),
+        "[runtimes.codex]\ncommand = [\"codex\", \"--dangerously-bypass-approvals-and-sandbox\"]\n",
+    );
+    let config = t.dir.path().join(".codex/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("allow_login_shell = false\n{text}")).unwrap();
+    // Codex's shared daemon for this CODEX_HOME, already running with somebody else's
+    // environment (as when another agent's Codex started it): the polecats' commands must not
+    // run in it.
+    let intruder = intruder_daemon(&t, &cli);
     let up = up(&t, &cli);
     debug_copy(&t, "loop");
     let (a, who_a) = sling_to(&t, &cli, "Add the first file");
@@ -271,6 +282,27 @@ fn two_codex_polecats_go_from_sling_to_merged_with_no_key_pressed() {
         merged(&t, &a) && merged(&t, &b)
     });
     eprintln!("both merged after {:?}", started.elapsed());
+    // Each ran its commands with its own identity, none with the daemon's.
+    for (bead, who) in [(&a, &who_a), (&b, &who_b)] {
+        let results: Vec<String> = turns_of(&server, &polecat_dir(&t, who))
+            .iter()
+            .flat_map(|l| openai::turn_of(&l.body).results)
+            .collect();
+        assert!(
+            results
+                .iter()
+                .any(|r| r.contains(&models::env_line(who, bead))),
+            "{who}'s commands ran with another environment: {results:#?}"
+        );
+        assert!(
+            !results.iter().any(|r| r.contains("intruder")),
+            "{results:#?}"
+        );
+    }
+    assert!(
+        intruder.iter().all(|pid| alive(*pid)),
+        "the daemon was somebody else's: left alone"
+    );
 
     let events = feed(&t);
     dump(&t, &server);
@@ -309,7 +341,7 @@ fn two_codex_polecats_go_from_sling_to_merged_with_no_key_pressed() {
     for who in [&who_a, &who_b] {
         assert_costs_match(&t, who, GPT_5_5, || rollout_tokens(&t, who));
     }
-    check_whole_loop(&t, &[(a, who_a), (b, who_b)], |who| {
+    check_whole_loop(&t, &[(a, who_a.clone()), (b, who_b.clone())], |who| {
         turns_of(&server, &polecat_dir(&t, who))
             .iter()
             .map(|l| {
@@ -321,9 +353,94 @@ fn two_codex_polecats_go_from_sling_to_merged_with_no_key_pressed() {
             })
             .collect()
     });
+    // Done and reaped (idle with an empty hook past reap_after, which the engine reads again
+    // when town.toml changes): nothing either polecat's sessions started is left running.
+    let cfg = t.root().join("town.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("reap_after = \"30m\"", "reap_after = \"1s\""),
+    )
+    .unwrap();
+    wait_long(&t, "both polecats reaped", 60, || {
+        [&who_a, &who_b].iter().all(|w| {
+            feed(&t)
+                .iter()
+                .any(|e| e["kind"] == "reaped" && e["subject"] == w.as_str())
+                && common::agent(&t, w)["session"].is_null()
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let left = loop {
+        let left: Vec<(i32, String)> = [&who_a, &who_b]
+            .iter()
+            .flat_map(|w| processes_of_agent(&t, w))
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                (pid, String::from_utf8_lossy(&cmd).replace('\0', " "))
+            })
+            .collect();
+        if left.is_empty() || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        left.is_empty(),
+        "the reaped polecats left these running: {left:?}"
+    );
     up.stop();
     drop(reaper);
     eprintln!("done after {:?}", started.elapsed());
+}
+
+/// Starts Codex's app-server daemon for the town's CODEX_HOME with an intruder's environment;
+/// its pids.
+fn intruder_daemon(t: &TestTown, cli: &Path) -> Vec<i32> {
+    let home = t.dir.path().join(".codex");
+    let out = std::process::Command::new(cli)
+        .args(["app-server", "daemon", "start"])
+        .env("HOME", t.dir.path())
+        .env("CODEX_HOME", &home)
+        .env("GT_AGENT", "intruder")
+        .env("BD_ACTOR", "intruder")
+        .env("GT_BEAD", "gt-intruder")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "codex app-server daemon start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pids: Vec<i32> = procs_of(&home)
+        .into_iter()
+        .filter(|(_, argv)| argv.iter().any(|a| a == "app-server"))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert!(!pids.is_empty(), "no daemon runs after `daemon start`");
+    pids
+}
+
+/// The live processes whose environment names `agent` of `t`'s town as its GT_AGENT: whatever
+/// its sessions started.
+fn processes_of_agent(t: &TestTown, agent: &str) -> Vec<i32> {
+    let marks = [
+        format!("GT_AGENT={agent}"),
+        format!("GT_TOWN={}", t.root().display()),
+    ];
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            marks
+                .iter()
+                .all(|m| environ.split(|b| *b == 0).any(|kv| kv == m.as_bytes()))
+        })
+        .collect()
 }
 
 #[test]
@@ -401,6 +518,7 @@ fn a_codex_polecat_resumes_its_conversation_after_the_engine_is_killed() {
         file: "{bead}.txt".into(),
         break_tests: false,
         polite: true,
+        ..Polecat::default()
     }));
     let (t, reaper) = codex_town(Some(&server), "");
     // GUPP waits long here, so the polite answer stays the last thing before the kill and the

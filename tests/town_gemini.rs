@@ -215,6 +215,7 @@ fn two_gemini_polecats_go_from_sling_to_merged_with_no_key_pressed() {
         file: "{bead}.txt".into(),
         break_tests: true,
         polite: true,
+        ..Polecat::default()
     }));
     let t = gemini_town(&server, true);
     let home = t.dir.path().to_path_buf();
@@ -360,6 +361,7 @@ fn a_gemini_polecat_resumes_its_conversation_after_the_engine_is_killed() {
         file: "{bead}.txt".into(),
         break_tests: false,
         polite: true,
+        ..Polecat::default()
     }));
     let t = gemini_town(&server, true);
     // GUPP waits longer here, so the polite answer is the whole conversation when the

@@ -81,6 +81,9 @@ pub struct Program {
     /// Arguments that tell the program, for this launch only, that the folder it starts in is
     /// trusted (no file the program owns is written). Given only for the town's own worktrees.
     pub trust_args: Option<fn(&std::path::Path) -> Vec<String>>,
+    /// Arguments every launch of the program gets (added when the runtime's command lacks
+    /// them): what keeps one agent's program apart from the others'.
+    pub isolation_args: &'static [&'static str],
     dialogs: Vec<Dialog>,
     fatals: Vec<Fatal>,
     /// The program's input prompt, for programs that leave an answered dialog drawn above it
@@ -124,6 +127,7 @@ fn programs() -> &'static [Program] {
                     resume: "--resume",
                 }),
                 trust_args: None,
+                isolation_args: &[],
                 dialogs: vec![
                     dialog(
                         "claude.trust",
@@ -206,6 +210,11 @@ fn programs() -> &'static [Program] {
                 // Codex 0.171 asks "Trust this folder?" even with a `-c projects...` override,
                 // and saves the answer itself: answered by key (Enter on "Trust and continue").
                 trust_args: None,
+                // Codex 0.171 runs its shell commands in an app-server daemon shared by every
+                // Codex of one CODEX_HOME, started with the environment of the first Codex that
+                // needed it (another agent's GT_AGENT, GT_BEAD, PATH) and outliving them all;
+                // `--no-daemon` runs them in this Codex, even when such a daemon is running.
+                isolation_args: &["--no-daemon"],
                 dialogs: vec![
                     dialog(
                         "codex.sign-in",
@@ -248,6 +257,7 @@ fn programs() -> &'static [Program] {
                     resume: "--resume",
                 }),
                 trust_args: Some(|_| vec!["--skip-trust".to_string()]),
+                isolation_args: &[],
                 dialogs: vec![
                     dialog(
                         "gemini.trust",

@@ -1,6 +1,7 @@
 //! What the agents' processes need from the operating system, apart from the terminal: the
-//! program to run, the process tree under an agent, and a lower priority for the threads that
-//! read and record output.
+//! program to run, the process tree under an agent, the processes a session left behind (found
+//! by the mark in their environment), ending processes, and a lower priority for the threads
+//! that read and record output.
 
 use crate::{Error, Result};
 use std::os::unix::fs::PermissionsExt;
@@ -67,6 +68,77 @@ pub fn descendants(root: i32) -> Vec<i32> {
         i += 1;
     }
     out
+}
+
+/// The variable every agent session's processes carry: `<agent>/<session id>`. Whatever a
+/// session starts inherits it (a daemon that leaves the session's process group and terminal
+/// too), so what a session left behind is found by it, and nothing else is.
+pub const SESSION_MARK: &str = "GT_SESSION";
+
+/// The processes, other than this one, whose environment passes `keep` (given a lookup of
+/// one variable). Processes whose environment cannot be read (another user's) are left out.
+pub fn with_env(keep: impl Fn(&dyn Fn(&str) -> Option<String>) -> bool) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let get = |var: &str| {
+            environ.split(|b| *b == 0).find_map(|kv| {
+                let rest = kv.strip_prefix(var.as_bytes())?.strip_prefix(b"=")?;
+                Some(String::from_utf8_lossy(rest).into_owned())
+            })
+        };
+        if keep(&get) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The live processes a session marked `mark` (see [`SESSION_MARK`]) left behind.
+pub fn left_by(mark: &str) -> Vec<i32> {
+    with_env(|get| get(SESSION_MARK).as_deref() == Some(mark))
+}
+
+/// SIGTERM to each of `pids`, then SIGKILL to those still there after `grace`. Returns when
+/// they are gone or killed.
+pub fn terminate(pids: impl IntoIterator<Item = i32>, grace: std::time::Duration) {
+    let mut left: Vec<i32> = pids.into_iter().filter(|p| *p > 1).collect();
+    for &pid in &left {
+        // SAFETY: kill(2) with a positive pid and a valid signal number has no memory effects.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        // A zombie (ended, not yet waited for by its parent) counts as gone.
+        left.retain(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.chars().next())
+                    .is_some_and(|state| state != 'Z' && state != 'X')
+            })
+        });
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for pid in left {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
 }
 
 /// Lowers the calling thread's scheduling priority (Linux: per-thread nice 19). Reading,

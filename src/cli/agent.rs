@@ -137,7 +137,19 @@ pub fn prime(ctx: &Ctx) -> Result<()> {
         me.name, me.role
     ))?;
     line("")?;
-    line(role_prompt(&me.role).trim_end())?;
+    // Commands by the absolute path of this binary: the shell an agent's runtime runs them in
+    // may have a PATH of its own (a login shell's, a daemon's), where `gastown-tui` is not found.
+    let exe = std::env::current_exe()
+        .map(|p| crate::engine::nudge::shell_word(&p))
+        .unwrap_or_else(|_| "gastown-tui".into());
+    line(
+        &role_prompt(&me.role)
+            .trim_end()
+            .replace("`gastown-tui ", &format!("`{exe} ")),
+    )?;
+    line(&format!(
+        "Run this town's commands as `{exe} ...`: that path works from any shell."
+    ))?;
     line("")?;
     match &me.hooked_bead {
         Some(id) => {
@@ -169,7 +181,7 @@ pub fn prime(ctx: &Ctx) -> Result<()> {
                 line(&format!("  {}", m.body.replace('\n', "\n  ")))?;
             }
         }
-        line("(read one with: gastown-tui mail read ID)")?;
+        line(&format!("(read one with: {exe} mail read ID)"))?;
     }
     Ok(())
 }

@@ -29,6 +29,9 @@ pub fn schedule(ctx: &Ctx) -> Result<()> {
     cmd.arg("--town")
         .arg(&ctx.town.root)
         .arg("__flush")
+        // The town's flusher, not part of the agent session whose command may have started
+        // it (a session's leftovers are stopped when it ends).
+        .env_remove(crate::agent::sys::SESSION_MARK)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

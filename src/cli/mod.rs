@@ -141,10 +141,12 @@ impl Ctx {
         let town = Town::discover(cli_town)?;
         init_logging(&town.logs_dir());
         let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
+        let cwd = std::env::current_dir().map_err(|e| Error::io("read", ".", e))?;
+        let actor = identity(&town, &store, actor, &cwd, &|k| std::env::var(k).ok())?;
         Ok(Ctx {
             town,
             store,
-            actor: resolve_actor(actor),
+            actor,
             out,
         })
     }
@@ -152,11 +154,65 @@ impl Ctx {
 
 /// `--as`, else `$GT_AGENT`, else `$BD_ACTOR`, else `overseer`.
 pub fn resolve_actor(flag: Option<&str>) -> String {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    actor_from(flag, &|k| std::env::var(k).ok())
+}
+
+fn actor_from(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
     flag.map(str::to_string)
         .or_else(|| env("GT_AGENT"))
         .or_else(|| env("BD_ACTOR"))
         .unwrap_or_else(|| "overseer".to_string())
+}
+
+/// Who a command acts for. `--as` says so outright. Run inside an agent's worktree
+/// (`<rig>/polecats/<name>`, `<rig>/crew/<name>`: found from `cwd` the way git finds its
+/// repository), it acts for that agent, and is refused when `$GT_AGENT` or `$BD_ACTOR` name
+/// another agent, or `$GT_BEAD` another bead than the one on its hook: an environment that
+/// leaked from one agent into another's commands (a runtime's shared daemon) must not make one
+/// agent submit, release or read for another. Elsewhere, the environment decides.
+fn identity(
+    town: &Town,
+    store: &Store,
+    flag: Option<&str>,
+    cwd: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String> {
+    if flag.is_some() {
+        return Ok(actor_from(flag, env));
+    }
+    let Some((role, rig, name)) = town.worktree_owner(cwd) else {
+        return Ok(actor_from(None, env));
+    };
+    let Ok(agent) = store.agent(&name) else {
+        return Ok(actor_from(None, env));
+    };
+    if agent.role != role || agent.rig != rig {
+        return Ok(actor_from(None, env));
+    }
+    let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let place = town.agent_dir(role, &rig, &name);
+    let refuse = |what: String| {
+        Error::WrongAgent(format!(
+            "{} is {name}'s worktree, but {what}: refusing to act for the wrong agent (another \
+             agent's environment reached this command; run it from that agent's own worktree, \
+             or say who acts with --as NAME)",
+            place.display()
+        ))
+    };
+    for var in ["GT_AGENT", "BD_ACTOR"] {
+        if let Some(other) = set(var).filter(|v| *v != name) {
+            return Err(refuse(format!("${var} says {other}")));
+        }
+    }
+    if let (Some(bead), Some(hooked)) = (set("GT_BEAD"), agent.hooked_bead.as_deref()) {
+        if bead != hooked {
+            return Err(refuse(format!(
+                "$GT_BEAD says {bead} and {name}'s hook holds {hooked}"
+            )));
+        }
+    }
+    Ok(name)
 }
 
 /// Runs one parsed command line.

@@ -6,6 +6,7 @@
 //! Sessions left running by an engine that died are found once, at start, and stopped.
 
 use super::{Engine, Stopping};
+use crate::agent::sys;
 use crate::beads::{ev, kind, role, status, Store};
 use crate::town::worktree::{self, Removal};
 use crate::{Error, Result};
@@ -257,8 +258,26 @@ impl Engine {
             }
             self.store.agent_set_session(&a.name, None, None)?;
         }
-        // All at once: one grace for every orphan, not one each.
-        terminate(orphans.iter().map(|(_, pid)| *pid));
+        // All at once: one grace for every orphan, not one each; with them, whatever any
+        // session of this town left running (a daemon, a background job): no session is live
+        // yet, so every process marked as a session's is a leftover.
+        let root = self.town.root.display().to_string();
+        let left = sys::with_env(|get| {
+            get(sys::SESSION_MARK).is_some() && get("GT_TOWN").as_deref() == Some(root.as_str())
+        });
+        sys::terminate(
+            orphans
+                .iter()
+                .filter_map(|(_, pid)| i32::try_from(*pid).ok())
+                .chain(left.iter().copied()),
+            std::time::Duration::from_secs(1),
+        );
+        if !left.is_empty() {
+            tracing::info!(
+                "stopped {} process(es) earlier sessions left behind",
+                left.len()
+            );
+        }
         for (name, pid) in orphans {
             self.store.record_event(
                 &name,
@@ -283,33 +302,5 @@ fn orphan_alive(pid: i64, dir: &std::path::Path) -> bool {
     match (cwd, std::fs::canonicalize(dir)) {
         (Ok(c), Ok(d)) => c == d,
         _ => false,
-    }
-}
-
-/// SIGTERM to each of `pids`, then SIGKILL to those still there a second later.
-fn terminate(pids: impl IntoIterator<Item = i64>) {
-    let mut left: Vec<i32> = pids
-        .into_iter()
-        .filter_map(|p| i32::try_from(p).ok())
-        .collect();
-    for &pid in &left {
-        // SAFETY: kill(2) with a positive pid and a valid signal number has no memory effects.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    for _ in 0..20 {
-        // SAFETY: as above; signal 0 only checks that the process exists.
-        left.retain(|&pid| unsafe { libc::kill(pid, 0) } == 0);
-        if left.is_empty() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    for pid in left {
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
     }
 }

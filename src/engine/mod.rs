@@ -297,6 +297,8 @@ enum Stopping {
 
 struct Live {
     session: Arc<Session>,
+    /// The session's mark (`GT_SESSION`): what it leaves behind is found by it.
+    mark: String,
     /// The real program the session runs, when the town knows it (first contact, resume).
     program: Option<&'static crate::agent::program::Program>,
     /// Whether the runtime's command asked the program to skip its permission questions.
@@ -862,6 +864,11 @@ impl Engine {
             program
         };
         let known = crate::agent::program::of_command(&rt.command);
+        for arg in known.map_or(&[][..], |p| p.isolation_args) {
+            if !args.iter().any(|a| a == arg) {
+                args.push(arg.to_string());
+            }
+        }
         // The runtime's own conversation: resumed when this session continues the bead the
         // conversation was started for (a crash, `restart`, an engine restart), fresh
         // otherwise (a new bead; `handoff` forgets it first).
@@ -877,12 +884,12 @@ impl Engine {
         }
         let mut pending_prompt = None;
         match &rt.prompt.clone().unwrap_or_default() {
-            PromptMode::Argument => args.push(nudge::PRIME_PROMPT.to_string()),
+            PromptMode::Argument => args.push(nudge::prime_prompt(&self.exe)),
             PromptMode::Flag(flag) => {
                 args.push(flag.clone());
-                args.push(nudge::PRIME_PROMPT.to_string());
+                args.push(nudge::prime_prompt(&self.exe));
             }
-            PromptMode::TypeAfterReady => pending_prompt = Some(nudge::PRIME_PROMPT.to_string()),
+            PromptMode::TypeAfterReady => pending_prompt = Some(nudge::prime_prompt(&self.exe)),
         }
         if rt_name == "claude" {
             runtime::install_claude_hooks(&dir, &self.exe)?;
@@ -910,6 +917,9 @@ impl Engine {
             crate::agent::usage::USAGE_FILE_ENV.to_string(),
             usage_file.display().to_string(),
         ));
+        let mark = format!("{}/{id}", a.name);
+        spec.env
+            .push((crate::agent::sys::SESSION_MARK.to_string(), mark.clone()));
         let conversation = self.store.agent(&a.name)?.conversation;
         let meter = meter::Sources::new(
             known.map(|p| p.name),
@@ -968,6 +978,7 @@ impl Engine {
             a.name.clone(),
             Live {
                 session,
+                mark,
                 program: known,
                 bypass: known.is_some_and(|p| p.bypass_requested(&rt.command)),
                 cwd,
@@ -1051,6 +1062,12 @@ impl Engine {
             let Some(mut live) = self.live.remove(name) else {
                 continue;
             };
+            // Whatever the session started and left running (a background job, a runtime's
+            // daemon) ends with it, off the loop: ending takes up to a second's grace.
+            let mark = live.mark.clone();
+            let _ = std::thread::Builder::new()
+                .name("leftovers".into())
+                .spawn(move || end_leftovers(&mark));
             let how = live
                 .session
                 .exit_status()
@@ -1422,6 +1439,13 @@ impl Engine {
             l.session
                 .wait_timeout(deadline.saturating_duration_since(Instant::now()));
         }
+        // What the sessions left running (a daemon, a background job) goes with them, all
+        // found in one look.
+        let marks: BTreeSet<&str> = live.iter().map(|(_, l)| l.mark.as_str()).collect();
+        let left = crate::agent::sys::with_env(|get| {
+            get(crate::agent::sys::SESSION_MARK).is_some_and(|m| marks.contains(m.as_str()))
+        });
+        crate::agent::sys::terminate(left, Duration::from_secs(1));
         for (name, _) in live {
             let _ = self.store.agent_set_session(&name, None, None);
             // Idle, not stopped: the next engine starts it again if it has work on its hook.
@@ -1467,6 +1491,18 @@ impl Engine {
             }
         }
         tokio::task::block_in_place(|| self.shutdown())
+    }
+}
+
+/// Ends the processes a session marked `mark` left running, and says so in the log.
+fn end_leftovers(mark: &str) {
+    let left = crate::agent::sys::left_by(mark);
+    if !left.is_empty() {
+        tracing::info!(
+            "session {mark} ended; stopping {} process(es) it left",
+            left.len()
+        );
+        crate::agent::sys::terminate(left, Duration::from_secs(1));
     }
 }
 

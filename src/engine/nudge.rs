@@ -9,8 +9,24 @@ use std::time::Duration;
 /// How long after the text the Enter is sent.
 pub const ENTER_DELAY: Duration = Duration::from_millis(80);
 
-/// What the engine types to get an agent to start on its hook.
-pub const PRIME_PROMPT: &str = "Run gastown-tui prime and begin work on your hook.";
+/// What the engine types to get an agent to start on its hook, naming `exe` (the engine's own
+/// `gastown-tui`) by its absolute path: a login shell or a runtime's daemon may run the agent's
+/// commands with a PATH of its own, where `gastown-tui` alone is not found.
+pub fn prime_prompt(exe: &std::path::Path) -> String {
+    format!("Run {} prime and begin work on your hook.", shell_word(exe))
+}
+
+/// `path` as one word of a shell command line: as it is when it holds nothing a shell would
+/// split or expand, else in single quotes.
+pub fn shell_word(path: &std::path::Path) -> String {
+    let s = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
 
 /// Strips escape sequences (CSI, OSC, DCS, two-byte escapes) and every control character;
 /// line breaks and tabs become spaces; runs of spaces collapse; the ends are trimmed.

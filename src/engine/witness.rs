@@ -344,7 +344,7 @@ impl Engine {
                 let due = gupp_after * 2u32.saturating_pow(w.gupp_nudges);
                 if w.gupp_nudges < GUPP_NUDGES && since.elapsed() >= due {
                     let n = w.gupp_nudges + 1;
-                    self.type_nudge(name, nudge::PRIME_PROMPT, &mut None)?;
+                    self.type_nudge(name, &nudge::prime_prompt(&self.exe), &mut None)?;
                     if let Some(l) = self.live.get_mut(name) {
                         l.watch.gupp_nudges = n;
                         l.watch.idle_since = Some(Instant::now());

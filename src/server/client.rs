@@ -174,6 +174,8 @@ pub async fn start(town: &Town, client: &str) -> Result<Connection> {
         .arg(&town.root)
         .args(["up", "--headless"])
         .current_dir(&town.root)
+        // The engine belongs to the town, not to an agent whose terminal may have started it.
+        .env_remove(crate::agent::sys::SESSION_MARK)
         .stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(err);

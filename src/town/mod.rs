@@ -207,6 +207,33 @@ impl Town {
         }
     }
 
+    /// Whose worktree `dir` is in: `(role, rig, name)` of the polecat or crew member whose
+    /// directory (`<rig>/polecats/<name>`, `<rig>/crew/<name>`) holds it, found the way git
+    /// finds its repository. None elsewhere, the town root included (the mayor's place is also
+    /// the overseer's).
+    pub fn worktree_owner(&self, dir: &Path) -> Option<(&'static str, String, String)> {
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let rel = canon(dir)
+            .strip_prefix(canon(&self.root))
+            .ok()?
+            .to_path_buf();
+        let mut parts = rel.components().map(|c| c.as_os_str().to_str());
+        let (Some(Some(rig)), Some(Some(kind)), Some(Some(name))) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let role = match kind {
+            "polecats" => "polecat",
+            "crew" => "crew",
+            _ => return None,
+        };
+        self.config
+            .rigs
+            .contains_key(rig)
+            .then(|| (role, rig.to_string(), name.to_string()))
+    }
+
     /// The rig's config, or a bad-input error naming town.toml.
     pub fn rig(&self, name: &str) -> Result<&RigConfig> {
         self.config.rigs.get(name).ok_or_else(|| {

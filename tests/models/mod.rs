@@ -277,6 +277,14 @@ pub struct Polecat {
     pub break_tests: bool,
     /// It answers the first prime prompt with words only, so GUPP must nudge it.
     pub polite: bool,
+    /// Its first command prints who its shell says it is (`env: GT_AGENT=.. GT_BEAD=..`)
+    /// before `gastown-tui prime`.
+    pub show_env: bool,
+}
+
+/// The line a polecat with `show_env` prints first in its shell.
+pub fn env_line(agent: &str, bead: &str) -> String {
+    format!("env: GT_AGENT={agent} GT_BEAD={bead} BD_ACTOR={agent}")
 }
 
 /// The model of a Gas Town polecat: on a prime prompt it runs `gastown-tui prime`, then
@@ -309,6 +317,11 @@ pub fn polecat(p: Polecat) -> Script {
         let mut p = p.clone();
         p.file = p.file.replace("{bead}", bead);
         match turn.results.len() {
+            0 if p.show_env => Action::Shell(
+                "echo \"env: GT_AGENT=$GT_AGENT GT_BEAD=$GT_BEAD BD_ACTOR=$BD_ACTOR\"; \
+                 gastown-tui prime"
+                    .into(),
+            ),
             0 => Action::Shell("gastown-tui prime".into()),
             1 if fixing => Action::Shell(
                 "git rm -q BROKEN && git commit -qm 'Remove BROKEN: the tests pass again'".into(),
