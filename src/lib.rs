@@ -13,12 +13,15 @@
 //! - [`agent`]: one agent in its PTY ([`agent::session`], [`agent::screen`],
 //!   [`agent::record`]); its whole history read back from the recording past the clears
 //!   programs send ([`agent::history`]); runtime presets and the `[runtimes.NAME]` types
-//!   ([`agent::runtime`]); the program, process tree and priority ([`agent::sys`]); what the town knows of the
+//!   ([`agent::runtime`]); the program, process tree, what a session left running (found by
+//!   its `GT_SESSION` mark) and priority ([`agent::sys`]); what the town knows of the
 //!   real programs, their first-run dialogs, fatal start errors, resume and verified versions
 //!   ([`agent::program`]); where each runtime records its usage, read incrementally
 //!   ([`agent::usage`]); the built-in `sim` agent ([`agent::sim`]).
 //! - [`engine`]: the only owner of live sessions: reconcile, first contact (answer what the
-//!   town owns, make the rest waiting), the Witness and GUPP, the Deacon, the Refinery, nudges,
+//!   town owns, make the rest waiting), the Witness and GUPP, the Deacon, the Refinery (a
+//!   bead's branch lands as one tested commit by default, recorded before the target moves, and
+//!   merged branches are told from those records), nudges,
 //!   the meter and the budgets ([`engine::meter`]), freeze/thaw, notifications
 //!   ([`engine::notify`], from the store's event trail).
 //! - [`server`]: the engine as a background server per town: the Unix socket (a private
@@ -79,6 +82,9 @@
 //!   Refinery's merges and tests) runs as jobs that report back. CLI processes write the store
 //!   directly (beads, sling, `done`) or send the same `Command`s over the socket (nudge, kill,
 //!   restart, handoff, capture), answered as soon as the loop gets to them.
+//! - **Identity**: a CLI command run inside an agent's worktree acts for that agent, and one
+//!   whose environment names another agent or bead is refused (`cli`); the engine names its own
+//!   binary by its absolute path in prompts, and everything a session started ends with it.
 //! - **State**: the store is the truth. The engine publishes a `Snapshot` (agents, convoys,
 //!   merge queue, feed) after each change; every client gets it. An engine that dies loses
 //!   nothing the store holds; the next one restarts every hooked agent.

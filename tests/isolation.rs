@@ -56,7 +56,12 @@ fn the_worktree_names_the_agent_and_a_disagreeing_environment_is_refused() {
 
     // slit's environment in nux's worktree: done, prime, mail and claim are all refused, and
     // nothing changes.
-    let before = common::snapshot(&t.root().join(".beads"));
+    // What the store holds, as the CLI shows it (the files change under a debounced flush).
+    let state = |t: &TestTown| {
+        ["feed", "agents", "mq", "bead list --limit 0"]
+            .map(|c| t.json(&c.split(' ').collect::<Vec<_>>()))
+    };
+    let before = state(&t);
     for (var, value) in [
         ("GT_AGENT", slit.as_str()),
         ("BD_ACTOR", slit.as_str()),
@@ -81,10 +86,7 @@ fn the_worktree_names_the_agent_and_a_disagreeing_environment_is_refused() {
             );
         }
     }
-    assert!(
-        before == common::snapshot(&t.root().join(".beads")),
-        "a refused command writes nothing"
-    );
+    assert_eq!(before, state(&t), "a refused command writes nothing");
     assert_eq!(agent(&t, &nux)["hooked_bead"], gt_a.as_str());
     assert_eq!(agent(&t, &slit)["hooked_bead"], gt_b.as_str());
 
@@ -152,27 +154,12 @@ fn done_refuses_when_a_runtime_hands_it_another_agents_environment() {
     );
 }
 
-/// The live processes running `sleep <secs>` whose environment says they belong to `town`.
+/// The live processes running `sleep <secs>` whose environment says they belong to `t`'s town.
 fn sleepers(t: &TestTown, secs: &str) -> Vec<i32> {
-    let town = format!("GT_TOWN={}", t.root().display());
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let read = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_default();
-            let state = String::from_utf8_lossy(&read("stat")).into_owned();
-            let running = state
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| !r.starts_with('Z'));
-            running
-                && read("cmdline") == format!("sleep\0{secs}\0").as_bytes()
-                && read("environ")
-                    .split(|b| *b == 0)
-                    .any(|kv| kv == town.as_bytes())
-        })
-        .collect()
+    common::processes_with(
+        &[format!("GT_TOWN={}", t.root().display())],
+        Some(&["sleep", secs]),
+    )
 }
 
 #[test]

@@ -424,23 +424,13 @@ fn intruder_daemon(t: &TestTown, cli: &Path) -> Vec<i32> {
 /// The live processes whose environment names `agent` of `t`'s town as its GT_AGENT: whatever
 /// its sessions started.
 fn processes_of_agent(t: &TestTown, agent: &str) -> Vec<i32> {
-    let marks = [
-        format!("GT_AGENT={agent}"),
-        format!("GT_TOWN={}", t.root().display()),
-    ];
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| alive(*pid))
-        .filter(|pid| {
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            marks
-                .iter()
-                .all(|m| environ.split(|b| *b == 0).any(|kv| kv == m.as_bytes()))
-        })
-        .collect()
+    common::processes_with(
+        &[
+            format!("GT_AGENT={agent}"),
+            format!("GT_TOWN={}", t.root().display()),
+        ],
+        None,
+    )
 }
 
 #[test]

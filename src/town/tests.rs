@@ -462,6 +462,25 @@ fn runtime_tables_are_checked() {
         msg,
         "/tmp/t/town.toml:4: runtimes.codex.prompt: invalid prompt mode \"flag\" (expected argument, flag:<name> or type-after-ready)"
     );
+    let msg = bad("[rigs.app]\nurl = \"/x\"\nmerge_style = \"octopus\"\n");
+    assert_eq!(
+        msg,
+        "/tmp/t/town.toml:3: rigs.app.merge_style: unknown merge style \"octopus\" (expected one of: squash, merge, rebase)"
+    );
+    let ok = TownConfig::parse(
+        "[rigs.app]\nurl = \"/x\"\nmerge_style = \"merge\"\n",
+        Path::new("/tmp/t/town.toml"),
+    )
+    .unwrap();
+    assert_eq!(ok.rigs["app"].merge_style, crate::town::MergeStyle::Merge);
+    assert_eq!(
+        TownConfig::parse("[rigs.app]\nurl = \"/x\"\n", Path::new("/tmp/t/town.toml"))
+            .unwrap()
+            .rigs["app"]
+            .merge_style,
+        crate::town::MergeStyle::Squash,
+        "squash unless said otherwise"
+    );
     let msg = bad("[runtimes.codex]\ncommand = [\"codex\"]\nprompt = \"flag:\"\n");
     assert!(
         msg.starts_with("/tmp/t/town.toml:3: runtimes.codex.prompt: flag name is empty"),

@@ -266,6 +266,34 @@ impl Drop for Up {
     }
 }
 
+/// The live processes (not zombies) whose environment holds every one of `vars` (`NAME=value`)
+/// and, when given, whose command line is `argv`.
+pub fn processes_with(vars: &[String], argv: Option<&[&str]>) -> Vec<i32> {
+    let argv = argv.map(|a| {
+        a.iter()
+            .flat_map(|s| [s.as_bytes(), b"\0"].concat())
+            .collect::<Vec<u8>>()
+    });
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let read = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_default();
+            let stat = String::from_utf8_lossy(&read("stat")).into_owned();
+            let live = stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z') && !r.starts_with('X'));
+            let environ = read("environ");
+            live && argv.as_ref().is_none_or(|a| read("cmdline") == *a)
+                && vars
+                    .iter()
+                    .all(|v| environ.split(|b| *b == 0).any(|kv| kv == v.as_bytes()))
+        })
+        .collect()
+}
+
 /// Runs the rig's `test.sh` at `commit` of the repository at `repo`, in a fresh checkout.
 pub fn tests_pass_at(repo: &Path, commit: git2::Oid) -> bool {
     let dir = tempfile::tempdir().unwrap();
