@@ -827,99 +827,17 @@ impl Engine {
         };
         let rt = self.town.config.runtime(&rt_name)?;
         let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
-        // A polecat works on `polecat/<name>/<bead>`: make sure that is what its worktree holds
-        // (after a crash between hooking and preparing the worktree it may not be), without
-        // ever leaving unmerged work behind (moving on needs a clean, merged worktree).
-        if let (crate::beads::role::POLECAT, Some(bead), Some(rig)) = (
-            a.role.as_str(),
-            &a.hooked_bead,
-            self.town.config.rigs.get(&a.rig),
-        ) {
-            let want = crate::town::sling::polecat_branch(&a.name, bead);
-            if crate::town::worktree::current_branch(&dir).ok().as_deref() != Some(want.as_str()) {
-                crate::town::worktree::add_worktree(
-                    &self.town.rig_repo(&a.rig),
-                    &dir,
-                    &format!("polecat-{}", a.name),
-                    &want,
-                    &rig.branch,
-                    &self.store.mr_landed(&a.rig)?,
-                )?;
-            }
-        }
-        if !dir.is_dir() {
-            return Err(Error::Conflict(format!(
-                "{}'s worktree {} is missing",
-                a.name,
-                dir.display()
-            )));
-        }
-        let (program, mut args) = match rt.command.split_first() {
-            Some((p, rest)) => (p.clone(), rest.to_vec()),
-            None => return Err(Error::bad(format!("runtime '{rt_name}' has no command"))),
-        };
-        let program = if program == runtime::SIM_PROGRAM {
-            self.exe.display().to_string()
-        } else {
-            program
-        };
+        self.ensure_worktree(a, &dir)?;
         let known = crate::agent::program::of_command(&rt.command);
-        for arg in known.map_or(&[][..], |p| p.isolation_args) {
-            if !args.iter().any(|a| a == arg) {
-                args.push(arg.to_string());
-            }
-        }
-        // The runtime's own conversation: resumed when this session continues the bead the
-        // conversation was started for (a crash, `restart`, an engine restart), fresh
-        // otherwise (a new bead; `handoff` forgets it first).
-        if let Some(resume) = known.and_then(|p| p.resume) {
-            let continuing = a.conversation.is_some() && a.conversation_bead == a.hooked_bead;
-            args = contact::conversation_args(&self.store, a, resume, continuing, args)?;
-        }
-        // The town's own worktree, trusted for this launch where the program has a flag for it.
-        if let Some(trust) = known.and_then(|p| p.trust_args) {
-            if dir.starts_with(&self.town.root) {
-                args.extend(trust(&dir));
-            }
-        }
-        let mut pending_prompt = None;
-        match &rt.prompt.clone().unwrap_or_default() {
-            PromptMode::Argument => args.push(nudge::prime_prompt(&self.exe)),
-            PromptMode::Flag(flag) => {
-                args.push(flag.clone());
-                args.push(nudge::prime_prompt(&self.exe));
-            }
-            PromptMode::TypeAfterReady => pending_prompt = Some(nudge::prime_prompt(&self.exe)),
-        }
+        let (program, args, pending_prompt) = self.command_line(a, &rt_name, &rt, known, &dir)?;
         if rt_name == "claude" {
             runtime::install_claude_hooks(&dir, &self.exe)?;
         }
         let id = session_id();
+        let mark = format!("{}/{id}", a.name);
         let mut spec = SessionSpec::new(program, dir);
         spec.args = args;
-        (spec.rows, spec.cols) = self.size_of(&a.name);
-        spec.query_colors = self.colors;
-        spec.scrollback = self.town.config.terminal.scrollback_lines as usize;
-        spec.recording = Some(
-            self.town
-                .logs_dir()
-                .join(&a.name)
-                .join(format!("{id}.cast")),
-        );
-        spec.title = format!("{} · {} · {}", a.name, a.role, rt_name);
-        spec.env = self.agent_env(a, &rt.env, &spec.cwd);
-        let usage_file = self
-            .town
-            .logs_dir()
-            .join(&a.name)
-            .join(format!("{id}.usage.jsonl"));
-        spec.env.push((
-            crate::agent::usage::USAGE_FILE_ENV.to_string(),
-            usage_file.display().to_string(),
-        ));
-        let mark = format!("{}/{id}", a.name);
-        spec.env
-            .push((crate::agent::sys::SESSION_MARK.to_string(), mark.clone()));
+        let (spec, usage_file) = self.session_spec(a, (&rt_name, &rt), &id, &mark, spec);
         let conversation = self.store.agent(&a.name)?.conversation;
         let meter = meter::Sources::new(
             known.map(|p| p.name),
@@ -937,24 +855,8 @@ impl Engine {
         let cwd = spec.cwd.clone();
         // Codex names its conversation itself: find it once the session has written it.
         let discover = match known.and_then(|p| p.resume) {
-            Some(crate::agent::program::Resume::Discovered { .. }) => {
-                let home = spec
-                    .env
-                    .iter()
-                    .find(|(k, _)| k == "CODEX_HOME")
-                    .map(|(_, v)| PathBuf::from(v))
-                    .or_else(|| std::env::var_os("CODEX_HOME").map(PathBuf::from))
-                    .or_else(|| {
-                        let home = spec
-                            .env
-                            .iter()
-                            .find(|(k, _)| k == "HOME")
-                            .map(|(_, v)| v.into());
-                        home.or_else(|| std::env::var_os("HOME").map(PathBuf::from))
-                            .map(|h: PathBuf| h.join(".codex"))
-                    });
-                home.map(|h| (h, std::time::SystemTime::now() - Duration::from_secs(2)))
-            }
+            Some(crate::agent::program::Resume::Discovered { .. }) => codex_home(&spec.env)
+                .map(|h| (h, std::time::SystemTime::now() - Duration::from_secs(2))),
             _ => None,
         };
         // Looked at on the next tick, and whenever it prints or ends.
@@ -1000,6 +902,119 @@ impl Engine {
             pid,
         });
         Ok(())
+    }
+
+    /// A polecat works on `polecat/<name>/<bead>`: makes sure that is what its worktree holds
+    /// (after a crash between hooking and preparing the worktree it may not be), without ever
+    /// leaving unmerged work behind (moving on needs a clean, merged worktree). Every agent's
+    /// directory must exist.
+    fn ensure_worktree(&self, a: &Agent, dir: &Path) -> Result<()> {
+        if let (crate::beads::role::POLECAT, Some(bead), Some(rig)) = (
+            a.role.as_str(),
+            &a.hooked_bead,
+            self.town.config.rigs.get(&a.rig),
+        ) {
+            let want = crate::town::sling::polecat_branch(&a.name, bead);
+            if crate::town::worktree::current_branch(dir).ok().as_deref() != Some(want.as_str()) {
+                crate::town::worktree::add_worktree(
+                    &self.town.rig_repo(&a.rig),
+                    dir,
+                    &format!("polecat-{}", a.name),
+                    &want,
+                    &rig.branch,
+                    &self.store.mr_landed(&a.rig)?,
+                )?;
+            }
+        }
+        if !dir.is_dir() {
+            return Err(Error::Conflict(format!(
+                "{}'s worktree {} is missing",
+                a.name,
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The program and arguments a session of `a` runs, and the prompt to type once it is
+    /// ready (for a runtime that takes it so): the runtime's command, what keeps a known
+    /// program apart from the others, its conversation (resumed or new), the trust of the
+    /// town's own worktree, and the first prompt.
+    fn command_line(
+        &self,
+        a: &Agent,
+        rt_name: &str,
+        rt: &crate::agent::runtime::RuntimeConfig,
+        known: Option<&'static crate::agent::program::Program>,
+        dir: &Path,
+    ) -> Result<(String, Vec<String>, Option<String>)> {
+        let (program, mut args) = match rt.command.split_first() {
+            Some((p, rest)) => (p.clone(), rest.to_vec()),
+            None => return Err(Error::bad(format!("runtime '{rt_name}' has no command"))),
+        };
+        let program = if program == runtime::SIM_PROGRAM {
+            self.exe.display().to_string()
+        } else {
+            program
+        };
+        for arg in known.map_or(&[][..], |p| p.isolation_args) {
+            if !args.iter().any(|a| a == arg) {
+                args.push(arg.to_string());
+            }
+        }
+        // The runtime's own conversation: resumed when this session continues the bead the
+        // conversation was started for (a crash, `restart`, an engine restart), fresh
+        // otherwise (a new bead; `handoff` forgets it first).
+        if let Some(resume) = known.and_then(|p| p.resume) {
+            let continuing = a.conversation.is_some() && a.conversation_bead == a.hooked_bead;
+            args = contact::conversation_args(&self.store, a, resume, continuing, args)?;
+        }
+        // The town's own worktree, trusted for this launch where the program has a flag for it.
+        if let Some(trust) = known.and_then(|p| p.trust_args) {
+            if dir.starts_with(&self.town.root) {
+                args.extend(trust(dir));
+            }
+        }
+        let mut pending_prompt = None;
+        match &rt.prompt.clone().unwrap_or_default() {
+            PromptMode::Argument => args.push(nudge::prime_prompt(&self.exe)),
+            PromptMode::Flag(flag) => {
+                args.push(flag.clone());
+                args.push(nudge::prime_prompt(&self.exe));
+            }
+            PromptMode::TypeAfterReady => pending_prompt = Some(nudge::prime_prompt(&self.exe)),
+        }
+        Ok((program, args, pending_prompt))
+    }
+
+    /// The rest of what session `id` of `a` (its program and arguments in `spec`) is started
+    /// with: size, colours, recording, title, the agent's environment with its usage file and
+    /// its mark; and the usage file.
+    fn session_spec(
+        &self,
+        a: &Agent,
+        (rt_name, rt): (&str, &crate::agent::runtime::RuntimeConfig),
+        id: &str,
+        mark: &str,
+        mut spec: SessionSpec,
+    ) -> (SessionSpec, PathBuf) {
+        let logs = self.town.logs_dir().join(&a.name);
+        (spec.rows, spec.cols) = self.size_of(&a.name);
+        spec.query_colors = self.colors;
+        spec.scrollback = self.town.config.terminal.scrollback_lines as usize;
+        spec.recording = Some(logs.join(format!("{id}.cast")));
+        spec.title = format!("{} · {} · {}", a.name, a.role, rt_name);
+        spec.env = self.agent_env(a, &rt.env, &spec.cwd);
+        let usage_file = logs.join(format!("{id}.usage.jsonl"));
+        spec.env.push((
+            crate::agent::usage::USAGE_FILE_ENV.to_string(),
+            usage_file.display().to_string(),
+        ));
+        spec.env.push((
+            crate::agent::sys::SESSION_MARK.to_string(),
+            mark.to_string(),
+        ));
+        (spec, usage_file)
     }
 
     /// The environment every agent gets (`GT_*`, `BD_ACTOR`, a `PATH` that finds us).
@@ -1275,7 +1290,8 @@ impl Engine {
                 .stop(&agent, Stopping::Handoff)
                 .map(|_| Some("handing off".into())),
             Command::Sling { bead, rig, runtime } => {
-                self.sling(&bead, &rig, runtime.as_deref()).map(Some)
+                let job = self.sling_job(bead.clone(), rig, runtime);
+                return self.answer_from_job(bead, reply, Ok(job));
             }
             Command::Freeze { agent, frozen } => self.freeze(agent.as_deref(), frozen).map(Some),
         };
@@ -1313,18 +1329,33 @@ impl Engine {
 
     /// A cockpit's sling (the library path `gastown-tui sling` takes), its agent started at
     /// once; what to tell the cockpit.
-    fn sling(&mut self, bead: &str, rig: &str, runtime: Option<&str>) -> Result<String> {
-        let (slung, _) =
-            crate::town::sling::sling(&self.town, &self.store, bead, rig, runtime, "overseer")?;
-        let said = format!("{} slung to {}", slung.bead, slung.agent);
-        self.emit(Event::Slung {
-            bead: slung.bead,
-            agent: slung.agent,
-        });
-        // Start it now rather than at the next tick.
-        self.reconcile()?;
-        self.publish()?;
-        Ok(said)
+    /// A cockpit's sling, to run away from the engine's loop (it makes the polecat's worktree:
+    /// a checkout of the rig). It writes the store through a connection of its own, so the
+    /// loop's next tick sees the hooked bead and starts the polecat.
+    fn sling_job(
+        &self,
+        bead: String,
+        rig: String,
+        runtime: Option<String>,
+    ) -> impl FnOnce() -> Result<String> + Send + 'static {
+        let (town, events) = (self.town.clone(), self.events.clone());
+        move || {
+            let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
+            let (slung, _) = crate::town::sling::sling(
+                &town,
+                &store,
+                &bead,
+                &rig,
+                runtime.as_deref(),
+                "overseer",
+            )?;
+            let said = format!("{} slung to {}", slung.bead, slung.agent);
+            let _ = events.send(Event::Slung {
+                bead: slung.bead,
+                agent: slung.agent,
+            });
+            Ok(said)
+        }
     }
 
     /// Runs `job` away from the engine's loop and answers with what it gives (or answers at
@@ -1492,6 +1523,18 @@ impl Engine {
         }
         tokio::task::block_in_place(|| self.shutdown())
     }
+}
+
+/// Codex's home for a session started with `env`: its `CODEX_HOME`, else the engine's, else
+/// `$HOME/.codex` (the session's HOME, else the engine's).
+fn codex_home(env: &[(String, String)]) -> Option<PathBuf> {
+    let var = |k: &str| {
+        env.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| PathBuf::from(v))
+            .or_else(|| std::env::var_os(k).map(PathBuf::from))
+    };
+    var("CODEX_HOME").or_else(|| var("HOME").map(|h| h.join(".codex")))
 }
 
 /// Ends the processes a session marked `mark` left running, and says so in the log.

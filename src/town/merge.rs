@@ -100,10 +100,11 @@ pub fn squash_onto(repo: &Repository, branch: &str, onto: Oid, msg: &Message) ->
     let mut text = format!("{}\n\n{}", msg.subject, msg.body);
     let subjects = subjects(repo, tip, onto)?;
     if !subjects.is_empty() {
-        text.push_str(&format!(
-            "\n\nSquashed from {} commit(s):\n",
-            subjects.len()
-        ));
+        let n = match subjects.len() {
+            1 => "one commit".to_string(),
+            n => format!("{n} commits"),
+        };
+        text.push_str(&format!("\n\nSquashed from {n}:\n"));
         for s in subjects {
             text.push_str(&format!("- {s}\n"));
         }
@@ -362,6 +363,7 @@ mod tests {
         assert_eq!(c.summary().unwrap(), Some("gt-1: Add b"));
         let text = c.message().unwrap();
         assert!(text.contains("merge request mr-1"), "{text}");
+        assert!(text.contains("Squashed from 2 commits:\n"), "{text}");
         assert!(
             text.contains("- gt-1: break the tests\n- gt-1: fix the tests\n"),
             "the branch's commits, oldest first: {text}"
