@@ -653,6 +653,209 @@ async fn client_task(shared: Arc<Shared>, mut stream: UnixStream) {
     }
 }
 
+/// What handling one input asks of a client's loop: a message to send, a look at the shown
+/// agent's screen, or the end (and why).
+#[derive(Default)]
+struct Then {
+    send: Option<FromEngine>,
+    look: bool,
+    end: Option<String>,
+}
+
+impl Then {
+    fn send(m: FromEngine) -> Then {
+        Then {
+            send: Some(m),
+            ..Then::default()
+        }
+    }
+
+    fn look() -> Then {
+        Then {
+            look: true,
+            ..Then::default()
+        }
+    }
+
+    fn end(why: impl Into<String>) -> Then {
+        Then {
+            end: Some(why.into()),
+            ..Then::default()
+        }
+    }
+}
+
+/// One client's side of the server: what it shows, when to look at that again, and where the
+/// answers of its commands and its history views come back.
+struct Client<'a> {
+    shared: &'a Shared,
+    id: u64,
+    /// A cockpit (snapshots, events, screens), not a one-shot CLI request.
+    attached: bool,
+    shown: Option<Shown>,
+    /// When the shown screen is to be looked at again (a frame interval not yet over).
+    deadline: Option<Instant>,
+    answers: mpsc::Sender<FromEngine>,
+    histories: mpsc::Sender<HistoryDone>,
+}
+
+impl Client<'_> {
+    /// A message from the client.
+    fn message(&mut self, m: ToEngine) -> Then {
+        let (shared, id) = (self.shared, self.id);
+        match m {
+            ToEngine::Size { pane, full } => {
+                shared.update(
+                    id,
+                    |v| {
+                        v.pane = Some(pane);
+                        v.full = full;
+                    },
+                    true,
+                );
+                Then::look()
+            }
+            ToEngine::Show {
+                agent,
+                full,
+                offset,
+            } => self.show(agent, full, offset),
+            ToEngine::Colors(colors) => {
+                shared.update(id, move |v| v.colors = Some(colors), true);
+                Then::default()
+            }
+            ToEngine::Command { id: cmd_id, cmd } => self.command(cmd_id, cmd),
+            ToEngine::Status => Then::send(FromEngine::Status(shared.status())),
+            ToEngine::Stop => {
+                let who = if self.attached {
+                    "a cockpit's :stop"
+                } else {
+                    "gastown-tui down"
+                };
+                shared.stop_all(format!("stopped by {who}"));
+                Then::default()
+            }
+        }
+    }
+
+    /// The client shows `agent` (or nothing), full screen or not, scrolled back `offset` lines.
+    fn show(&mut self, agent: Option<String>, full: bool, offset: usize) -> Then {
+        let a = agent.clone();
+        self.shared.update(
+            self.id,
+            move |v| {
+                v.show = a;
+                v.full_screen = full;
+            },
+            true,
+        );
+        self.shown = match (self.shown.take(), agent) {
+            (Some(mut s), Some(agent)) if s.agent == agent => {
+                if s.offset != offset {
+                    s.offset = offset;
+                    s.bytes = u64::MAX;
+                }
+                Some(s)
+            }
+            (_, Some(agent)) => Some(Shown::new(agent, offset)),
+            (_, None) => None,
+        };
+        self.deadline = None;
+        Then::look()
+    }
+
+    /// A command: keys go straight to the agent's terminal and are answered at once; the rest
+    /// goes to the engine's loop, and its answer comes back through `answers`.
+    fn command(&mut self, cmd_id: u64, cmd: Command) -> Then {
+        if self.attached {
+            self.shared.update(self.id, |_| {}, true);
+        }
+        if let Command::Input { agent, bytes } = &cmd {
+            let result = crate::engine::input(&self.shared.sessions, agent, bytes)
+                .map_err(|e| Refusal::from(&e));
+            return Then::send(FromEngine::Answer { id: cmd_id, result });
+        }
+        let (tx, rx) = oneshot::channel();
+        let req = Request::Command {
+            cmd,
+            reply: Some(tx),
+        };
+        if self.shared.requests.send(req).is_err() {
+            return Then::end("the engine stopped");
+        }
+        let answers = self.answers.clone();
+        tokio::spawn(async move {
+            let result = rx
+                .await
+                .unwrap_or_else(|_| Err(Refusal::Other("the engine stopped".into())));
+            let _ = answers
+                .send(FromEngine::Answer { id: cmd_id, result })
+                .await;
+        });
+        Then::default()
+    }
+
+    /// A view of the history came back from its job.
+    fn history_done(&mut self, done: HistoryDone) -> Then {
+        let Some(s) = self.shown.as_mut().filter(|s| s.agent == done.agent) else {
+            return Then::default();
+        };
+        self.deadline = None;
+        Then {
+            send: s.history_done(done),
+            look: true,
+            end: None,
+        }
+    }
+
+    /// The engine published a new snapshot (`Err`: it stopped).
+    fn snapshot(
+        &mut self,
+        changed: std::result::Result<(), watch::error::RecvError>,
+        snapshots: &mut watch::Receiver<Snapshot>,
+    ) -> Then {
+        if changed.is_err() {
+            return Then::end("the engine stopped");
+        }
+        let snap = snapshots.borrow_and_update().clone();
+        Then {
+            send: Some(FromEngine::Snapshot(Box::new(snap))),
+            // The shown agent's session may have started or ended.
+            look: self.shown.is_some() && self.deadline.is_none(),
+            end: None,
+        }
+    }
+
+    /// Looks at the shown agent's screen: what to send now, or when to look again, or a view
+    /// of its history to make away from the task.
+    fn look(&mut self) -> Option<FromEngine> {
+        let s = self.shown.as_mut()?;
+        self.deadline = None;
+        match s.step(&self.shared.sessions) {
+            Step::Send(m) => return Some(m),
+            Step::Wait(t) => self.deadline = Some(t),
+            Step::History(job) => {
+                let tx = self.histories.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.blocking_send(job.run());
+                });
+            }
+            Step::Nothing => {}
+        }
+        None
+    }
+}
+
+/// An engine event for an attached client (`Closed`: the engine stopped; a client that fell
+/// behind misses the events it lagged on, the next snapshot holds their outcome).
+fn event_then(e: std::result::Result<Event, broadcast::error::RecvError>) -> Then {
+    match e {
+        Ok(e) => Then::send(FromEngine::Event(e)),
+        Err(broadcast::error::RecvError::Lagged(_)) => Then::default(),
+        Err(broadcast::error::RecvError::Closed) => Then::end("the engine stopped"),
+    }
+}
+
 /// Serves one client until it leaves or the engine stops; returns why it ended.
 async fn serve_client(
     shared: &Shared,
@@ -666,8 +869,15 @@ async fn serve_client(
     let mut stopping = shared.stopping.subscribe();
     let (answer_tx, mut answers) = mpsc::channel::<FromEngine>(256);
     let (history_tx, mut histories) = mpsc::channel::<HistoryDone>(4);
-    let mut shown: Option<Shown> = None;
-    let mut deadline: Option<Instant> = None;
+    let mut c = Client {
+        shared,
+        id,
+        attached,
+        shown: None,
+        deadline: None,
+        answers: answer_tx,
+        histories: history_tx,
+    };
     if attached {
         let snap = snapshots.borrow_and_update().clone();
         if write_msg(wr, &FromEngine::Snapshot(Box::new(snap)))
@@ -677,102 +887,21 @@ async fn serve_client(
             return "gone before its first snapshot".into();
         }
     }
-    macro_rules! send {
-        ($msg:expr) => {
-            if write_msg(wr, &$msg).await.is_err() {
-                return "its connection broke".into();
-            }
-        };
-    }
     loop {
-        let mut look = false;
-        let wake = deadline.map(tokio::time::Instant::from_std);
-        tokio::select! {
-            m = in_rx.recv() => {
-                let Some(m) = m else { return "it hung up".into() };
-                match m {
-                    ToEngine::Size { pane, full } => {
-                        shared.update(id, |v| { v.pane = Some(pane); v.full = full; }, true);
-                        look = true;
-                    }
-                    ToEngine::Show { agent, full, offset } => {
-                        let (a, f) = (agent.clone(), full);
-                        shared.update(id, move |v| { v.show = a; v.full_screen = f; }, true);
-                        shown = match (shown.take(), agent) {
-                            (Some(mut s), Some(agent)) if s.agent == agent => {
-                                if s.offset != offset {
-                                    s.offset = offset;
-                                    s.bytes = u64::MAX;
-                                }
-                                Some(s)
-                            }
-                            (_, Some(agent)) => Some(Shown::new(agent, offset)),
-                            (_, None) => None,
-                        };
-                        deadline = None;
-                        look = true;
-                    }
-                    ToEngine::Colors(colors) => {
-                        shared.update(id, move |v| v.colors = Some(colors), true);
-                    }
-                    ToEngine::Command { id: cmd_id, cmd } => {
-                        if attached {
-                            shared.update(id, |_| {}, true);
-                        }
-                        if let Command::Input { agent, bytes } = &cmd {
-                            let result = crate::engine::input(&shared.sessions, agent, bytes)
-                                .map_err(|e| Refusal::from(&e));
-                            send!(FromEngine::Answer { id: cmd_id, result });
-                            continue;
-                        }
-                        let (tx, rx) = oneshot::channel();
-                        let req = Request::Command { cmd, reply: Some(tx) };
-                        if shared.requests.send(req).is_err() {
-                            return "the engine stopped".into();
-                        }
-                        let answers = answer_tx.clone();
-                        tokio::spawn(async move {
-                            let result = rx.await.unwrap_or_else(|_| {
-                                Err(Refusal::Other("the engine stopped".into()))
-                            });
-                            let _ = answers.send(FromEngine::Answer { id: cmd_id, result }).await;
-                        });
-                    }
-                    ToEngine::Status => send!(FromEngine::Status(shared.status())),
-                    ToEngine::Stop => {
-                        let who = if attached { "a cockpit's :stop" } else { "gastown-tui down" };
-                        shared.stop_all(format!("stopped by {who}"));
-                    }
-                }
-            }
-            Some(a) = answers.recv() => send!(a),
-            Some(done) = histories.recv() => {
-                if let Some(s) = shown.as_mut().filter(|s| s.agent == done.agent) {
-                    if let Some(m) = s.history_done(done) {
-                        send!(m);
-                    }
-                    deadline = None;
-                    look = true;
-                }
-            }
-            r = snapshots.changed(), if attached => {
-                if r.is_err() {
-                    return "the engine stopped".into();
-                }
-                let snap = snapshots.borrow_and_update().clone();
-                send!(FromEngine::Snapshot(Box::new(snap)));
-                // The shown agent's session may have started or ended.
-                look = shown.is_some() && deadline.is_none();
-            }
-            e = events.recv(), if attached => match e {
-                Ok(e) => send!(FromEngine::Event(e)),
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return "the engine stopped".into(),
+        let wake = c.deadline.map(tokio::time::Instant::from_std);
+        let then = tokio::select! {
+            m = in_rx.recv() => match m {
+                Some(m) => c.message(m),
+                None => Then::end("it hung up"),
             },
-            _ = screen_changed(&mut shown), if deadline.is_none() => look = true,
+            Some(a) = answers.recv() => Then::send(a),
+            Some(done) = histories.recv() => c.history_done(done),
+            r = snapshots.changed(), if attached => c.snapshot(r, &mut snapshots),
+            e = events.recv(), if attached => event_then(e),
+            _ = screen_changed(&mut c.shown), if c.deadline.is_none() => Then::look(),
             _ = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
-                deadline = None;
-                look = true;
+                c.deadline = None;
+                Then::look()
             }
             r = stopping.changed() => {
                 let reason = match r {
@@ -782,24 +911,14 @@ async fn serve_client(
                 let _ = write_msg(wr, &FromEngine::Stopping { reason: reason.clone() }).await;
                 return format!("the engine is stopping ({reason})");
             }
+        };
+        if let Some(why) = then.end {
+            return why;
         }
-        if look {
-            if let Some(s) = shown.as_mut() {
-                match s.step(&shared.sessions) {
-                    Step::Send(m) => {
-                        send!(m);
-                        deadline = None;
-                    }
-                    Step::Wait(t) => deadline = Some(t),
-                    Step::History(job) => {
-                        let tx = history_tx.clone();
-                        tokio::task::spawn_blocking(move || {
-                            let _ = tx.blocking_send(job.run());
-                        });
-                        deadline = None;
-                    }
-                    Step::Nothing => deadline = None,
-                }
+        let looked = if then.look { c.look() } else { None };
+        for m in then.send.into_iter().chain(looked) {
+            if write_msg(wr, &m).await.is_err() {
+                return "its connection broke".into();
             }
         }
     }
