@@ -99,6 +99,13 @@ fn the_worktree_names_the_agent_and_a_disagreeing_environment_is_refused() {
     .args(["mail", "inbox"])
     .assert()
     .success();
+    // A person's own BD_ACTOR (bd users export one) is no agent of the town: the place says who.
+    let out = gt_in(&t, &nux_dir, &[("BD_ACTOR", "alice")])
+        .arg("prime")
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains(&format!("# You are {nux}")), "{text}");
     // `--as` says who acts outright (the overseer looking into a worktree).
     gt_in(&t, &nux_dir, &[("GT_AGENT", &slit)])
         .args(["--as", "overseer", "mail", "inbox"])

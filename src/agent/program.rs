@@ -244,7 +244,12 @@ fn programs() -> &'static [Program] {
                         ),
                     ),
                 ],
-                fatals: vec![],
+                fatals: vec![fatal(
+                    "codex.unknown-option",
+                    r"(?i)error: unexpected argument '(--no-daemon|--dangerously-bypass-approvals-and-sandbox)' found",
+                    "this codex does not know an option the town runs it with (--no-daemon keeps each agent's commands in its own Codex)",
+                    "install a verified version: npm install -g @openai/codex@0.171.0",
+                )],
                 prompt_below: None,
             },
             Program {
@@ -675,6 +680,13 @@ mod tests {
             gemini.fatal(exists).map(|f| f.id),
             Some("gemini.session-exists")
         );
-        assert!(named("codex").unwrap().fatal(exists).is_none());
+        let codex = named("codex").unwrap();
+        assert!(codex.fatal(exists).is_none());
+        // What Codex 0.171's argument parser prints for an option it does not know.
+        let old = "Error: unexpected argument '--no-daemon' found\n\n  tip: to pass '--no-daemon' as a value, use '-- --no-daemon'";
+        assert_eq!(codex.fatal(old).map(|f| f.id), Some("codex.unknown-option"));
+        assert!(codex
+            .fatal("error: unexpected argument '--other' found")
+            .is_none());
     }
 }

@@ -103,9 +103,12 @@ pub fn with_env(keep: impl Fn(&dyn Fn(&str) -> Option<String>) -> bool) -> Vec<i
     out
 }
 
-/// The live processes a session marked `mark` (see [`SESSION_MARK`]) left behind.
-pub fn left_by(mark: &str) -> Vec<i32> {
-    with_env(|get| get(SESSION_MARK).as_deref() == Some(mark))
+/// The live processes a session of the town at `root` marked `mark` (see [`SESSION_MARK`])
+/// left behind.
+pub fn left_by(root: &str, mark: &str) -> Vec<i32> {
+    with_env(|get| {
+        get(SESSION_MARK).as_deref() == Some(mark) && get("GT_TOWN").as_deref() == Some(root)
+    })
 }
 
 /// SIGTERM to each of `pids`, then SIGKILL to those still there after `grace`. Returns when

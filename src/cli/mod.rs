@@ -141,7 +141,8 @@ impl Ctx {
         let town = Town::discover(cli_town)?;
         init_logging(&town.logs_dir());
         let store = Store::open(&town.db_path(), &town.config.prefix, clock::system())?;
-        let cwd = std::env::current_dir().map_err(|e| Error::io("read", ".", e))?;
+        // A current directory that is gone (a removed worktree) is in nobody's worktree.
+        let cwd = std::env::current_dir().unwrap_or_default();
         let actor = identity(&town, &store, actor, &cwd, &|k| std::env::var(k).ok())?;
         Ok(Ctx {
             town,
@@ -168,9 +169,11 @@ fn actor_from(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Strin
 /// Who a command acts for. `--as` says so outright. Run inside an agent's worktree
 /// (`<rig>/polecats/<name>`, `<rig>/crew/<name>`: found from `cwd` the way git finds its
 /// repository), it acts for that agent, and is refused when `$GT_AGENT` or `$BD_ACTOR` name
-/// another agent, or `$GT_BEAD` another bead than the one on its hook: an environment that
-/// leaked from one agent into another's commands (a runtime's shared daemon) must not make one
-/// agent submit, release or read for another. Elsewhere, the environment decides.
+/// another agent of the town, or `$GT_BEAD` another bead than the one on its hook: an
+/// environment that leaked from one agent into another's commands (a runtime's shared daemon)
+/// must not make one agent submit, release or read for another. A person's own `$BD_ACTOR`
+/// (no agent of the town) does not count against the place. Elsewhere, the environment
+/// decides.
 fn identity(
     town: &Town,
     store: &Store,
@@ -201,7 +204,7 @@ fn identity(
         ))
     };
     for var in ["GT_AGENT", "BD_ACTOR"] {
-        if let Some(other) = set(var).filter(|v| *v != name) {
+        if let Some(other) = set(var).filter(|v| *v != name && store.agent(v).is_ok()) {
             return Err(refuse(format!("${var} says {other}")));
         }
     }

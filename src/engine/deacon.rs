@@ -259,11 +259,14 @@ impl Engine {
             self.store.agent_set_session(&a.name, None, None)?;
         }
         // All at once: one grace for every orphan, not one each; with them, whatever any
-        // session of this town left running (a daemon, a background job): no session is live
-        // yet, so every process marked as a session's is a leftover.
+        // earlier session of this town left running (a daemon, a background job): every
+        // process marked as a session of this town but none of the live ones.
         let root = self.town.root.display().to_string();
+        let live: std::collections::HashSet<String> =
+            self.live.values().map(|l| l.mark.clone()).collect();
         let left = sys::with_env(|get| {
-            get(sys::SESSION_MARK).is_some() && get("GT_TOWN").as_deref() == Some(root.as_str())
+            get(sys::SESSION_MARK).is_some_and(|m| !live.contains(&m))
+                && get("GT_TOWN").as_deref() == Some(root.as_str())
         });
         sys::terminate(
             orphans

@@ -35,6 +35,7 @@ use crate::agent::screen::QueryColors;
 use crate::agent::{Session, SessionSpec};
 use crate::beads::{agent_state, Agent, Convoy, MergeRequest, Store};
 use crate::clock;
+use crate::town::worktree::RigLock;
 use crate::town::{PromptMode, Town};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -791,9 +792,17 @@ impl Engine {
             let changed_ns = crate::beads::parse_instant(&a.updated_at, "updated_at").unwrap_or(0);
             let age =
                 Duration::from_nanos(self.store.now_ns().saturating_sub(changed_ns).max(0) as u64);
-            // ... and until the worktree can be opened (it is being checked out right now).
-            let ready = a.role != crate::beads::role::POLECAT
-                || crate::town::worktree::current_branch(&dir).is_ok();
+            // ... and never while a sling of the rig is hooking or checking out (it holds the
+            // rig's worktree lock; taken here without waiting, held through the launch).
+            let polecat = a.role == crate::beads::role::POLECAT;
+            let _lock = match polecat {
+                true => match RigLock::try_take(&self.town.rig_dir(&a.rig))? {
+                    Some(lock) => Some(lock),
+                    None => continue,
+                },
+                false => None,
+            };
+            let ready = !polecat || crate::town::worktree::current_branch(&dir).is_ok();
             if !ready && age < WORKTREE_GRACE {
                 continue;
             }
@@ -1079,10 +1088,10 @@ impl Engine {
             };
             // Whatever the session started and left running (a background job, a runtime's
             // daemon) ends with it, off the loop: ending takes up to a second's grace.
-            let mark = live.mark.clone();
+            let (root, mark) = (self.town.root.display().to_string(), live.mark.clone());
             let _ = std::thread::Builder::new()
                 .name("leftovers".into())
-                .spawn(move || end_leftovers(&mark));
+                .spawn(move || end_leftovers(&root, &mark));
             let how = live
                 .session
                 .exit_status()
@@ -1350,6 +1359,7 @@ impl Engine {
                 "overseer",
             )?;
             let said = format!("{} slung to {}", slung.bead, slung.agent);
+            tracing::info!("{said}");
             let _ = events.send(Event::Slung {
                 bead: slung.bead,
                 agent: slung.agent,
@@ -1473,8 +1483,10 @@ impl Engine {
         // What the sessions left running (a daemon, a background job) goes with them, all
         // found in one look.
         let marks: BTreeSet<&str> = live.iter().map(|(_, l)| l.mark.as_str()).collect();
+        let root = self.town.root.display().to_string();
         let left = crate::agent::sys::with_env(|get| {
             get(crate::agent::sys::SESSION_MARK).is_some_and(|m| marks.contains(m.as_str()))
+                && get("GT_TOWN").as_deref() == Some(root.as_str())
         });
         crate::agent::sys::terminate(left, Duration::from_secs(1));
         for (name, _) in live {
@@ -1537,9 +1549,10 @@ fn codex_home(env: &[(String, String)]) -> Option<PathBuf> {
     var("CODEX_HOME").or_else(|| var("HOME").map(|h| h.join(".codex")))
 }
 
-/// Ends the processes a session marked `mark` left running, and says so in the log.
-fn end_leftovers(mark: &str) {
-    let left = crate::agent::sys::left_by(mark);
+/// Ends the processes a session of the town at `root` marked `mark` left running, and says
+/// so in the log.
+fn end_leftovers(root: &str, mark: &str) {
+    let left = crate::agent::sys::left_by(root, mark);
     if !left.is_empty() {
         tracing::info!(
             "session {mark} ended; stopping {} process(es) it left",

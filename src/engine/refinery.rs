@@ -299,6 +299,14 @@ fn crash_point(at: &str) {
 
 /// The whole merge of one request, off the engine thread.
 fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest, msg: &Message) -> Result<Verdict> {
+    let repo_dir = town.rig_repo(&mr.rig);
+    let repo = git2::Repository::open(&repo_dir)?;
+    let base = merge::branch_tip(&repo, &rig.branch)?;
+    let style = rig.merge_style;
+    // What already landed is recorded as such, whatever the rig's config says now.
+    if let Some(v) = landed_before(&repo, mr, base, style)? {
+        return Ok(v);
+    }
     if rig.test_command.is_none() && !rig.merge_without_tests {
         return Ok(Verdict::Refused {
             reason: format!(
@@ -308,18 +316,12 @@ fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest, msg: &Message) -> Re
             ),
         });
     }
-    let repo_dir = town.rig_repo(&mr.rig);
-    let repo = git2::Repository::open(&repo_dir)?;
-    let base = merge::branch_tip(&repo, &rig.branch)?;
-    let style = rig.merge_style;
-    if let Some(v) = landed_before(&repo, mr, base, style)? {
-        return Ok(v);
-    }
+    // The branch's tip, read once: what is merged is exactly what is recorded as its source.
     let tip = merge::branch_tip(&repo, &mr.branch)?;
     let made = match style {
-        MergeStyle::Squash => merge::squash_onto(&repo, &mr.branch, base, msg)?,
-        MergeStyle::Merge => merge::merge_onto(&repo, &mr.branch, base, msg)?,
-        MergeStyle::Rebase => merge::rebase_onto(&repo, &mr.branch, base)?,
+        MergeStyle::Squash => merge::squash_onto(&repo, tip, base, msg)?,
+        MergeStyle::Merge => merge::merge_onto(&repo, tip, base, msg)?,
+        MergeStyle::Rebase => merge::rebase_onto(&repo, tip, base)?,
     };
     let commit = match made {
         Rebased::Conflict(files) => return Ok(Verdict::Conflict { files }),

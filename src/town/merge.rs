@@ -84,11 +84,10 @@ fn merged_tree(
     Ok(Ok(index.write_tree_to(repo)?))
 }
 
-/// `branch` as one new commit on `onto` holding the branch's whole change, by the branch's
-/// author, with `msg` (the list of the branch's own commit subjects is added to its body).
-/// The target itself when the branch changes nothing on it.
-pub fn squash_onto(repo: &Repository, branch: &str, onto: Oid, msg: &Message) -> Result<Rebased> {
-    let tip = branch_tip(repo, branch)?;
+/// The branch at `tip` as one new commit on `onto` holding the branch's whole change, by the
+/// branch's author, with `msg` (the list of the branch's own commit subjects is added to its
+/// body). The target itself when the branch changes nothing on it.
+pub fn squash_onto(repo: &Repository, tip: Oid, onto: Oid, msg: &Message) -> Result<Rebased> {
     let tree = match merged_tree(repo, onto, tip)? {
         Err(files) => return Ok(Rebased::Conflict(files)),
         Ok(tree) => tree,
@@ -115,10 +114,9 @@ pub fn squash_onto(repo: &Repository, branch: &str, onto: Oid, msg: &Message) ->
     Ok(Rebased::Clean(commit))
 }
 
-/// `branch` merged into `onto` with a merge commit (never a fast-forward), by the branch's
-/// author, with `msg`. The target itself when the branch is already on it.
-pub fn merge_onto(repo: &Repository, branch: &str, onto: Oid, msg: &Message) -> Result<Rebased> {
-    let tip = branch_tip(repo, branch)?;
+/// The branch at `tip` merged into `onto` with a merge commit (never a fast-forward), by the
+/// branch's author, with `msg`. The target itself when the branch is already on it.
+pub fn merge_onto(repo: &Repository, tip: Oid, onto: Oid, msg: &Message) -> Result<Rebased> {
     if tip == onto || repo.graph_descendant_of(onto, tip)? {
         return Ok(Rebased::Clean(onto));
     }
@@ -142,10 +140,9 @@ pub fn branch_tip(repo: &Repository, name: &str) -> Result<Oid> {
         .ok_or_else(|| Error::bad(format!("branch '{name}' points nowhere")))
 }
 
-/// Replays `branch` onto `onto`, in memory (no working tree is touched). Authors are kept;
-/// the Refinery is the committer.
-pub fn rebase_onto(repo: &Repository, branch: &str, onto: Oid) -> Result<Rebased> {
-    let tip = branch_tip(repo, branch)?;
+/// Replays the branch at `tip` onto `onto`, in memory (no working tree is touched). Authors
+/// are kept; the Refinery is the committer.
+pub fn rebase_onto(repo: &Repository, tip: Oid, onto: Oid) -> Result<Rebased> {
     if tip == onto || repo.graph_descendant_of(tip, onto)? {
         return Ok(Rebased::Clean(tip));
     }
@@ -283,7 +280,9 @@ mod tests {
             .unwrap();
         let moved = commit_file(&repo, "a.txt", "main moved\n", "main");
 
-        let Rebased::Clean(tip) = rebase_onto(&repo, "feature", moved).unwrap() else {
+        let Rebased::Clean(tip) =
+            rebase_onto(&repo, branch_tip(&repo, "feature").unwrap(), moved).unwrap()
+        else {
             panic!("feature should rebase cleanly")
         };
         assert!(repo.graph_descendant_of(tip, moved).unwrap());
@@ -291,7 +290,7 @@ mod tests {
         assert_eq!(c.author().name().ok(), Some("t"), "the author is kept");
         assert_eq!(c.committer().name().ok(), Some("gastown-tui refinery"));
         assert_eq!(
-            rebase_onto(&repo, "clash", moved).unwrap(),
+            rebase_onto(&repo, branch_tip(&repo, "clash").unwrap(), moved).unwrap(),
             Rebased::Conflict(vec!["a.txt".into()])
         );
         // The scratch worktree shows the rebased tree.
@@ -309,7 +308,7 @@ mod tests {
         assert_eq!(branch_tip(&repo, "main").unwrap(), tip);
         // Already on top: nothing to replay.
         assert_eq!(
-            rebase_onto(&repo, "main", tip).unwrap(),
+            rebase_onto(&repo, branch_tip(&repo, "main").unwrap(), tip).unwrap(),
             Rebased::Clean(tip)
         );
     }
@@ -347,7 +346,9 @@ mod tests {
             body: "Branch feature by nux, merge request mr-1.".into(),
         };
 
-        let Rebased::Clean(sq) = squash_onto(&repo, "feature", moved, &msg).unwrap() else {
+        let Rebased::Clean(sq) =
+            squash_onto(&repo, branch_tip(&repo, "feature").unwrap(), moved, &msg).unwrap()
+        else {
             panic!("feature squashes cleanly")
         };
         let c = repo.find_commit(sq).unwrap();
@@ -371,28 +372,30 @@ mod tests {
         assert_eq!(c.author().name().ok(), Some("t"), "by the branch's author");
         assert_eq!(c.committer().name().ok(), Some("gastown-tui refinery"));
         assert_eq!(
-            squash_onto(&repo, "clash", moved, &msg).unwrap(),
+            squash_onto(&repo, branch_tip(&repo, "clash").unwrap(), moved, &msg).unwrap(),
             Rebased::Conflict(vec!["a.txt".into()])
         );
 
-        let Rebased::Clean(m) = merge_onto(&repo, "feature", moved, &msg).unwrap() else {
+        let Rebased::Clean(m) =
+            merge_onto(&repo, branch_tip(&repo, "feature").unwrap(), moved, &msg).unwrap()
+        else {
             panic!("feature merges cleanly")
         };
         let c = repo.find_commit(m).unwrap();
         assert_eq!(c.parent_ids().collect::<Vec<_>>(), vec![moved, fix]);
         assert_eq!(c.tree_id(), repo.find_commit(sq).unwrap().tree_id());
         assert_eq!(
-            merge_onto(&repo, "clash", moved, &msg).unwrap(),
+            merge_onto(&repo, branch_tip(&repo, "clash").unwrap(), moved, &msg).unwrap(),
             Rebased::Conflict(vec!["a.txt".into()])
         );
         // A branch already on the target brings nothing: the target itself.
         assert_eq!(
-            merge_onto(&repo, "main", moved, &msg).unwrap(),
+            merge_onto(&repo, branch_tip(&repo, "main").unwrap(), moved, &msg).unwrap(),
             Rebased::Clean(moved)
         );
         advance_branch(&repo, "main", moved, sq, "squash").unwrap();
         assert_eq!(
-            squash_onto(&repo, "feature", sq, &msg).unwrap(),
+            squash_onto(&repo, branch_tip(&repo, "feature").unwrap(), sq, &msg).unwrap(),
             Rebased::Clean(sq),
             "a change the target holds already makes no commit"
         );

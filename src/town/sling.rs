@@ -115,6 +115,9 @@ pub fn sling(
         None => bead.to_string(),
     };
     let bead = bead.as_str();
+    // From the hook to the finished checkout, the engine keeps its hands off this rig's
+    // polecats (it starts none in a worktree being checked out).
+    let _lock = worktree::RigLock::wait(&town.rig_dir(rig))?;
     // Free polecats whose worktree still holds unmerged work (a conflicted change, kept so no
     // commit is lost) cannot take new work: pass over them instead of hooking and unhooking.
     let landed = store.mr_landed(rig)?;

@@ -53,6 +53,54 @@ pub fn clone_rig(url: &str, branch: &str, dest: &Path) -> Result<()> {
     }
 }
 
+/// A rig's worktree lock (an advisory `flock` on `<rig>/.worktrees.lock`): held by a sling
+/// from before it hooks the bead until the polecat's worktree is checked out, and by the engine
+/// while it starts a polecat of the rig. So the engine never starts a polecat in a worktree
+/// being checked out, nor checks one out beside a sling; a process that dies lets go of it.
+pub struct RigLock(#[allow(dead_code)] std::fs::File);
+
+impl RigLock {
+    /// Takes the lock of the rig at `rig_dir`, waiting for whoever holds it.
+    pub fn wait(rig_dir: &Path) -> Result<RigLock> {
+        Self::take(rig_dir, true).map(|l| l.expect("a waiting flock is had or fails"))
+    }
+
+    /// Takes the lock if nobody holds it.
+    pub fn try_take(rig_dir: &Path) -> Result<Option<RigLock>> {
+        Self::take(rig_dir, false)
+    }
+
+    fn take(rig_dir: &Path, wait: bool) -> Result<Option<RigLock>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let path = rig_dir.join(".worktrees.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let how = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        loop {
+            // SAFETY: flock on a file descriptor we own; no memory is shared.
+            if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
+                return Ok(Some(RigLock(file)));
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock if !wait => return Ok(None),
+                _ => return Err(Error::io("lock", &path, e)),
+            }
+        }
+    }
+}
+
 /// Whether the commit `tip` (a worktree's HEAD) is merged into the target `base`: part of it
 /// (the same commit or an ancestor), or landed from it: a merge in `landed` made from `tip`
 /// whose commit is on `base` (a squashed or rebased branch is not an ancestor of its target).
@@ -428,5 +476,18 @@ pub(crate) mod tests {
                 .to_string()
                 .contains("branch 'nobranch' not found")
         );
+    }
+
+    #[test]
+    fn a_rig_lock_is_had_by_one_at_a_time_and_let_go_on_drop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let held = RigLock::wait(tmp.path()).unwrap();
+        assert!(
+            RigLock::try_take(tmp.path()).unwrap().is_none(),
+            "held elsewhere"
+        );
+        drop(held);
+        let again = RigLock::try_take(tmp.path()).unwrap();
+        assert!(again.is_some(), "free once the holder let go");
     }
 }
