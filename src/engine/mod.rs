@@ -796,9 +796,14 @@ impl Engine {
             // rig's worktree lock; taken here without waiting, held through the launch).
             let polecat = a.role == crate::beads::role::POLECAT;
             let _lock = match polecat {
-                true => match RigLock::try_take(&self.town.rig_dir(&a.rig))? {
-                    Some(lock) => Some(lock),
-                    None => continue,
+                true => match RigLock::try_take(&self.town.rig_dir(&a.rig)) {
+                    Ok(Some(lock)) => Some(lock),
+                    Ok(None) => continue,
+                    // No lock to be had (a rig directory gone): the launch says what is wrong.
+                    Err(e) => {
+                        tracing::warn!(agent = %a.name, "the rig's worktree lock: {e}");
+                        None
+                    }
                 },
                 false => None,
             };
