@@ -208,7 +208,7 @@ fn a_daemon_a_session_started_ends_with_it_and_after_an_engine_crash() {
         sleepers(&t, "7771").contains(&second),
         "a crash leaves the daemon running"
     );
-    let _up = Up::start(&t);
+    let up = Up::start(&t);
     wait_for(
         &t,
         "the next engine to end the dead engine's leftovers",
@@ -218,4 +218,11 @@ fn a_daemon_a_session_started_ends_with_it_and_after_an_engine_crash() {
     wait_for(&t, "the agent back with a new daemon", || {
         sleepers(&t, "7771").iter().any(|p| *p != second)
     });
+    // The engine stopped (SIGTERM, as `down` does): its sessions' daemons go with it.
+    assert!(up.stop().success());
+    assert!(
+        sleepers(&t, "7771").is_empty(),
+        "{:?}",
+        sleepers(&t, "7771")
+    );
 }
