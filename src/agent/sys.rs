@@ -41,13 +41,19 @@ fn is_executable(m: &std::fs::Metadata) -> bool {
     m.is_file() && m.permissions().mode() & 0o111 != 0
 }
 
+/// Every process id in `/proc`.
+fn pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+}
+
 /// `root` and every process descended from it, parents before children (from `/proc`).
 pub fn descendants(root: i32) -> Vec<i32> {
     let mut parent_of: Vec<(i32, i32)> = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    for pid in pids() {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
@@ -77,17 +83,11 @@ pub const SESSION_MARK: &str = "GT_SESSION";
 
 /// The processes, other than this one, whose environment passes `keep` (given a lookup of
 /// one variable). Processes whose environment cannot be read (another user's) are left out.
-pub fn with_env(keep: impl Fn(&dyn Fn(&str) -> Option<String>) -> bool) -> Vec<i32> {
+fn with_env(keep: impl Fn(&dyn Fn(&str) -> Option<String>) -> bool) -> Vec<i32> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(e.path().join("environ")) else {
+    for pid in pids().filter(|p| *p != me) {
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
             continue;
         };
         let get = |var: &str| {
@@ -103,12 +103,53 @@ pub fn with_env(keep: impl Fn(&dyn Fn(&str) -> Option<String>) -> bool) -> Vec<i
     out
 }
 
-/// The live processes a session of the town at `root` marked `mark` (see [`SESSION_MARK`])
-/// left behind.
-pub fn left_by(root: &str, mark: &str) -> Vec<i32> {
+/// The processes of the town at `root` (its `GT_TOWN`) marked by a session whose mark
+/// passes `which` (see [`SESSION_MARK`]): what those sessions started.
+pub fn marked(root: &Path, which: impl Fn(&str) -> bool) -> Vec<i32> {
+    let root = root.display().to_string();
     with_env(|get| {
-        get(SESSION_MARK).as_deref() == Some(mark) && get("GT_TOWN").as_deref() == Some(root)
+        get(SESSION_MARK).is_some_and(|m| which(&m)) && get("GT_TOWN").as_deref() == Some(&root)
     })
+}
+
+/// What trying an exclusive `flock` on a file gave; the file either way (a holder may have
+/// written in it who holds it).
+pub enum Flock {
+    Had(std::fs::File),
+    Busy(std::fs::File),
+}
+
+/// An exclusive advisory lock on the file at `path` (created owner-only if missing), waiting
+/// for the holder or not. The kernel lets go of it when the holder's process ends, however.
+pub fn flock(path: &Path, wait: bool) -> Result<Flock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    // Opened close-on-exec (std's default), so child processes never inherit the lock.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let how = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    loop {
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
+            return Ok(Flock::Had(file));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.kind() {
+            std::io::ErrorKind::Interrupted => continue,
+            std::io::ErrorKind::WouldBlock => return Ok(Flock::Busy(file)),
+            _ => return Err(Error::io("lock", path, e)),
+        }
+    }
 }
 
 /// SIGTERM to each of `pids`, then SIGKILL to those still there after `grace`. Returns when

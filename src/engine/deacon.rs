@@ -261,13 +261,9 @@ impl Engine {
         // All at once: one grace for every orphan, not one each; with them, whatever any
         // earlier session of this town left running (a daemon, a background job): every
         // process marked as a session of this town but none of the live ones.
-        let root = self.town.root.display().to_string();
-        let live: std::collections::HashSet<String> =
-            self.live.values().map(|l| l.mark.clone()).collect();
-        let left = sys::with_env(|get| {
-            get(sys::SESSION_MARK).is_some_and(|m| !live.contains(&m))
-                && get("GT_TOWN").as_deref() == Some(root.as_str())
-        });
+        let live: std::collections::HashSet<&str> =
+            self.live.values().map(|l| l.mark.as_str()).collect();
+        let left = sys::marked(&self.town.root, |m| !live.contains(m));
         sys::terminate(
             orphans
                 .iter()

@@ -395,23 +395,10 @@ impl EngineLock {
     /// Takes the lock, or fails with `Error::EngineRunning` naming the holder.
     pub fn take(town: &Town) -> Result<EngineLock> {
         use std::io::{Read, Seek, Write};
-        use std::os::unix::fs::OpenOptionsExt;
-        use std::os::unix::io::AsRawFd;
         let path = town.beads_dir().join("engine.lock");
-        // Opened close-on-exec (std's default), so agents never inherit the lock.
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        // SAFETY: flock on a file descriptor we own; no memory is shared.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        let mut file = match crate::agent::sys::flock(&path, false)? {
+            crate::agent::sys::Flock::Had(file) => file,
+            crate::agent::sys::Flock::Busy(mut file) => {
                 // The holder writes its pid right after taking the lock: until then the file
                 // may hold an earlier engine's (gone) pid or nothing. Give it a moment.
                 let mut pid = None;
@@ -427,8 +414,7 @@ impl EngineLock {
                 }
                 return Err(Error::EngineRunning { pid });
             }
-            return Err(Error::io("lock", &path, err));
-        }
+        };
         let pid = std::process::id().to_string();
         file.set_len(0)
             .and_then(|_| file.rewind())
@@ -869,8 +855,10 @@ impl Engine {
         let cwd = spec.cwd.clone();
         // Codex names its conversation itself: find it once the session has written it.
         let discover = match known.and_then(|p| p.resume) {
-            Some(crate::agent::program::Resume::Discovered { .. }) => codex_home(&spec.env)
-                .map(|h| (h, std::time::SystemTime::now() - Duration::from_secs(2))),
+            Some(crate::agent::program::Resume::Discovered { .. }) => Some((
+                crate::agent::usage::Homes::of_env(&spec.env).codex,
+                std::time::SystemTime::now() - Duration::from_secs(2),
+            )),
             _ => None,
         };
         // Looked at on the next tick, and whenever it prints or ends.
@@ -1093,10 +1081,10 @@ impl Engine {
             };
             // Whatever the session started and left running (a background job, a runtime's
             // daemon) ends with it, off the loop: ending takes up to a second's grace.
-            let (root, mark) = (self.town.root.display().to_string(), live.mark.clone());
+            let (root, mark) = (self.town.root.clone(), live.mark.clone());
             let _ = std::thread::Builder::new()
                 .name("leftovers".into())
-                .spawn(move || end_leftovers(&root, &mark));
+                .spawn(move || end_leftovers(&root, |m| m == mark));
             let how = live
                 .session
                 .exit_status()
@@ -1341,8 +1329,6 @@ impl Engine {
         })
     }
 
-    /// A cockpit's sling (the library path `gastown-tui sling` takes), its agent started at
-    /// once; what to tell the cockpit.
     /// A cockpit's sling, to run away from the engine's loop (it makes the polecat's worktree:
     /// a checkout of the rig). It writes the store through a connection of its own, so the
     /// loop's next tick sees the hooked bead and starts the polecat.
@@ -1488,12 +1474,7 @@ impl Engine {
         // What the sessions left running (a daemon, a background job) goes with them, all
         // found in one look.
         let marks: BTreeSet<&str> = live.iter().map(|(_, l)| l.mark.as_str()).collect();
-        let root = self.town.root.display().to_string();
-        let left = crate::agent::sys::with_env(|get| {
-            get(crate::agent::sys::SESSION_MARK).is_some_and(|m| marks.contains(m.as_str()))
-                && get("GT_TOWN").as_deref() == Some(root.as_str())
-        });
-        crate::agent::sys::terminate(left, Duration::from_secs(1));
+        end_leftovers(&self.town.root, |m| marks.contains(m));
         for (name, _) in live {
             let _ = self.store.agent_set_session(&name, None, None);
             // Idle, not stopped: the next engine starts it again if it has work on its hook.
@@ -1542,27 +1523,12 @@ impl Engine {
     }
 }
 
-/// Codex's home for a session started with `env`: its `CODEX_HOME`, else the engine's, else
-/// `$HOME/.codex` (the session's HOME, else the engine's).
-fn codex_home(env: &[(String, String)]) -> Option<PathBuf> {
-    let var = |k: &str| {
-        env.iter()
-            .find(|(name, _)| name == k)
-            .map(|(_, v)| PathBuf::from(v))
-            .or_else(|| std::env::var_os(k).map(PathBuf::from))
-    };
-    var("CODEX_HOME").or_else(|| var("HOME").map(|h| h.join(".codex")))
-}
-
-/// Ends the processes a session of the town at `root` marked `mark` left running, and says
-/// so in the log.
-fn end_leftovers(root: &str, mark: &str) {
-    let left = crate::agent::sys::left_by(root, mark);
+/// Ends what the sessions of the town at `root` whose marks pass `which` left running (a
+/// daemon, a background job), all found in one look, and says so in the log.
+fn end_leftovers(root: &Path, which: impl Fn(&str) -> bool) {
+    let left = crate::agent::sys::marked(root, which);
     if !left.is_empty() {
-        tracing::info!(
-            "session {mark} ended; stopping {} process(es) it left",
-            left.len()
-        );
+        tracing::info!("stopping {} process(es) ended sessions left", left.len());
         crate::agent::sys::terminate(left, Duration::from_secs(1));
     }
 }

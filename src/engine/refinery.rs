@@ -22,8 +22,8 @@
 use super::Engine;
 use crate::beads::Store;
 use crate::beads::{dep, kind, mr_state, MergeRequest, NewBead};
-use crate::town::merge::{self, Message, Rebased};
-use crate::town::{MergeStyle, RigConfig, Town};
+use crate::town::merge::{self, Landing, Message};
+use crate::town::{worktree, MergeStyle, RigConfig, Town};
 use crate::{Error, Result};
 use std::io::Read;
 use std::path::Path;
@@ -324,8 +324,8 @@ fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest, msg: &Message) -> Re
         MergeStyle::Rebase => merge::rebase_onto(&repo, tip, base)?,
     };
     let commit = match made {
-        Rebased::Conflict(files) => return Ok(Verdict::Conflict { files }),
-        Rebased::Clean(c) if c == base => {
+        Landing::Conflict(files) => return Ok(Verdict::Conflict { files }),
+        Landing::Clean(c) if c == base => {
             return Ok(Verdict::Merged {
                 commit: base.to_string(),
                 source: tip.to_string(),
@@ -333,7 +333,7 @@ fn run_job(town: &Town, rig: &RigConfig, mr: &MergeRequest, msg: &Message) -> Re
                 log: format!("nothing to merge: {} already holds this change", rig.branch),
             })
         }
-        Rebased::Clean(c) => c,
+        Landing::Clean(c) => c,
     };
     // Written before the target can move: after a crash, this commit on the target is what
     // says the request merged.
@@ -382,13 +382,11 @@ fn landed_before(
     base: git2::Oid,
     style: MergeStyle,
 ) -> Result<Option<Verdict>> {
-    let on_target =
-        |c: git2::Oid| -> Result<bool> { Ok(c == base || repo.graph_descendant_of(base, c)?) };
+    let on_target = |c: git2::Oid| worktree::on_target(repo, base, c);
     let recorded = mr
         .merge_commit
         .as_deref()
-        .and_then(|c| git2::Oid::from_str(c).ok())
-        .filter(|c| repo.find_commit(*c).is_ok());
+        .and_then(|c| worktree::commit_named(repo, c));
     if let Some(c) = recorded {
         if on_target(c)? {
             return Ok(Some(Verdict::Merged {

@@ -3,14 +3,15 @@
 //! rig's scratch worktree, and move the target branch only from the exact commit the tests
 //! ran on top of (a compare-and-swap on the ref).
 
-use super::worktree::add_worktree;
+pub use super::worktree::branch_tip;
+use super::worktree::{add_worktree, on_target};
 use crate::{Error, Result};
-use git2::{BranchType, Oid, RebaseOptions, Repository, Signature};
+use git2::{Oid, RebaseOptions, Repository, Signature};
 use std::path::Path;
 
 /// What landing a branch on the target would make.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rebased {
+pub enum Landing {
     /// The commit the target would move to (the target itself when the branch brings nothing).
     Clean(Oid),
     /// The files that conflict.
@@ -69,33 +70,10 @@ fn conflict_files(index: &git2::Index) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// The tree of `branch`'s tip merged with `onto` (a three-way merge from their merge base).
-fn merged_tree(
-    repo: &Repository,
-    onto: Oid,
-    tip: Oid,
-) -> Result<std::result::Result<Oid, Vec<String>>> {
-    let ours = repo.find_commit(onto)?;
-    let theirs = repo.find_commit(tip)?;
-    let mut index = repo.merge_commits(&ours, &theirs, None)?;
-    if index.has_conflicts() {
-        return Ok(Err(conflict_files(&index)?));
-    }
-    Ok(Ok(index.write_tree_to(repo)?))
-}
-
 /// The branch at `tip` as one new commit on `onto` holding the branch's whole change, by the
 /// branch's author, with `msg` (the list of the branch's own commit subjects is added to its
 /// body). The target itself when the branch changes nothing on it.
-pub fn squash_onto(repo: &Repository, tip: Oid, onto: Oid, msg: &Message) -> Result<Rebased> {
-    let tree = match merged_tree(repo, onto, tip)? {
-        Err(files) => return Ok(Rebased::Conflict(files)),
-        Ok(tree) => tree,
-    };
-    let base = repo.find_commit(onto)?;
-    if tree == base.tree_id() {
-        return Ok(Rebased::Clean(onto));
-    }
+pub fn squash_onto(repo: &Repository, tip: Oid, onto: Oid, msg: &Message) -> Result<Landing> {
     let mut text = format!("{}\n\n{}", msg.subject, msg.body);
     let subjects = subjects(repo, tip, onto)?;
     if !subjects.is_empty() {
@@ -108,43 +86,59 @@ pub fn squash_onto(repo: &Repository, tip: Oid, onto: Oid, msg: &Message) -> Res
             text.push_str(&format!("- {s}\n"));
         }
     }
-    let author = author_of(&repo.find_commit(tip)?)?;
-    let tree = repo.find_tree(tree)?;
-    let commit = repo.commit(None, &author, &refinery()?, &text, &tree, &[&base])?;
-    Ok(Rebased::Clean(commit))
+    commit_merged(repo, tip, onto, &text, false)
 }
 
 /// The branch at `tip` merged into `onto` with a merge commit (never a fast-forward), by the
 /// branch's author, with `msg`. The target itself when the branch is already on it.
-pub fn merge_onto(repo: &Repository, tip: Oid, onto: Oid, msg: &Message) -> Result<Rebased> {
-    if tip == onto || repo.graph_descendant_of(onto, tip)? {
-        return Ok(Rebased::Clean(onto));
+pub fn merge_onto(repo: &Repository, tip: Oid, onto: Oid, msg: &Message) -> Result<Landing> {
+    if on_target(repo, onto, tip)? {
+        return Ok(Landing::Clean(onto));
     }
-    let tree = match merged_tree(repo, onto, tip)? {
-        Err(files) => return Ok(Rebased::Conflict(files)),
-        Ok(tree) => repo.find_tree(tree)?,
-    };
-    let (base, theirs) = (repo.find_commit(onto)?, repo.find_commit(tip)?);
-    let text = format!("{}\n\n{}", msg.subject, msg.body);
-    let author = author_of(&theirs)?;
-    let commit = repo.commit(None, &author, &refinery()?, &text, &tree, &[&base, &theirs])?;
-    Ok(Rebased::Clean(commit))
+    commit_merged(
+        repo,
+        tip,
+        onto,
+        &format!("{}\n\n{}", msg.subject, msg.body),
+        true,
+    )
 }
 
-/// The tip of local branch `name`.
-pub fn branch_tip(repo: &Repository, name: &str) -> Result<Oid> {
-    repo.find_branch(name, BranchType::Local)
-        .map_err(|_| Error::bad(format!("branch '{name}' not found")))?
-        .get()
-        .target()
-        .ok_or_else(|| Error::bad(format!("branch '{name}' points nowhere")))
+/// One commit on `onto` holding the three-way merge of the branch at `tip` into it, by the
+/// branch's author, saying `text`: with the branch's tip as its second parent (`keep_branch`,
+/// a merge commit), else alone (a squash, none when the target holds the change already).
+fn commit_merged(
+    repo: &Repository,
+    tip: Oid,
+    onto: Oid,
+    text: &str,
+    keep_branch: bool,
+) -> Result<Landing> {
+    let (base, theirs) = (repo.find_commit(onto)?, repo.find_commit(tip)?);
+    let mut index = repo.merge_commits(&base, &theirs, None)?;
+    if index.has_conflicts() {
+        return Ok(Landing::Conflict(conflict_files(&index)?));
+    }
+    let tree = index.write_tree_to(repo)?;
+    if !keep_branch && tree == base.tree_id() {
+        return Ok(Landing::Clean(onto));
+    }
+    let parents: Vec<&git2::Commit> = if keep_branch {
+        vec![&base, &theirs]
+    } else {
+        vec![&base]
+    };
+    let tree = repo.find_tree(tree)?;
+    let author = author_of(&theirs)?;
+    let commit = repo.commit(None, &author, &refinery()?, text, &tree, &parents)?;
+    Ok(Landing::Clean(commit))
 }
 
 /// Replays the branch at `tip` onto `onto`, in memory (no working tree is touched). Authors
 /// are kept; the Refinery is the committer.
-pub fn rebase_onto(repo: &Repository, tip: Oid, onto: Oid) -> Result<Rebased> {
-    if tip == onto || repo.graph_descendant_of(tip, onto)? {
-        return Ok(Rebased::Clean(tip));
+pub fn rebase_onto(repo: &Repository, tip: Oid, onto: Oid) -> Result<Landing> {
+    if on_target(repo, tip, onto)? {
+        return Ok(Landing::Clean(tip));
     }
     let branch_ann = repo.find_annotated_commit(tip)?;
     let onto_ann = repo.find_annotated_commit(onto)?;
@@ -159,7 +153,7 @@ pub fn rebase_onto(repo: &Repository, tip: Oid, onto: Oid) -> Result<Rebased> {
         if index.has_conflicts() {
             let files = conflict_files(&index)?;
             rebase.abort()?;
-            return Ok(Rebased::Conflict(files));
+            return Ok(Landing::Conflict(files));
         }
         match rebase.commit(None, &committer, None) {
             Ok(oid) => last = oid,
@@ -172,7 +166,7 @@ pub fn rebase_onto(repo: &Repository, tip: Oid, onto: Oid) -> Result<Rebased> {
         }
     }
     rebase.finish(Some(&committer))?;
-    Ok(Rebased::Clean(last))
+    Ok(Landing::Clean(last))
 }
 
 /// Puts the rig's scratch worktree at `commit` (detached), clean: tracked files as in the
@@ -280,7 +274,7 @@ mod tests {
             .unwrap();
         let moved = commit_file(&repo, "a.txt", "main moved\n", "main");
 
-        let Rebased::Clean(tip) =
+        let Landing::Clean(tip) =
             rebase_onto(&repo, branch_tip(&repo, "feature").unwrap(), moved).unwrap()
         else {
             panic!("feature should rebase cleanly")
@@ -291,7 +285,7 @@ mod tests {
         assert_eq!(c.committer().name().ok(), Some("gastown-tui refinery"));
         assert_eq!(
             rebase_onto(&repo, branch_tip(&repo, "clash").unwrap(), moved).unwrap(),
-            Rebased::Conflict(vec!["a.txt".into()])
+            Landing::Conflict(vec!["a.txt".into()])
         );
         // The scratch worktree shows the rebased tree.
         let scratch = tmp.path().join("refinery");
@@ -309,7 +303,7 @@ mod tests {
         // Already on top: nothing to replay.
         assert_eq!(
             rebase_onto(&repo, branch_tip(&repo, "main").unwrap(), tip).unwrap(),
-            Rebased::Clean(tip)
+            Landing::Clean(tip)
         );
     }
 
@@ -346,7 +340,7 @@ mod tests {
             body: "Branch feature by nux, merge request mr-1.".into(),
         };
 
-        let Rebased::Clean(sq) =
+        let Landing::Clean(sq) =
             squash_onto(&repo, branch_tip(&repo, "feature").unwrap(), moved, &msg).unwrap()
         else {
             panic!("feature squashes cleanly")
@@ -373,10 +367,10 @@ mod tests {
         assert_eq!(c.committer().name().ok(), Some("gastown-tui refinery"));
         assert_eq!(
             squash_onto(&repo, branch_tip(&repo, "clash").unwrap(), moved, &msg).unwrap(),
-            Rebased::Conflict(vec!["a.txt".into()])
+            Landing::Conflict(vec!["a.txt".into()])
         );
 
-        let Rebased::Clean(m) =
+        let Landing::Clean(m) =
             merge_onto(&repo, branch_tip(&repo, "feature").unwrap(), moved, &msg).unwrap()
         else {
             panic!("feature merges cleanly")
@@ -386,17 +380,17 @@ mod tests {
         assert_eq!(c.tree_id(), repo.find_commit(sq).unwrap().tree_id());
         assert_eq!(
             merge_onto(&repo, branch_tip(&repo, "clash").unwrap(), moved, &msg).unwrap(),
-            Rebased::Conflict(vec!["a.txt".into()])
+            Landing::Conflict(vec!["a.txt".into()])
         );
         // A branch already on the target brings nothing: the target itself.
         assert_eq!(
             merge_onto(&repo, branch_tip(&repo, "main").unwrap(), moved, &msg).unwrap(),
-            Rebased::Clean(moved)
+            Landing::Clean(moved)
         );
         advance_branch(&repo, "main", moved, sq, "squash").unwrap();
         assert_eq!(
             squash_onto(&repo, branch_tip(&repo, "feature").unwrap(), sq, &msg).unwrap(),
-            Rebased::Clean(sq),
+            Landing::Clean(sq),
             "a change the target holds already makes no commit"
         );
     }

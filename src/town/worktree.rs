@@ -1,6 +1,7 @@
 //! Git work for rigs (git2): cloning a rig, one worktree per polecat or crew member, and the
 //! checks `done` needs (is the worktree clean, which branch is it on).
 
+use crate::agent::sys::{flock, Flock};
 use crate::beads::Landed;
 use crate::{Error, Result};
 use git2::{BranchType, ErrorCode, Oid, Repository, StatusOptions, WorktreeAddOptions};
@@ -62,41 +63,18 @@ pub struct RigLock(#[allow(dead_code)] std::fs::File);
 impl RigLock {
     /// Takes the lock of the rig at `rig_dir`, waiting for whoever holds it.
     pub fn wait(rig_dir: &Path) -> Result<RigLock> {
-        Self::take(rig_dir, true).map(|l| l.expect("a waiting flock is had or fails"))
+        let path = rig_dir.join(".worktrees.lock");
+        match flock(&path, true)? {
+            Flock::Had(f) => Ok(RigLock(f)),
+            Flock::Busy(_) => Err(Error::Conflict(format!("{} stays locked", path.display()))),
+        }
     }
 
     /// Takes the lock if nobody holds it.
     pub fn try_take(rig_dir: &Path) -> Result<Option<RigLock>> {
-        Self::take(rig_dir, false)
-    }
-
-    fn take(rig_dir: &Path, wait: bool) -> Result<Option<RigLock>> {
-        use std::os::unix::fs::OpenOptionsExt;
-        use std::os::unix::io::AsRawFd;
-        let path = rig_dir.join(".worktrees.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let how = if wait {
-            libc::LOCK_EX
-        } else {
-            libc::LOCK_EX | libc::LOCK_NB
-        };
-        loop {
-            // SAFETY: flock on a file descriptor we own; no memory is shared.
-            if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
-                return Ok(Some(RigLock(file)));
-            }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock if !wait => return Ok(None),
-                _ => return Err(Error::io("lock", &path, e)),
-            }
+        match flock(&rig_dir.join(".worktrees.lock"), false)? {
+            Flock::Had(f) => Ok(Some(RigLock(f))),
+            Flock::Busy(_) => Ok(None),
         }
     }
 }
@@ -105,14 +83,13 @@ impl RigLock {
 /// (the same commit or an ancestor), or landed from it: a merge in `landed` made from `tip`
 /// whose commit is on `base` (a squashed or rebased branch is not an ancestor of its target).
 pub fn is_merged(repo: &Repository, tip: Oid, base: Oid, landed: &[Landed]) -> Result<bool> {
-    let on_base = |c: Oid| -> Result<bool> { Ok(c == base || repo.graph_descendant_of(base, c)?) };
-    if on_base(tip)? {
+    if on_target(repo, base, tip)? {
         return Ok(true);
     }
     let tip = tip.to_string();
     for l in landed.iter().filter(|l| l.source_tip == tip) {
-        if let Ok(c) = Oid::from_str(&l.commit) {
-            if repo.find_commit(c).is_ok() && on_base(c)? {
+        if let Some(c) = commit_named(repo, &l.commit) {
+            if on_target(repo, base, c)? {
                 return Ok(true);
             }
         }
@@ -120,8 +97,20 @@ pub fn is_merged(repo: &Repository, tip: Oid, base: Oid, landed: &[Landed]) -> R
     Ok(false)
 }
 
+/// Whether commit `c` is part of the branch whose tip is `target` (the tip or an ancestor).
+pub fn on_target(repo: &Repository, target: Oid, c: Oid) -> Result<bool> {
+    Ok(c == target || repo.graph_descendant_of(target, c)?)
+}
+
+/// The commit of `repo` whose id is written `id`, if there is one.
+pub fn commit_named(repo: &Repository, id: &str) -> Option<Oid> {
+    Oid::from_str(id)
+        .ok()
+        .filter(|c| repo.find_commit(*c).is_ok())
+}
+
 /// The tip of local branch `name` of `repo`.
-fn branch_commit(repo: &Repository, name: &str) -> Result<Oid> {
+pub fn branch_tip(repo: &Repository, name: &str) -> Result<Oid> {
     Ok(repo
         .find_branch(name, BranchType::Local)
         .map_err(|_| Error::bad(format!("branch '{name}' not found")))?
@@ -212,8 +201,8 @@ fn switch_if_merged(
             dirty.join(", ")
         )));
     }
-    let base_commit = branch_commit(repo, base)?;
-    let tip = branch_commit(repo, current).map_err(|_| busy())?;
+    let base_commit = branch_tip(repo, base)?;
+    let tip = branch_tip(repo, current).map_err(|_| busy())?;
     if !is_merged(repo, tip, base_commit, landed)? {
         return Err(busy());
     }
@@ -283,7 +272,7 @@ pub fn reusable(repo_dir: &Path, path: &Path, base: &str, landed: &[Landed]) -> 
         }
         let repo = Repository::open(repo_dir)?;
         let tip = Repository::open(path)?.head()?.peel_to_commit()?.id();
-        is_merged(&repo, tip, branch_commit(&repo, base)?, landed)
+        is_merged(&repo, tip, branch_tip(&repo, base)?, landed)
     };
     check().unwrap_or(false)
 }
@@ -315,7 +304,7 @@ pub fn remove_if_merged(
     let branch = current_branch(path)?;
     let repo = Repository::open(repo_dir)?;
     let tip = Repository::open(path)?.head()?.peel_to_commit()?.id();
-    if !is_merged(&repo, tip, branch_commit(&repo, base)?, landed)? {
+    if !is_merged(&repo, tip, branch_tip(&repo, base)?, landed)? {
         return Ok(Removal::Kept(format!(
             "branch '{branch}' has commits not merged into '{base}'"
         )));
