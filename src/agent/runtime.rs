@@ -124,14 +124,12 @@ const PRESETS: &[Preset] = &[
     // ("› Ask Codex to do anything" when empty) above a footer; "• Working (2s • esc to
     // interrupt)" while busy; "Would you like to run the following command?" to approve.
     // Codex runs its commands in a login shell by default, whose profile resets PATH
-    // (Debian's /etc/profile does): `gastown-tui` would not be found. `--no-daemon`: its
-    // commands run in this Codex with this agent's environment, not in the daemon one
-    // CODEX_HOME's Codexes share (see `program`, which adds it to any codex command).
+    // (Debian's /etc/profile does): `gastown-tui` would not be found. The engine adds
+    // `--no-daemon` to every codex command line (`program`'s `isolation_args`).
     Preset {
         name: "codex",
         command: &[
             "codex",
-            "--no-daemon",
             "--dangerously-bypass-approvals-and-sandbox",
             "-c",
             "allow_login_shell=false",
