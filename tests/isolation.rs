@@ -54,8 +54,8 @@ fn the_worktree_names_the_agent_and_a_disagreeing_environment_is_refused() {
         "{text}"
     );
 
-    // slit's environment in nux's worktree: done, prime, mail and claim are all refused, and
-    // nothing changes.
+    // slit's environment in nux's worktree: done, prime, mail, claim, agent-event and handoff
+    // are all refused, and nothing changes.
     // What the store holds, as the CLI shows it (the files change under a debounced flush).
     let state = |t: &TestTown| {
         ["feed", "agents", "mq", "bead list --limit 0"]
@@ -73,6 +73,7 @@ fn the_worktree_names_the_agent_and_a_disagreeing_environment_is_refused() {
             &["mail", "inbox"],
             &["bead", "claim", &gt_b],
             &["agent-event", "idle"],
+            &["handoff"],
         ] {
             let out = gt_in(&t, &nux_dir, &[(var, value)])
                 .args(args)
