@@ -53,8 +53,6 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How often the Refinery looks at its queues and jobs.
 const REFINERY_EVERY: Duration = Duration::from_millis(250);
-/// How long a freshly hooked agent may wait for its worktree before that counts as a failure.
-const WORKTREE_GRACE: Duration = Duration::from_secs(10);
 /// How long a stopping engine waits for its agents (all told at once) before it goes on.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The terminal size agents start at when no pane has told the engine its size.
@@ -773,15 +771,11 @@ impl Engine {
             if !wants {
                 continue;
             }
-            // `sling` hooks first and makes the worktree right after: give it a moment.
-            let dir = self.town.agent_dir(&a.role, &a.rig, &a.name);
-            let changed_ns = crate::beads::parse_instant(&a.updated_at, "updated_at").unwrap_or(0);
-            let age =
-                Duration::from_nanos(self.store.now_ns().saturating_sub(changed_ns).max(0) as u64);
-            // ... and never while a sling of the rig is hooking or checking out (it holds the
-            // rig's worktree lock; taken here without waiting, held through the launch).
-            let polecat = a.role == crate::beads::role::POLECAT;
-            let _lock = match polecat {
+            // Never while a sling of the rig is hooking or checking out: it holds the rig's
+            // worktree lock from the hook to the finished checkout (taken here without waiting,
+            // held through the launch). A sling that died in between let go of the lock; the
+            // launch makes the worktree it did not.
+            let _lock = match a.role == crate::beads::role::POLECAT {
                 true => match RigLock::try_take(&self.town.rig_dir(&a.rig)) {
                     Ok(Some(lock)) => Some(lock),
                     Ok(None) => continue,
@@ -793,10 +787,6 @@ impl Engine {
                 },
                 false => None,
             };
-            let ready = !polecat || crate::town::worktree::current_branch(&dir).is_ok();
-            if !ready && age < WORKTREE_GRACE {
-                continue;
-            }
             self.launch_or_record(&a);
             launched = true;
         }
