@@ -159,11 +159,15 @@ pub fn resolve_actor(flag: Option<&str>) -> String {
 }
 
 fn actor_from(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> String {
-    let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
     flag.map(str::to_string)
-        .or_else(|| env("GT_AGENT"))
-        .or_else(|| env("BD_ACTOR"))
+        .or_else(|| set(env, "GT_AGENT"))
+        .or_else(|| set(env, "BD_ACTOR"))
         .unwrap_or_else(|| "overseer".to_string())
+}
+
+/// Variable `k` of `env`, when it is set to something.
+fn set(env: &dyn Fn(&str) -> Option<String>, k: &str) -> Option<String> {
+    env(k).filter(|v| !v.trim().is_empty())
 }
 
 /// Who a command acts for. `--as` says so outright. Run inside an agent's worktree
@@ -193,7 +197,6 @@ fn identity(
     if agent.role != role || agent.rig != rig {
         return Ok(actor_from(None, env));
     }
-    let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
     let place = town.agent_dir(role, &rig, &name);
     let refuse = |what: String| {
         Error::WrongAgent(format!(
@@ -204,11 +207,11 @@ fn identity(
         ))
     };
     for var in ["GT_AGENT", "BD_ACTOR"] {
-        if let Some(other) = set(var).filter(|v| *v != name && store.agent(v).is_ok()) {
+        if let Some(other) = set(env, var).filter(|v| *v != name && store.agent(v).is_ok()) {
             return Err(refuse(format!("${var} says {other}")));
         }
     }
-    if let (Some(bead), Some(hooked)) = (set("GT_BEAD"), agent.hooked_bead.as_deref()) {
+    if let (Some(bead), Some(hooked)) = (set(env, "GT_BEAD"), agent.hooked_bead.as_deref()) {
         if bead != hooked {
             return Err(refuse(format!(
                 "$GT_BEAD says {bead} and {name}'s hook holds {hooked}"
