@@ -247,32 +247,40 @@ mod tests {
             .unwrap()
     }
 
+    fn switch(repo: &Repository, branch: &str) {
+        repo.set_head(&format!("refs/heads/{branch}")).unwrap();
+        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .unwrap();
+    }
+
+    /// A repository at `dir` whose `main` began with `a.txt`, with two branches off that
+    /// start: `feature`, made by `work`, and `clash`, which rewrites `a.txt`; then `main` moved
+    /// on, rewriting `a.txt` too. The repository, the start and main's tip.
+    fn two_branches(dir: &Path, work: impl FnOnce(&Repository)) -> (Repository, Oid, Oid) {
+        let repo =
+            Repository::init_opts(dir, git2::RepositoryInitOptions::new().initial_head("main"))
+                .unwrap();
+        let start = commit_file(&repo, "a.txt", "one\n", "init");
+        let start_commit = repo.find_commit(start).unwrap();
+        repo.branch("feature", &start_commit, false).unwrap();
+        repo.branch("clash", &start_commit, false).unwrap();
+        drop(start_commit);
+        switch(&repo, "feature");
+        work(&repo);
+        switch(&repo, "clash");
+        commit_file(&repo, "a.txt", "clash\n", "clash");
+        switch(&repo, "main");
+        let moved = commit_file(&repo, "a.txt", "main moved\n", "main");
+        (repo, start, moved)
+    }
+
     #[test]
     fn rebase_clean_conflict_and_compare_and_swap() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
-        let repo = Repository::init_opts(
-            &src,
-            git2::RepositoryInitOptions::new().initial_head("main"),
-        )
-        .unwrap();
-        let base = commit_file(&repo, "a.txt", "one\n", "init");
-        // Two branches off the same base.
-        let main_commit = repo.find_commit(base).unwrap();
-        repo.branch("feature", &main_commit, false).unwrap();
-        repo.branch("clash", &main_commit, false).unwrap();
-        repo.set_head("refs/heads/feature").unwrap();
-        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .unwrap();
-        commit_file(&repo, "b.txt", "feature\n", "feature");
-        repo.set_head("refs/heads/clash").unwrap();
-        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .unwrap();
-        commit_file(&repo, "a.txt", "clash\n", "clash");
-        repo.set_head("refs/heads/main").unwrap();
-        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-            .unwrap();
-        let moved = commit_file(&repo, "a.txt", "main moved\n", "main");
+        let (repo, base, moved) = two_branches(&src, |repo| {
+            commit_file(repo, "b.txt", "feature\n", "feature");
+        });
 
         let Landing::Clean(tip) =
             rebase_onto(&repo, branch_tip(&repo, "feature").unwrap(), moved).unwrap()
@@ -310,31 +318,15 @@ mod tests {
     #[test]
     fn squash_and_merge_make_one_commit_on_the_target() {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = Repository::init_opts(
-            tmp.path(),
-            git2::RepositoryInitOptions::new().initial_head("main"),
-        )
-        .unwrap();
-        let base = commit_file(&repo, "a.txt", "one\n", "init");
-        let start = repo.find_commit(base).unwrap();
-        repo.branch("feature", &start, false).unwrap();
-        repo.branch("clash", &start, false).unwrap();
-        let switch = |b: &str| {
-            repo.set_head(&format!("refs/heads/{b}")).unwrap();
-            repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
-                .unwrap();
-        };
-        switch("feature");
-        commit_file(&repo, "BROKEN", "x\n", "gt-1: break the tests");
-        std::fs::remove_file(tmp.path().join("BROKEN")).unwrap();
-        let mut index = repo.index().unwrap();
-        index.remove_path(Path::new("BROKEN")).unwrap();
-        index.write().unwrap();
-        let fix = commit_file(&repo, "b.txt", "feature\n", "gt-1: fix the tests");
-        switch("clash");
-        commit_file(&repo, "a.txt", "clash\n", "clash");
-        switch("main");
-        let moved = commit_file(&repo, "a.txt", "main moved\n", "main");
+        let (repo, _, moved) = two_branches(tmp.path(), |repo| {
+            commit_file(repo, "BROKEN", "x\n", "gt-1: break the tests");
+            std::fs::remove_file(tmp.path().join("BROKEN")).unwrap();
+            let mut index = repo.index().unwrap();
+            index.remove_path(Path::new("BROKEN")).unwrap();
+            index.write().unwrap();
+            commit_file(repo, "b.txt", "feature\n", "gt-1: fix the tests");
+        });
+        let fix = branch_tip(&repo, "feature").unwrap();
         let msg = Message {
             subject: "gt-1: Add b".into(),
             body: "Branch feature by nux, merge request mr-1.".into(),
